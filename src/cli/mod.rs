@@ -1,0 +1,123 @@
+//! The command line: `run`, `check`, `list`. Exit codes: 0 ok, 1 the recipe failed, 2 usage or
+//! parse error, 130 interrupted.
+
+mod check;
+mod list;
+mod run;
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::exec::{Masker, OutputMode};
+use crate::report::Report;
+
+/// Exit code: the recipe ran and succeeded.
+pub const EXIT_OK: i32 = 0;
+/// Exit code: the recipe failed.
+pub const EXIT_FAILED: i32 = 1;
+/// Exit code: bad command line, unreadable recipe or syntax error.
+pub const EXIT_USAGE: i32 = 2;
+/// Exit code: interrupted by Ctrl-C.
+pub const EXIT_INTERRUPTED: i32 = 130;
+
+#[derive(Parser)]
+#[command(
+    name = "galley",
+    version,
+    about = "Run deploy recipes written in Rhai: git, ssh, docker, nginx, processes and health checks",
+    long_about = "Galley runs deploy recipes: .rhai files that call built-in primitives for git, \
+processes, files and health checks, the same way every time, with reports that point at the \
+recipe line that failed.",
+    after_help = "Examples:\n  galley run recipes/demo.rhai                 run a recipe's top level\n  \
+galley run deploy.rhai deploy --set branch=main   then call its `deploy` task\n  \
+galley run deploy.rhai --dry-run             print every action, change nothing\n  \
+galley check deploy.rhai                     find syntax errors and unknown functions\n  \
+galley list deploy.rhai                      show the recipe's tasks\n\n\
+Exit codes: 0 ok, 1 the recipe failed, 2 usage or parse error, 130 interrupted."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Commands,
+}
+
+#[derive(Subcommand)]
+enum Commands {
+    /// Run a recipe (its top level, then TASK if given).
+    #[command(after_help = "Examples:\n  galley run recipes/start.rhai\n  \
+galley run deploy.rhai deploy --set branch=release/1.2 --secrets .secrets\n  \
+galley run deploy.rhai --dry-run --output plain\n\n\
+`--set key=value` values are strings in the map `params` (visible in every function).\n\
+Exit codes: 0 ok, 1 the recipe failed, 2 usage or parse error, 130 interrupted.")]
+    Run(RunArgs),
+    /// Check recipes without running them: syntax, imports, unknown functions.
+    #[command(after_help = "Example:\n  galley check recipes/*.rhai\n\nNothing runs: imported \
+modules are loaded for their functions only. Exit code 2 when a problem is found.")]
+    Check {
+        /// Recipe files to check.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        #[command(flatten)]
+        output: OutputArgs,
+    },
+    /// List a recipe's tasks (its top-level functions) with their doc comments.
+    #[command(after_help = "Example:\n  galley list deploy.rhai\n\nA task is a top-level `fn`; \
+its `///` doc comment is shown beside it. Run one with `galley run FILE TASK`.")]
+    List {
+        /// The recipe file.
+        file: PathBuf,
+        #[command(flatten)]
+        output: OutputArgs,
+    },
+}
+
+#[derive(Args)]
+struct OutputArgs {
+    /// How to print: fancy (colors on a terminal), plain, or json (one object per line).
+    #[arg(long, value_enum, default_value = "fancy", global = true)]
+    output: OutputMode,
+}
+
+#[derive(Args)]
+struct RunArgs {
+    /// The recipe file.
+    file: PathBuf,
+    /// A task (top-level function) to call after the top level has run.
+    task: Option<String>,
+    /// Set params.KEY to VALUE (repeatable).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    set: Vec<String>,
+    /// Print every action that would be taken; change nothing.
+    #[arg(long)]
+    dry_run: bool,
+    /// A .env-style file of secrets for `secret(NAME)` (the environment wins).
+    #[arg(long, value_name = "FILE")]
+    secrets: Option<PathBuf>,
+    /// Stop a recipe after this many script operations (endless-loop guard).
+    #[arg(long, value_name = "N", default_value_t = crate::engine::DEFAULT_MAX_OPERATIONS)]
+    max_operations: u64,
+    #[command(flatten)]
+    output: OutputArgs,
+}
+
+/// Prints a report on stderr.
+fn print_report(report: &Report, mode: OutputMode, masker: &Masker) {
+    eprintln!("{}", report.render(mode, masker));
+}
+
+/// Parses the command line and runs it; returns the exit code.
+pub fn main() -> i32 {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let code = if e.use_stderr() { EXIT_USAGE } else { EXIT_OK };
+            let _ = e.print();
+            return code;
+        }
+    };
+    match cli.command {
+        Commands::Run(args) => run::run(args),
+        Commands::Check { files, output } => check::check(&files, output.output),
+        Commands::List { file, output } => list::list(&file, output.output),
+    }
+}

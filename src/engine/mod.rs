@@ -1,0 +1,105 @@
+//! Builds the Rhai engine for a run: limits, cancellation, import resolution and every primitive.
+
+pub mod check;
+pub mod resolver;
+pub mod stdlib;
+
+use std::path::Path;
+use std::sync::Arc;
+
+use rhai::{Engine, Map, AST};
+
+use crate::exec::Ctx;
+use crate::primitives::{self, values::SecretsFile};
+use crate::report::{self, Report, Sources};
+
+/// The default limit on script operations: far above any real recipe, reached in about a second by an endless loop.
+pub const DEFAULT_MAX_OPERATIONS: u64 = 50_000_000;
+
+/// An engine together with the sources it loaded.
+pub struct Galley {
+    pub engine: Engine,
+    pub sources: Sources,
+    pub max_operations: u64,
+}
+
+/// A compiled recipe.
+pub struct Recipe {
+    pub ast: AST,
+    /// The key of the recipe in `Sources`.
+    pub key: String,
+}
+
+impl Galley {
+    /// An engine whose primitives act through `ctx`; `evaluate_imports` is false for `galley check`.
+    pub fn new(ctx: &Arc<Ctx>, params: Map, secrets: SecretsFile, max_operations: u64, evaluate_imports: bool) -> Self {
+        let sources = Sources::default();
+        let mut engine = Engine::new();
+        engine.set_max_operations(max_operations);
+        engine.set_max_expr_depths(128, 64);
+        engine.set_module_resolver(resolver::Resolver::new(sources.clone(), evaluate_imports));
+        let cancel = ctx.cancel.clone();
+        engine.on_progress(move |_| cancel.is_cancelled().then(|| "interrupted".into()));
+        primitives::register_all(&mut engine, ctx, params, secrets);
+        Galley {
+            engine,
+            sources,
+            max_operations,
+        }
+    }
+
+    /// Reads and compiles a recipe file; a syntax error becomes a report.
+    pub fn compile(&self, path: &Path) -> Result<Recipe, Report> {
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            Report::plain(
+                "galley::recipe_not_found",
+                format!("cannot read recipe {}: {e}", path.display()),
+                "give the path of a .rhai file; `galley init` writes a starter recipe",
+            )
+        })?;
+        let key = path
+            .canonicalize()
+            .unwrap_or_else(|_| path.to_path_buf())
+            .to_string_lossy()
+            .into_owned();
+        self.sources.add(&key, &path.to_string_lossy(), &text);
+        let mut ast = self.engine.compile(&text).map_err(|e| {
+            let err: Box<rhai::EvalAltResult> = e.into();
+            self.report(&err, &key, None)
+        })?;
+        ast.set_source(key.as_str());
+        Ok(Recipe { ast, key })
+    }
+
+    /// Turns an engine error into a report pointing into the recipe `key`.
+    pub fn report(&self, err: &rhai::EvalAltResult, key: &str, ast: Option<&AST>) -> Report {
+        let known = report::Known::from(&self.engine, ast);
+        report::from_rhai(
+            err,
+            &report::Context {
+                sources: &self.sources,
+                main: key,
+                known: &known,
+                max_operations: self.max_operations,
+            },
+        )
+    }
+}
+
+/// The tasks of a recipe: its public top-level functions with their doc comments.
+pub fn tasks(ast: &AST) -> Vec<(String, Vec<String>, String)> {
+    ast.iter_functions()
+        .filter(|f| f.access != rhai::FnAccess::Private)
+        .map(|f| {
+            let doc = f
+                .comments
+                .iter()
+                .flat_map(|c| c.lines())
+                .map(|l| l.trim().trim_start_matches("///").trim_start_matches("/**").trim_end_matches("*/").trim())
+                .filter(|l| !l.is_empty())
+                .collect::<Vec<_>>()
+                .join(" ");
+            (f.name.to_string(), f.params.iter().map(|p| p.to_string()).collect(), doc)
+        })
+        .collect()
+}

@@ -1,0 +1,105 @@
+//! Resolves `import` paths: `galley/NAME` from the embedded stdlib, other paths relative to the
+//! importing file, then in each folder of `GALLEY_PATH`. Records every source for reports.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use rhai::module_resolvers::ModuleResolver;
+use rhai::{Engine, EvalAltResult, Module, Position, Scope, Shared};
+
+type SharedModule = Shared<Module>;
+
+use super::stdlib;
+use crate::report::Sources;
+
+/// The key of a stdlib module in `Sources` (and the source name Rhai reports).
+pub fn stdlib_key(name: &str) -> String {
+    format!("galley/{name}")
+}
+
+/// Import resolution for one run.
+pub struct Resolver {
+    sources: Sources,
+    search: Vec<PathBuf>,
+    /// Evaluate module top-level code (a run) or only collect functions (`galley check`).
+    evaluate: bool,
+    cache: Mutex<HashMap<String, SharedModule>>,
+}
+
+impl Resolver {
+    /// A resolver that records sources into `sources`.
+    pub fn new(sources: Sources, evaluate: bool) -> Self {
+        let search = std::env::var_os("GALLEY_PATH")
+            .map(|p| std::env::split_paths(&p).collect())
+            .unwrap_or_default();
+        Resolver {
+            sources,
+            search,
+            evaluate,
+            cache: Mutex::default(),
+        }
+    }
+
+    /// Finds the module: (key, display name, text).
+    fn locate(&self, importer: Option<&str>, path: &str) -> Option<(String, String, String)> {
+        if let Some(name) = path.strip_prefix("galley/") {
+            let text = stdlib::get(name)?;
+            return Some((stdlib_key(name), format!("<stdlib>/{name}.rhai"), text.to_string()));
+        }
+        let file = if path.ends_with(".rhai") { path.to_string() } else { format!("{path}.rhai") };
+        let file = Path::new(&file);
+        let mut candidates = Vec::new();
+        if file.is_absolute() {
+            candidates.push(file.to_path_buf());
+        } else {
+            if let Some(dir) = importer.map(Path::new).and_then(Path::parent).filter(|d| d.is_absolute()) {
+                candidates.push(dir.join(file));
+            }
+            candidates.extend(self.search.iter().map(|dir| dir.join(file)));
+        }
+        candidates.into_iter().find_map(|candidate| {
+            let text = std::fs::read_to_string(&candidate).ok()?;
+            let key = candidate.canonicalize().ok()?.to_string_lossy().into_owned();
+            Some((key, display_name(&candidate), text))
+        })
+    }
+}
+
+/// A path as reports show it: relative to the working directory when it is below it.
+pub fn display_name(path: &Path) -> String {
+    let absolute = path.canonicalize().unwrap_or_else(|_| path.to_path_buf());
+    std::env::current_dir()
+        .ok()
+        .and_then(|cwd| absolute.strip_prefix(cwd).ok().map(Path::to_path_buf))
+        .unwrap_or(absolute)
+        .to_string_lossy()
+        .into_owned()
+}
+
+impl ModuleResolver for Resolver {
+    fn resolve(
+        &self,
+        engine: &Engine,
+        source: Option<&str>,
+        path: &str,
+        pos: Position,
+    ) -> Result<SharedModule, Box<EvalAltResult>> {
+        let (key, name, text) = self
+            .locate(source, path)
+            .ok_or_else(|| Box::new(EvalAltResult::ErrorModuleNotFound(path.to_string(), pos)))?;
+        if let Some(module) = self.cache.lock().expect("cache lock").get(&key) {
+            return Ok(module.clone());
+        }
+        self.sources.add(&key, &name, &text);
+        let in_module = |e: Box<EvalAltResult>| Box::new(EvalAltResult::ErrorInModule(key.clone(), e, pos));
+        let mut ast = engine.compile(&text).map_err(|e| in_module(e.into()))?;
+        ast.set_source(key.as_str());
+        let ast = if self.evaluate { ast } else { ast.clone_functions_only() };
+        let mut module = Module::eval_ast_as_new(Scope::new(), &ast, engine).map_err(in_module)?;
+        module.set_id(key.as_str());
+        let module: SharedModule = module.into();
+        self.cache.lock().expect("cache lock").insert(key, module.clone());
+        Ok(module)
+    }
+}

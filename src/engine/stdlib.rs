@@ -1,0 +1,9 @@
+//! The stdlib: recipes embedded in the binary, imported as `galley/NAME`.
+
+/// Every stdlib module: (name, source).
+pub const MODULES: &[(&str, &str)] = &[("in_place", include_str!("../../stdlib/in_place.rhai"))];
+
+/// The source of `galley/NAME`.
+pub fn get(name: &str) -> Option<&'static str> {
+    MODULES.iter().find(|(n, _)| *n == name).map(|(_, text)| *text)
+}

@@ -1,0 +1,55 @@
+//! Secret masking: every line Galley prints passes through a `Masker`.
+
+use std::sync::{Arc, RwLock};
+
+/// Values shorter than this are not masked: masking "a" would garble every line.
+const MIN_SECRET_LEN: usize = 3;
+
+/// The set of secret values known so far; shared by every printer and report.
+#[derive(Clone, Default)]
+pub struct Masker {
+    secrets: Arc<RwLock<Vec<String>>>,
+}
+
+impl Masker {
+    /// Remembers `value` so that it is printed as `***` from now on; false if it is too short to mask.
+    pub fn add(&self, value: &str) -> bool {
+        if value.chars().count() < MIN_SECRET_LEN {
+            return false;
+        }
+        let mut secrets = self.secrets.write().expect("masker lock");
+        if !secrets.iter().any(|s| s == value) {
+            secrets.push(value.to_string());
+            // Longest first, so a secret that contains another is masked whole.
+            secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
+        }
+        true
+    }
+
+    /// Returns `text` with every known secret replaced by `***`.
+    pub fn mask(&self, text: &str) -> String {
+        let secrets = self.secrets.read().expect("masker lock");
+        let mut out = text.to_string();
+        for secret in secrets.iter() {
+            if out.contains(secret.as_str()) {
+                out = out.replace(secret.as_str(), "***");
+            }
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn masks_every_occurrence_longest_first() {
+        let m = Masker::default();
+        assert!(m.add("hunter2"));
+        assert!(m.add("hunter2-extra"));
+        assert!(!m.add("ab"));
+        assert_eq!(m.mask("a hunter2 b hunter2-extra"), "a *** b ***");
+        assert_eq!(m.mask("ab"), "ab");
+    }
+}

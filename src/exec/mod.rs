@@ -1,0 +1,64 @@
+//! Commands as data and the context that runs them: the printer, dry-run, cancellation and the
+//! async runtime that the blocking recipe thread borrows.
+
+pub mod action;
+pub mod mask;
+pub mod output;
+
+use std::future::Future;
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+
+pub use action::{Action, Command};
+pub use mask::Masker;
+pub use output::{OutputMode, Printer, Stream};
+
+use crate::report::Failure;
+
+/// What every primitive shares during one run.
+pub struct Ctx {
+    /// Where output goes.
+    pub printer: Printer,
+    /// Print actions instead of performing them.
+    pub dry_run: bool,
+    /// Set by Ctrl-C (or by watch mode); every wait observes it.
+    pub cancel: CancellationToken,
+    /// The runtime whose clients (process, http) the primitives drive.
+    pub runtime: tokio::runtime::Handle,
+}
+
+impl Ctx {
+    /// Runs `fut` to completion on the runtime, or fails with `Interrupted` when the run is cancelled.
+    pub fn wait<F: Future>(&self, what: &str, fut: F) -> Result<F::Output, Failure> {
+        let cancel = self.cancel.clone();
+        self.runtime.block_on(async move {
+            tokio::select! {
+                out = fut => Ok(out),
+                _ = cancel.cancelled() => Err(Failure::Interrupted { what: what.to_string() }),
+            }
+        })
+    }
+
+    /// Sleeps unless the run is cancelled first.
+    pub fn sleep(&self, duration: Duration) -> Result<(), Failure> {
+        self.wait("sleeping", tokio::time::sleep(duration))
+    }
+}
+
+/// What a finished command returned.
+#[derive(Clone, Debug, Default)]
+pub struct Output {
+    /// Exit code; `None` when killed by a signal.
+    pub code: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+    pub duration: Duration,
+}
+
+impl Output {
+    /// Whether the command exited with code 0.
+    pub fn success(&self) -> bool {
+        self.code == Some(0)
+    }
+}

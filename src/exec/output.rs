@@ -1,0 +1,233 @@
+//! Everything Galley prints during a run goes through the `Printer`: one place for the host
+//! prefix, colors, JSON lines and secret masking.
+
+use std::io::{IsTerminal, Write};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use indicatif::{ProgressBar, ProgressStyle};
+
+use super::mask::Masker;
+
+/// How output is rendered.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum OutputMode {
+    /// Colors and spinners when stdout is a terminal (and NO_COLOR is unset).
+    Fancy,
+    /// Plain text, no colors, no spinners: for logs and CI.
+    Plain,
+    /// One JSON object per line: for tools.
+    Json,
+}
+
+/// Which stream of a command a line came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Stream {
+    Stdout,
+    Stderr,
+}
+
+/// Prints run events; cheap to clone, safe to share between threads.
+#[derive(Clone)]
+pub struct Printer {
+    mode: OutputMode,
+    color: bool,
+    masker: Masker,
+    spinner: Arc<Mutex<Option<ProgressBar>>>,
+}
+
+const DIM: &str = "2";
+const BOLD: &str = "1";
+const RED: &str = "31";
+const GREEN: &str = "32";
+const YELLOW: &str = "33";
+const CYAN: &str = "36";
+
+impl Printer {
+    /// A printer for `mode`; colors only on a terminal and never with NO_COLOR.
+    pub fn new(mode: OutputMode, masker: Masker) -> Self {
+        let color = mode == OutputMode::Fancy && colors_wanted();
+        Printer {
+            mode,
+            color,
+            masker,
+            spinner: Arc::default(),
+        }
+    }
+
+    /// The masker that this printer applies to every line.
+    pub fn masker(&self) -> &Masker {
+        &self.masker
+    }
+
+    /// The output mode.
+    pub fn mode(&self) -> OutputMode {
+        self.mode
+    }
+
+    /// Whether colors and spinners are on.
+    pub fn is_fancy(&self) -> bool {
+        self.color
+    }
+
+    fn paint(&self, code: &str, text: &str) -> String {
+        if self.color {
+            format!("\x1b[{code}m{text}\x1b[0m")
+        } else {
+            text.to_string()
+        }
+    }
+
+    fn emit(&self, text: &str) {
+        let spinner = self.spinner.lock().expect("spinner lock");
+        let write = || {
+            let mut out = std::io::stdout().lock();
+            let _ = writeln!(out, "{text}");
+            let _ = out.flush();
+        };
+        match spinner.as_ref() {
+            Some(bar) => bar.suspend(write),
+            None => write(),
+        }
+    }
+
+    fn emit_json(&self, value: serde_json::Value) {
+        let text = self.masker.mask(&value.to_string());
+        self.emit(&text);
+    }
+
+    /// One line of a command's output, prefixed with its host.
+    pub fn line(&self, host: &str, stream: Stream, text: &str) {
+        if self.mode == OutputMode::Json {
+            let stream = if stream == Stream::Stdout { "stdout" } else { "stderr" };
+            return self.emit_json(serde_json::json!({
+                "event": "output", "host": host, "stream": stream, "line": text,
+            }));
+        }
+        let prefix = self.paint(CYAN, &format!("[{host}]"));
+        let text = self.masker.mask(text);
+        let text = if stream == Stream::Stderr {
+            self.paint(YELLOW, &text)
+        } else {
+            text
+        };
+        self.emit(&format!("{prefix} {text}"));
+    }
+
+    /// An action about to run (or, in a dry run, that would run).
+    pub fn action(&self, host: &str, action: &str, dry_run: bool) {
+        if self.mode == OutputMode::Json {
+            return self.emit_json(serde_json::json!({
+                "event": "action", "host": host, "action": action, "dry_run": dry_run,
+            }));
+        }
+        let prefix = self.paint(CYAN, &format!("[{host}]"));
+        let verb = if dry_run { "would" } else { "$" };
+        let line = self.masker.mask(&format!("{verb} {action}"));
+        self.emit(&format!("{prefix} {}", self.paint(DIM, &line)));
+    }
+
+    /// A message from the recipe (`log`, `print`).
+    pub fn log(&self, message: &str) {
+        if self.mode == OutputMode::Json {
+            return self.emit_json(serde_json::json!({ "event": "log", "message": message }));
+        }
+        self.emit(&self.masker.mask(message));
+    }
+
+    /// A warning that does not stop the run.
+    pub fn warn(&self, message: &str) {
+        if self.mode == OutputMode::Json {
+            return self.emit_json(serde_json::json!({ "event": "warning", "message": message }));
+        }
+        let label = self.paint(YELLOW, "warning:");
+        self.emit(&format!("{label} {}", self.masker.mask(message)));
+    }
+
+    /// The start of a `step`.
+    pub fn step_start(&self, name: &str) {
+        if self.mode == OutputMode::Json {
+            return self.emit_json(serde_json::json!({ "event": "step", "name": name }));
+        }
+        let line = self.masker.mask(&format!("==> {name}"));
+        self.emit(&self.paint(BOLD, &line));
+    }
+
+    /// The end of a `step`, with its duration.
+    pub fn step_end(&self, name: &str, took: Duration, ok: bool) {
+        let secs = took.as_secs_f64();
+        if self.mode == OutputMode::Json {
+            return self.emit_json(serde_json::json!({
+                "event": "step_end", "name": name, "ok": ok, "seconds": secs,
+            }));
+        }
+        let (mark, code) = if ok { ("ok", GREEN) } else { ("failed", RED) };
+        let line = self.masker.mask(&format!("<== {name}: {mark} in {secs:.2}s"));
+        self.emit(&self.paint(code, &line));
+    }
+
+    /// The closing line of a run.
+    pub fn finished(&self, ok: bool, took: Duration) {
+        let secs = took.as_secs_f64();
+        if self.mode == OutputMode::Json {
+            return self.emit_json(serde_json::json!({ "event": "finished", "ok": ok, "seconds": secs }));
+        }
+        let (text, code) = if ok {
+            (format!("done in {secs:.2}s"), GREEN)
+        } else {
+            (format!("failed after {secs:.2}s"), RED)
+        };
+        self.emit(&self.paint(code, &text));
+    }
+
+    /// Shows a spinner with `message` on a terminal until the returned guard is dropped.
+    pub fn spinner(&self, message: &str) -> SpinnerGuard {
+        if !self.color {
+            return SpinnerGuard { printer: None };
+        }
+        let bar = ProgressBar::new_spinner();
+        bar.set_style(ProgressStyle::with_template("{spinner} {msg} ({elapsed})").expect("template"));
+        bar.set_message(self.masker.mask(message));
+        bar.enable_steady_tick(Duration::from_millis(100));
+        *self.spinner.lock().expect("spinner lock") = Some(bar);
+        SpinnerGuard {
+            printer: Some(self.clone()),
+        }
+    }
+
+    fn set_spinner_message(&self, message: &str) {
+        if let Some(bar) = self.spinner.lock().expect("spinner lock").as_ref() {
+            bar.set_message(self.masker.mask(message));
+        }
+    }
+}
+
+/// Keeps a spinner on screen; clears it when dropped.
+pub struct SpinnerGuard {
+    printer: Option<Printer>,
+}
+
+impl SpinnerGuard {
+    /// Updates the spinner's text (for example the attempt count).
+    pub fn update(&self, message: &str) {
+        if let Some(printer) = &self.printer {
+            printer.set_spinner_message(message);
+        }
+    }
+}
+
+impl Drop for SpinnerGuard {
+    fn drop(&mut self) {
+        if let Some(printer) = &self.printer {
+            if let Some(bar) = printer.spinner.lock().expect("spinner lock").take() {
+                bar.finish_and_clear();
+            }
+        }
+    }
+}
+
+/// Whether to use colors: stdout is a terminal and NO_COLOR is unset or empty.
+pub fn colors_wanted() -> bool {
+    let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
+    !no_color && std::io::stdout().is_terminal()
+}

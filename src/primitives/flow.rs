@@ -1,0 +1,41 @@
+//! Recipe flow helpers: `log`, `print`, `step`, `sleep`.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use rhai::{Dynamic, Engine, FnPtr, NativeCallContext};
+
+use super::options::{bad_value, to_duration};
+use crate::exec::Ctx;
+use crate::report::Failure;
+
+/// Registers `log`, `step` and `sleep`, and sends `print`/`debug` to the printer.
+pub fn register(engine: &mut Engine, ctx: &Arc<Ctx>) {
+    let c = ctx.clone();
+    engine.on_print(move |text| c.printer.log(text));
+    let c = ctx.clone();
+    engine.on_debug(move |text, _, pos| c.printer.log(&format!("[debug {pos}] {text}")));
+
+    let c = ctx.clone();
+    engine.register_fn("log", move |message: Dynamic| c.printer.log(&message.to_string()));
+
+    let c = ctx.clone();
+    engine.register_fn(
+        "step",
+        move |call: NativeCallContext, name: &str, body: FnPtr| -> Result<Dynamic, Box<rhai::EvalAltResult>> {
+            c.printer.step_start(name);
+            let started = Instant::now();
+            let result = body.call_within_context(&call, ());
+            c.printer.step_end(name, started.elapsed(), result.is_ok());
+            result
+        },
+    );
+
+    let c = ctx.clone();
+    engine.register_fn("sleep", move |duration: Dynamic| {
+        let d = to_duration(&duration).ok_or_else(|| {
+            bad_value("sleep", "the duration", "a duration such as \"500ms\" or \"2s\"", &duration).into_rhai()
+        })?;
+        c.sleep(d).map_err(Failure::into_rhai)
+    });
+}

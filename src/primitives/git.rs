@@ -1,0 +1,189 @@
+//! `Repo`: git on a host through the `git` CLI, always with argv.
+
+use globset::Glob;
+use rhai::{Array, Dynamic, Engine, Map};
+
+use super::host::Host;
+use super::options::{string_list, Opts};
+use crate::exec::{Action, Command, Output};
+use crate::report::failure::{last_lines, STDERR_TAIL};
+use crate::report::Failure;
+
+/// A git working copy on a host.
+#[derive(Clone)]
+pub struct Repo {
+    host: Host,
+    dir: String,
+}
+
+impl Repo {
+    fn git(&self, args: &[&str]) -> Command {
+        let mut argv = vec!["git", "-C", &self.dir];
+        argv.extend_from_slice(args);
+        Command::new(argv)
+    }
+
+    fn failure(&self, problem: String, out: Option<&Output>, help: &str) -> Failure {
+        Failure::Git {
+            host: self.host.name().to_string(),
+            dir: self.dir.clone(),
+            problem,
+            detail: out.map(|o| last_lines(&o.stderr, STDERR_TAIL)).unwrap_or_default(),
+            help: help.to_string(),
+        }
+    }
+
+    /// Runs a git command that changes something; a non-zero exit becomes a git failure.
+    fn change(&self, args: &[&str], what: &str, help: &str) -> Result<Output, Failure> {
+        let out = self.host.perform(Action::Run(self.git(args)))?;
+        if out.success() {
+            Ok(out)
+        } else {
+            Err(self.failure(format!("{what} failed (exit code {})", out.code.unwrap_or(-1)), Some(&out), help))
+        }
+    }
+
+    /// Runs a read-only git command (also in a dry run) and returns its trimmed stdout.
+    fn query(&self, args: &[&str], what: &str) -> Result<String, Failure> {
+        let out = self.host.probe(self.git(args))?;
+        if out.success() {
+            return Ok(out.stdout.trim().to_string());
+        }
+        if self.host.ctx().dry_run {
+            return Ok(String::new());
+        }
+        let help = if out.stderr.contains("not a git repository") || out.stderr.contains("cannot change to") {
+            "clone the repository first: h.git(dir).clone(url)"
+        } else {
+            "run the same git command in that directory to see more"
+        };
+        Err(self.failure(format!("{what} failed"), Some(&out), help))
+    }
+
+    /// Clones `url` into the repo's directory.
+    pub fn clone_into_dir(&self, url: &str, branch: Option<&str>) -> Result<(), Failure> {
+        let mut argv = vec!["git", "clone"];
+        if let Some(branch) = branch {
+            argv.extend(["--branch", branch]);
+        }
+        argv.extend(["--", url, &self.dir]);
+        let out = self.host.perform(Action::Run(Command::new(argv)))?;
+        if out.success() {
+            return Ok(());
+        }
+        Err(self.failure(
+            format!("cloning {url} failed"),
+            Some(&out),
+            "check the URL, the branch and that this host may read the repository",
+        ))
+    }
+
+    /// The current branch (empty on a detached HEAD).
+    pub fn branch(&self) -> Result<String, Failure> {
+        self.query(&["branch", "--show-current"], "reading the branch")
+    }
+
+    /// Fast-forwards the current branch to its upstream; a diverged branch is an error.
+    pub fn pull(&self) -> Result<(), Failure> {
+        let out = self.host.perform(Action::Run(self.git(&["pull", "--ff-only"])))?;
+        if out.success() {
+            return Ok(());
+        }
+        let branch = self.branch().unwrap_or_default();
+        let diverged = out.stderr.contains("Not possible to fast-forward")
+            || out.stderr.contains("diverg");
+        if diverged {
+            return Err(self.failure(
+                format!("branch `{branch}` has diverged from its upstream; refusing to merge or rebase"),
+                Some(&out),
+                "the host's copy has commits the remote does not: inspect them with `git log @{u}..` there, then reset or push them",
+            ));
+        }
+        Err(self.failure(
+            format!("pulling `{branch}` failed"),
+            Some(&out),
+            "check that the branch has an upstream and the remote is reachable",
+        ))
+    }
+
+    /// Fails unless the current branch matches one of the glob `patterns`.
+    pub fn require_branch(&self, patterns: &[String]) -> Result<String, Failure> {
+        let branch = self.branch()?;
+        for pattern in patterns {
+            let glob = Glob::new(pattern).map_err(|e| Failure::BadValue {
+                function: "require_branch".into(),
+                what: format!("pattern {pattern:?}"),
+                expected: "a glob such as \"release/*\"".into(),
+                got: e.to_string(),
+            })?;
+            if glob.compile_matcher().is_match(&branch) {
+                return Ok(branch);
+            }
+        }
+        let shown = if branch.is_empty() { "(detached HEAD)".to_string() } else { format!("`{branch}`") };
+        Err(self.failure(
+            format!("branch {shown} is not one of the allowed branches: {}", patterns.join(", ")),
+            None,
+            "switch to an allowed branch, or add this one to require_branch([...]) in the recipe",
+        ))
+    }
+}
+
+type RhaiResult<T> = Result<T, Box<rhai::EvalAltResult>>;
+
+/// Registers `host.git(dir)` and the `Repo` methods.
+pub fn register(engine: &mut Engine) {
+    let r = |f: Failure| f.into_rhai();
+    engine.register_type_with_name::<Repo>("Repo");
+    engine.register_fn("to_string", |g: &mut Repo| format!("Repo({} on {})", g.dir, g.host.name()));
+    engine.register_fn("git", |h: &mut Host, dir: &str| Repo {
+        host: h.clone(),
+        dir: dir.to_string(),
+    });
+    engine.register_get("dir", |g: &mut Repo| g.dir.clone());
+    engine.register_fn("clone", move |g: &mut Repo, url: &str| g.clone_into_dir(url, None).map_err(r));
+    engine.register_fn("clone", move |g: &mut Repo, url: &str, opts: Map| -> RhaiResult<()> {
+        let opts = Opts::new("clone", opts, &["branch"]).map_err(r)?;
+        let branch = opts.string("branch").map_err(r)?;
+        g.clone_into_dir(url, branch.as_deref()).map_err(r)
+    });
+    engine.register_fn("fetch", move |g: &mut Repo| {
+        g.change(&["fetch", "--prune"], "fetching", "check that the remote is reachable from the host")
+            .map(|_| ())
+            .map_err(r)
+    });
+    engine.register_fn("switch", move |g: &mut Repo, branch: &str| {
+        g.change(
+            &["switch", branch],
+            &format!("switching to `{branch}`"),
+            "check that the branch exists (fetch first) and that the working copy has no conflicting changes",
+        )
+        .map(|_| ())
+        .map_err(r)
+    });
+    engine.register_fn("pull", move |g: &mut Repo| g.pull().map_err(r));
+    engine.register_fn("sha", move |g: &mut Repo| g.query(&["rev-parse", "HEAD"], "reading HEAD").map_err(r));
+    engine.register_fn("short_sha", move |g: &mut Repo| {
+        g.query(&["rev-parse", "--short", "HEAD"], "reading HEAD").map_err(r)
+    });
+    engine.register_fn("branch", move |g: &mut Repo| g.branch().map_err(r));
+    engine.register_fn("is_clean", move |g: &mut Repo| {
+        g.query(&["status", "--porcelain"], "reading the status")
+            .map(|s| s.is_empty())
+            .map_err(r)
+    });
+    engine.register_fn("changed", move |g: &mut Repo, from: &str, to: &str| -> RhaiResult<Array> {
+        let range = format!("{from}..{to}");
+        let out = g
+            .query(&["diff", "--name-only", &range, "--"], &format!("listing changes in {range}"))
+            .map_err(r)?;
+        Ok(out.lines().map(|l| Dynamic::from(l.to_string())).collect())
+    });
+    engine.register_fn("require_branch", move |g: &mut Repo, patterns: Array| -> RhaiResult<String> {
+        let patterns = string_list(&Dynamic::from(patterns)).unwrap_or_default();
+        g.require_branch(&patterns).map_err(r)
+    });
+    engine.register_fn("require_branch", move |g: &mut Repo, pattern: &str| {
+        g.require_branch(&[pattern.to_string()]).map_err(r)
+    });
+}

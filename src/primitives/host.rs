@@ -1,0 +1,243 @@
+//! `Host`: the one interface that `local()` and ssh hosts share. A `Transport` moves bytes and
+//! runs commands; `Host` turns every operation into an `Action`, announces it, and performs it
+//! for real or (in a dry run) only prints it.
+
+use std::sync::Arc;
+
+use rhai::{Dynamic, Engine, Map};
+
+use super::options::{to_command, Opts};
+use crate::exec::{Action, Command, Ctx, Output};
+use crate::report::failure::{last_lines, STDERR_TAIL};
+use crate::report::Failure;
+
+/// How a host runs commands and moves files.
+pub trait Transport: Send + Sync {
+    /// The name printed before each line from this host.
+    fn name(&self) -> &str;
+    /// Runs a command to completion, streaming its output unless it is quiet.
+    fn run(&self, ctx: &Ctx, cmd: &Command) -> Result<Output, Failure>;
+    /// Writes a file atomically (temp file + rename); `mode` defaults to the old file's or 0644.
+    fn write(&self, ctx: &Ctx, path: &str, content: &[u8], mode: Option<u32>) -> Result<(), Failure>;
+    /// Reads a whole file.
+    fn read(&self, ctx: &Ctx, path: &str) -> Result<Vec<u8>, Failure>;
+    /// Whether a path exists (a dangling symlink counts).
+    fn exists(&self, ctx: &Ctx, path: &str) -> Result<bool, Failure>;
+    /// Creates a directory and its parents.
+    fn mkdir(&self, ctx: &Ctx, path: &str) -> Result<(), Failure>;
+    /// Removes a file; a missing file is not an error.
+    fn remove(&self, ctx: &Ctx, path: &str) -> Result<(), Failure>;
+    /// Points `link` at `target`, atomically replacing an existing link.
+    fn symlink(&self, ctx: &Ctx, target: &str, link: &str) -> Result<(), Failure>;
+}
+
+/// A machine that recipes act on.
+#[derive(Clone)]
+pub struct Host {
+    transport: Arc<dyn Transport>,
+    ctx: Arc<Ctx>,
+}
+
+impl Host {
+    /// A host over `transport`.
+    pub fn new(transport: Arc<dyn Transport>, ctx: Arc<Ctx>) -> Self {
+        Host { transport, ctx }
+    }
+
+    /// The host's display name.
+    pub fn name(&self) -> &str {
+        self.transport.name()
+    }
+
+    /// The run's context.
+    pub fn ctx(&self) -> &Ctx {
+        &self.ctx
+    }
+
+    /// Announces `action` and performs it, unless this is a dry run. A run's `Output` is returned.
+    pub fn perform(&self, action: Action) -> Result<Output, Failure> {
+        let quiet = matches!(&action, Action::Run(cmd) if cmd.quiet);
+        if !quiet || self.ctx.dry_run {
+            self.ctx
+                .printer
+                .action(self.name(), &action.to_string(), self.ctx.dry_run);
+        }
+        if self.ctx.dry_run {
+            return Ok(Output {
+                code: Some(0),
+                ..Output::default()
+            });
+        }
+        let t = &self.transport;
+        let ctx = &self.ctx;
+        let done = Output {
+            code: Some(0),
+            ..Output::default()
+        };
+        match action {
+            Action::Run(cmd) => t.run(ctx, &cmd),
+            Action::Start { command, log, .. } => t.run(ctx, &command.detached(&log)),
+            Action::Remove { path } => t.remove(ctx, &path).map(|_| done),
+            Action::Write { path, content, mode } => t.write(ctx, &path, &content, mode).map(|_| done),
+            Action::Mkdir { path } => t.mkdir(ctx, &path).map(|_| done),
+            Action::Symlink { target, link } => t.symlink(ctx, &target, &link).map(|_| done),
+            Action::Signal { pid, signal, .. } => {
+                let cmd = Command::new(["kill", &format!("-{signal}"), "--", &format!("-{pid}")]).quiet();
+                t.run(ctx, &cmd)
+            }
+            Action::Check { .. } => Ok(done),
+        }
+    }
+
+    /// Runs a command and fails unless it exits with 0.
+    pub fn run_checked(&self, cmd: Command) -> Result<Output, Failure> {
+        let display = cmd.display();
+        let out = self.perform(Action::Run(cmd))?;
+        if out.success() {
+            Ok(out)
+        } else {
+            Err(self.command_failed(&display, &out))
+        }
+    }
+
+    /// Runs a read-only command that is safe to run even in a dry run (nothing is announced).
+    pub fn probe(&self, cmd: Command) -> Result<Output, Failure> {
+        self.transport.run(&self.ctx, &cmd.quiet())
+    }
+
+    /// The failure for a command that exited non-zero.
+    pub fn command_failed(&self, command: &str, out: &Output) -> Failure {
+        Failure::CommandFailed {
+            host: self.name().to_string(),
+            command: command.to_string(),
+            code: out.code,
+            stderr_tail: last_lines(&out.stderr, STDERR_TAIL),
+        }
+    }
+
+    /// Reads a file as text (runs even in a dry run: reading changes nothing).
+    pub fn read_text(&self, path: &str) -> Result<String, Failure> {
+        let bytes = self.transport.read(&self.ctx, path)?;
+        Ok(String::from_utf8_lossy(&bytes).into_owned())
+    }
+
+    /// Whether a path exists (runs even in a dry run).
+    pub fn exists(&self, path: &str) -> Result<bool, Failure> {
+        self.transport.exists(&self.ctx, path)
+    }
+
+    /// Writes a file atomically.
+    pub fn write(&self, path: &str, content: &[u8], mode: Option<u32>) -> Result<(), Failure> {
+        self.perform(Action::Write {
+            path: path.to_string(),
+            content: content.to_vec(),
+            mode,
+        })
+        .map(|_| ())
+    }
+}
+
+type RhaiResult<T> = Result<T, Box<rhai::EvalAltResult>>;
+
+fn output_map(out: &Output) -> Map {
+    let mut map = Map::new();
+    map.insert("code".into(), Dynamic::from(out.code.map(i64::from).unwrap_or(-1)));
+    map.insert("ok".into(), Dynamic::from(out.success()));
+    map.insert("stdout".into(), out.stdout.clone().into());
+    map.insert("stderr".into(), out.stderr.clone().into());
+    map.insert("duration".into(), Dynamic::from(out.duration.as_secs_f64()));
+    map
+}
+
+const RUN_OPTIONS: &[&str] = &["dir", "env", "check", "timeout", "quiet", "stdin", "sudo"];
+
+fn run(host: &Host, cmd: Dynamic, opts: Map) -> RhaiResult<Map> {
+    let opts = Opts::new("run", opts, RUN_OPTIONS).map_err(Failure::into_rhai)?;
+    let mut command = to_command("run", "the command", &cmd).map_err(Failure::into_rhai)?;
+    let check = opts.bool("check").map_err(Failure::into_rhai)?.unwrap_or(true);
+    command.dir = opts.string("dir").map_err(Failure::into_rhai)?;
+    command.env = opts.string_map("env").map_err(Failure::into_rhai)?;
+    command.timeout = opts.duration("timeout").map_err(Failure::into_rhai)?;
+    command.quiet = opts.bool("quiet").map_err(Failure::into_rhai)?.unwrap_or(false);
+    command.stdin = opts.string("stdin").map_err(Failure::into_rhai)?;
+    if opts.bool("sudo").map_err(Failure::into_rhai)?.unwrap_or(false) {
+        let mut argv = vec!["sudo".to_string(), "-n".into(), "--".into()];
+        argv.append(&mut command.argv);
+        command.argv = argv;
+        command.shell = false;
+    }
+    let out = if check {
+        host.run_checked(command)
+    } else {
+        host.perform(Action::Run(command))
+    }
+    .map_err(Failure::into_rhai)?;
+    Ok(output_map(&out))
+}
+
+fn write(host: &Host, path: &str, text: &str, opts: Map) -> RhaiResult<()> {
+    let opts = Opts::new("write", opts, &["mode"]).map_err(Failure::into_rhai)?;
+    let mode = match opts.get("mode") {
+        None => None,
+        Some(v) => Some(parse_mode(v).ok_or_else(|| {
+            super::options::bad_value("write", "option `mode`", "an octal string such as \"0640\" or a number such as 0o640", v)
+                .into_rhai()
+        })?),
+    };
+    host.write(path, text.as_bytes(), mode).map_err(Failure::into_rhai)
+}
+
+fn parse_mode(v: &Dynamic) -> Option<u32> {
+    if let Ok(n) = v.as_int() {
+        return u32::try_from(n).ok().filter(|m| *m <= 0o7777);
+    }
+    let text = v.clone().into_string().ok()?;
+    u32::from_str_radix(text.trim_start_matches("0o"), 8)
+        .ok()
+        .filter(|m| *m <= 0o7777)
+}
+
+/// Registers the `Host` type, `local()` and the host methods.
+pub fn register(engine: &mut Engine, ctx: &Arc<Ctx>) {
+    engine.register_type_with_name::<Host>("Host");
+    engine.register_fn("to_string", |h: &mut Host| format!("Host({})", h.name()));
+    engine.register_get("name", |h: &mut Host| h.name().to_string());
+
+    let local_ctx = ctx.clone();
+    engine.register_fn("local", move || {
+        Host::new(Arc::new(super::local::LocalTransport), local_ctx.clone())
+    });
+
+    engine.register_fn("run", |h: &mut Host, cmd: Dynamic| run(h, cmd, Map::new()));
+    engine.register_fn("run", |h: &mut Host, cmd: Dynamic, opts: Map| run(h, cmd, opts));
+    engine.register_fn("write", |h: &mut Host, path: &str, text: &str| {
+        write(h, path, text, Map::new())
+    });
+    engine.register_fn("write", |h: &mut Host, path: &str, text: &str, opts: Map| {
+        write(h, path, text, opts)
+    });
+    engine.register_fn("read", |h: &mut Host, path: &str| {
+        h.read_text(path).map_err(Failure::into_rhai)
+    });
+    engine.register_fn("exists", |h: &mut Host, path: &str| {
+        h.exists(path).map_err(Failure::into_rhai)
+    });
+    engine.register_fn("mkdir", |h: &mut Host, path: &str| {
+        h.perform(Action::Mkdir { path: path.to_string() })
+            .map(|_| ())
+            .map_err(Failure::into_rhai)
+    });
+    engine.register_fn("remove", |h: &mut Host, path: &str| {
+        h.perform(Action::Remove { path: path.to_string() })
+            .map(|_| ())
+            .map_err(Failure::into_rhai)
+    });
+    engine.register_fn("symlink", |h: &mut Host, target: &str, link: &str| {
+        h.perform(Action::Symlink {
+            target: target.to_string(),
+            link: link.to_string(),
+        })
+        .map(|_| ())
+        .map_err(Failure::into_rhai)
+    });
+}

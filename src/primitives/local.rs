@@ -1,0 +1,222 @@
+//! The local machine as a `Transport`: processes through tokio, files through std.
+
+use std::io::Write;
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{killpg, Signal};
+use nix::unistd::Pid;
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWriteExt, BufReader};
+
+use super::host::Transport;
+use crate::exec::{Command, Ctx, Output, Printer, Stream};
+use crate::report::failure::{last_lines, STDERR_TAIL};
+use crate::report::Failure;
+
+/// How long a killed command's process group gets between TERM and KILL.
+const KILL_GRACE: Duration = Duration::from_secs(2);
+/// How long to keep reading output after a command exited (a detached grandchild may hold the pipe).
+const DRAIN_GRACE: Duration = Duration::from_secs(2);
+
+/// The machine Galley runs on.
+pub struct LocalTransport;
+
+impl LocalTransport {
+    fn io_error(operation: &str, path: &str, error: std::io::Error) -> Failure {
+        Failure::Io {
+            host: "local".into(),
+            operation: operation.into(),
+            path: path.into(),
+            error: error.to_string(),
+        }
+    }
+}
+
+impl Transport for LocalTransport {
+    fn name(&self) -> &str {
+        "local"
+    }
+
+    fn run(&self, ctx: &Ctx, cmd: &Command) -> Result<Output, Failure> {
+        let printer = ctx.printer.clone();
+        let cancel = ctx.cancel.clone();
+        let cmd = cmd.clone();
+        ctx.runtime
+            .block_on(async move { run_command(&cmd, &printer, cancel).await })
+    }
+
+    fn write(&self, _ctx: &Ctx, path: &str, content: &[u8], mode: Option<u32>) -> Result<(), Failure> {
+        let target = Path::new(path);
+        let parent = match target.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p,
+            _ => Path::new("."),
+        };
+        let err = |e| Self::io_error("write", path, e);
+        // Keep an existing file's mode unless one is given; new files get 0644, not tempfile's 0600.
+        let mode = mode.unwrap_or_else(|| {
+            std::fs::metadata(target)
+                .map(|m| m.permissions().mode() & 0o7777)
+                .unwrap_or(0o644)
+        });
+        let mut tmp = tempfile::Builder::new()
+            .prefix(".galley-")
+            .tempfile_in(parent)
+            .map_err(err)?;
+        tmp.write_all(content).map_err(err)?;
+        tmp.as_file().sync_all().map_err(err)?;
+        std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(mode)).map_err(err)?;
+        tmp.persist(target).map_err(|e| err(e.error))?;
+        Ok(())
+    }
+
+    fn read(&self, _ctx: &Ctx, path: &str) -> Result<Vec<u8>, Failure> {
+        std::fs::read(path).map_err(|e| Self::io_error("read", path, e))
+    }
+
+    fn exists(&self, _ctx: &Ctx, path: &str) -> Result<bool, Failure> {
+        Ok(std::fs::symlink_metadata(path).is_ok())
+    }
+
+    fn mkdir(&self, _ctx: &Ctx, path: &str) -> Result<(), Failure> {
+        std::fs::create_dir_all(path).map_err(|e| Self::io_error("mkdir", path, e))
+    }
+
+    fn remove(&self, _ctx: &Ctx, path: &str) -> Result<(), Failure> {
+        match std::fs::remove_file(path) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(Self::io_error("remove", path, e)),
+            _ => Ok(()),
+        }
+    }
+
+    fn symlink(&self, _ctx: &Ctx, target: &str, link: &str) -> Result<(), Failure> {
+        let link_path = Path::new(link);
+        let parent = link_path.parent().filter(|p| !p.as_os_str().is_empty());
+        let name = link_path.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
+        let tmp = parent
+            .unwrap_or(Path::new("."))
+            .join(format!(".{name}.galley-{}", std::process::id()));
+        let err = |e| Self::io_error("symlink", link, e);
+        let _ = std::fs::remove_file(&tmp);
+        std::os::unix::fs::symlink(target, &tmp).map_err(err)?;
+        // rename(2) replaces the old link in one step: readers see the old or the new target.
+        std::fs::rename(&tmp, link_path).map_err(|e| {
+            let _ = std::fs::remove_file(&tmp);
+            err(e)
+        })
+    }
+}
+
+/// Runs `cmd` in its own process group, streaming its lines, honouring timeout and cancellation.
+async fn run_command(
+    cmd: &Command,
+    printer: &Printer,
+    cancel: tokio_util::sync::CancellationToken,
+) -> Result<Output, Failure> {
+    let started = Instant::now();
+    let mut child_cmd = tokio::process::Command::new(&cmd.argv[0]);
+    child_cmd
+        .args(&cmd.argv[1..])
+        .envs(cmd.env.iter().map(|(k, v)| (k, v)))
+        .process_group(0)
+        .stdin(if cmd.stdin.is_some() { Stdio::piped() } else { Stdio::null() })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    if let Some(dir) = &cmd.dir {
+        child_cmd.current_dir(dir);
+    }
+    let mut child = child_cmd.spawn().map_err(|e| Failure::Spawn {
+        host: "local".into(),
+        command: cmd.display(),
+        error: match (&cmd.dir, e.kind()) {
+            (Some(dir), std::io::ErrorKind::NotFound) if !Path::new(dir).is_dir() => {
+                format!("working directory {dir} does not exist")
+            }
+            (_, std::io::ErrorKind::NotFound) => format!("`{}` not found", cmd.argv[0]),
+            _ => e.to_string(),
+        },
+    })?;
+    let pid = child.id().map(|id| Pid::from_raw(id as i32));
+    let quiet = cmd.quiet;
+    let out = tokio::spawn(collect_lines(child.stdout.take(), Stream::Stdout, printer.clone(), quiet));
+    let err = tokio::spawn(collect_lines(child.stderr.take(), Stream::Stderr, printer.clone(), quiet));
+    if let (Some(text), Some(mut stdin)) = (&cmd.stdin, child.stdin.take()) {
+        let text = text.clone();
+        tokio::spawn(async move {
+            let _ = stdin.write_all(text.as_bytes()).await;
+        });
+    }
+
+    let timeout = cmd.timeout.unwrap_or(Duration::from_secs(u64::MAX / 4));
+    enum End {
+        Exited(Option<i32>),
+        TimedOut,
+        Cancelled,
+    }
+    let end = tokio::select! {
+        status = child.wait() => End::Exited(status.ok().and_then(|s| s.code())),
+        _ = tokio::time::sleep(timeout) => End::TimedOut,
+        _ = cancel.cancelled() => End::Cancelled,
+    };
+    if !matches!(end, End::Exited(_)) {
+        if let Some(pid) = pid {
+            let _ = killpg(pid, Signal::SIGTERM);
+            if tokio::time::timeout(KILL_GRACE, child.wait()).await.is_err() {
+                let _ = killpg(pid, Signal::SIGKILL);
+                let _ = child.wait().await;
+            }
+        }
+    }
+    let drain = |task: tokio::task::JoinHandle<String>| async move {
+        tokio::time::timeout(DRAIN_GRACE, task)
+            .await
+            .ok()
+            .and_then(Result::ok)
+            .unwrap_or_default()
+    };
+    let stdout = drain(out).await;
+    let stderr = drain(err).await;
+    match end {
+        End::Exited(code) => Ok(Output {
+            code,
+            stdout,
+            stderr,
+            duration: started.elapsed(),
+        }),
+        End::TimedOut => Err(Failure::Timeout {
+            host: "local".into(),
+            command: cmd.display(),
+            after: timeout,
+            stderr_tail: last_lines(&stderr, STDERR_TAIL),
+        }),
+        End::Cancelled => Err(Failure::Interrupted {
+            what: format!("running `{}` on local", cmd.display()),
+        }),
+    }
+}
+
+/// Reads `pipe` line by line, printing each line (unless quiet) and returning all of it.
+async fn collect_lines<R: AsyncRead + Unpin>(
+    pipe: Option<R>,
+    stream: Stream,
+    printer: Printer,
+    quiet: bool,
+) -> String {
+    let Some(pipe) = pipe else {
+        return String::new();
+    };
+    let mut lines = BufReader::new(pipe).split(b'\n');
+    let mut all = String::new();
+    while let Ok(Some(bytes)) = lines.next_segment().await {
+        let line = String::from_utf8_lossy(&bytes);
+        let line = line.strip_suffix('\r').unwrap_or(&line);
+        if !quiet {
+            printer.line("local", stream, line);
+        }
+        all.push_str(line);
+        all.push('\n');
+    }
+    all
+}

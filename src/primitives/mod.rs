@@ -1,0 +1,29 @@
+//! The recipe API: one module per domain, each registering itself into the engine.
+
+pub mod data;
+pub mod flow;
+pub mod git;
+pub mod health;
+pub mod host;
+pub mod local;
+pub mod options;
+pub mod process;
+pub mod values;
+
+use std::sync::Arc;
+
+use rhai::{Engine, Map};
+
+use crate::exec::Ctx;
+
+/// Registers every primitive.
+pub fn register_all(engine: &mut Engine, ctx: &Arc<Ctx>, params: Map, secrets: values::SecretsFile) {
+    host::register(engine, ctx);
+    process::register(engine);
+    git::register(engine);
+    health::register(engine, ctx);
+    data::register(engine);
+    flow::register(engine, ctx);
+    values::register(engine, ctx, params, secrets);
+    crate::report::register(engine);
+}

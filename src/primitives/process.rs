@@ -1,0 +1,365 @@
+//! `Service`: an app started in the background on a host. It outlives Galley (own session,
+//! output to a log file), is tracked by a pidfile written atomically, and is recognised by the
+//! `GALLEY_SERVICE=<name>` variable in its environment, so a stale pidfile whose pid now belongs
+//! to another program is never signalled.
+
+use std::time::{Duration, Instant};
+
+use rhai::{Dynamic, Engine, Map};
+
+use super::host::Host;
+use super::options::Opts;
+use crate::exec::{Action, Command};
+use crate::report::failure::STDERR_TAIL;
+use crate::report::Failure;
+
+type RhaiResult<T> = Result<T, Box<rhai::EvalAltResult>>;
+
+/// How long a freshly started process must stay up before `start` trusts it.
+const START_GRACE: Duration = Duration::from_millis(300);
+const POLL: Duration = Duration::from_millis(50);
+const DEFAULT_STOP_TIMEOUT: Duration = Duration::from_secs(10);
+const ENV_MARK: &str = "GALLEY_SERVICE";
+
+/// A background process on a host.
+#[derive(Clone)]
+pub struct Service {
+    host: Host,
+    name: String,
+    command: Command,
+    env_file: Option<String>,
+    pidfile: String,
+    log: String,
+    /// The log path as the start wrapper (running in `dir`) sees it.
+    log_in_dir: String,
+}
+
+/// What the pidfile says about the service.
+enum Tracked {
+    /// No pidfile.
+    None,
+    /// The pidfile names a live process of this service.
+    Running(i64),
+    /// The pidfile names a process that is gone or is not ours.
+    Stale,
+}
+
+fn join(dir: Option<&str>, path: &str) -> String {
+    match dir {
+        Some(dir) if !path.starts_with('/') => format!("{}/{path}", dir.trim_end_matches('/')),
+        _ => path.to_string(),
+    }
+}
+
+impl Service {
+    fn new(host: Host, name: &str, opts: Map) -> Result<Self, Failure> {
+        let opts = Opts::new(
+            "process",
+            opts,
+            &["cmd", "dir", "env", "env_file", "pidfile", "log"],
+        )?;
+        let mut command = opts.command("cmd")?.ok_or_else(|| Failure::Other {
+            message: format!("process `{name}` needs a command"),
+            help: "pass #{ cmd: [\"./app\", \"--port\", \"8080\"] } (or a shell string)".into(),
+        })?;
+        let dir = opts.string("dir")?;
+        command.dir = dir.clone();
+        command.env = opts.string_map("env")?;
+        let log_in_dir = opts.string("log")?.unwrap_or_else(|| format!("{name}.log"));
+        Ok(Service {
+            name: name.to_string(),
+            env_file: opts.string("env_file")?.map(|p| join(dir.as_deref(), &p)),
+            pidfile: join(
+                dir.as_deref(),
+                &opts.string("pidfile")?.unwrap_or_else(|| format!("{name}.pid")),
+            ),
+            log: join(dir.as_deref(), &log_in_dir),
+            log_in_dir,
+            command,
+            host,
+        })
+    }
+
+    fn failure(&self, problem: String, help: &str) -> Failure {
+        let log_tail = self.log_tail(STDERR_TAIL).unwrap_or_default();
+        Failure::Service {
+            host: self.host.name().to_string(),
+            service: self.name.clone(),
+            problem,
+            log_tail,
+            help: help.to_string(),
+        }
+    }
+
+    fn log_tail(&self, n: usize) -> Result<Vec<String>, Failure> {
+        if !self.host.exists(&self.log)? {
+            return Ok(Vec::new());
+        }
+        let text = self.host.read_text(&self.log)?;
+        let lines: Vec<&str> = text.lines().collect();
+        Ok(lines[lines.len().saturating_sub(n)..]
+            .iter()
+            .map(|s| s.to_string())
+            .collect())
+    }
+
+    /// Whether `pid` is alive (not a zombie) and carries this service's mark.
+    fn is_ours(&self, pid: i64) -> Result<bool, Failure> {
+        if !self.is_alive(pid)? {
+            return Ok(false);
+        }
+        let mark = format!("{ENV_MARK}={}", self.name);
+        let environ = self
+            .host
+            .read_text(&format!("/proc/{pid}/environ"))
+            .unwrap_or_default();
+        Ok(environ.split('\0').any(|var| var == mark))
+    }
+
+    fn is_alive(&self, pid: i64) -> Result<bool, Failure> {
+        let stat = match self.host.read_text(&format!("/proc/{pid}/stat")) {
+            Ok(stat) => stat,
+            Err(_) => return Ok(false),
+        };
+        // The state follows the command name, which is in parentheses and may contain spaces.
+        let state = stat.rsplit(')').next().and_then(|rest| rest.trim_start().chars().next());
+        Ok(!matches!(state, None | Some('Z') | Some('X')))
+    }
+
+    fn tracked(&self) -> Result<Tracked, Failure> {
+        if !self.host.exists(&self.pidfile)? {
+            return Ok(Tracked::None);
+        }
+        let text = self.host.read_text(&self.pidfile)?;
+        let pid: i64 = match text.trim().parse() {
+            Ok(pid) if pid > 1 => pid,
+            _ => {
+                return Err(Failure::Pidfile {
+                    host: self.host.name().to_string(),
+                    path: self.pidfile.clone(),
+                    problem: format!("expected a process id, found {:?}", text.trim()),
+                })
+            }
+        };
+        if self.is_ours(pid)? {
+            return Ok(Tracked::Running(pid));
+        }
+        if self.is_alive(pid)? {
+            self.host.ctx().printer.warn(&format!(
+                "{} names pid {pid}, which is not `{}` (another program has that pid now); ignoring it",
+                self.pidfile, self.name
+            ));
+        }
+        Ok(Tracked::Stale)
+    }
+
+    /// The pid of the running service, if it runs.
+    pub fn pid(&self) -> Result<Option<i64>, Failure> {
+        Ok(match self.tracked()? {
+            Tracked::Running(pid) => Some(pid),
+            _ => None,
+        })
+    }
+
+    /// Starts the service detached and records its pid.
+    pub fn start(&self) -> Result<i64, Failure> {
+        if let Some(pid) = self.pid()? {
+            return Err(self.failure(
+                format!("already running as pid {pid}"),
+                "call restart(), or stop() first",
+            ));
+        }
+        let mut command = self.command.clone();
+        command.env = self.environment()?;
+        if let Some(parent) = std::path::Path::new(&self.log).parent().filter(|p| !p.as_os_str().is_empty()) {
+            self.host.perform(Action::Mkdir {
+                path: parent.to_string_lossy().into_owned(),
+            })?;
+        }
+        let out = self.host.perform(Action::Start {
+            service: self.name.clone(),
+            command: command.clone(),
+            log: self.log_in_dir.clone(),
+        })?;
+        if self.host.ctx().dry_run {
+            self.host.write(&self.pidfile, b"<pid>\n", None)?;
+            return Ok(0);
+        }
+        if !out.success() {
+            return Err(self.host.command_failed(&command.display(), &out));
+        }
+        let pid: i64 = out.stdout.trim().parse().map_err(|_| {
+            self.failure(
+                format!("the start wrapper printed {:?} instead of a pid", out.stdout.trim()),
+                "check that `sh` and `setsid` exist on the host",
+            )
+        })?;
+        self.host.write(&self.pidfile, format!("{pid}\n").as_bytes(), None)?;
+        let deadline = Instant::now() + START_GRACE;
+        while Instant::now() < deadline {
+            if !self.is_alive(pid)? {
+                let _ = self.host.perform(Action::Remove {
+                    path: self.pidfile.clone(),
+                });
+                return Err(self.failure(
+                    format!("exited right after starting (pid {pid})"),
+                    &format!("its output is in {}", self.log),
+                ));
+            }
+            self.host.ctx().sleep(POLL)?;
+        }
+        Ok(pid)
+    }
+
+    /// The variables the process starts with: its mark, then `env_file`, then `env`.
+    fn environment(&self) -> Result<Vec<(String, String)>, Failure> {
+        let mut env = vec![(ENV_MARK.to_string(), self.name.clone())];
+        if let Some(path) = &self.env_file {
+            if self.host.exists(path)? || !self.host.ctx().dry_run {
+                env.extend(parse_env_file(&self.host.read_text(path)?));
+            }
+        }
+        env.extend(self.command.env.iter().cloned());
+        Ok(env)
+    }
+
+    /// Stops the service: TERM to its process group, KILL after `timeout`. True if it was running.
+    pub fn stop(&self, timeout: Duration) -> Result<bool, Failure> {
+        let pid = match self.tracked()? {
+            Tracked::Running(pid) => pid,
+            Tracked::Stale => {
+                self.host.perform(Action::Remove {
+                    path: self.pidfile.clone(),
+                })?;
+                return Ok(false);
+            }
+            Tracked::None => return Ok(false),
+        };
+        self.signal(pid, "TERM")?;
+        if !self.wait_gone(pid, timeout)? {
+            self.host
+                .ctx()
+                .printer
+                .warn(&format!("{} did not stop within {timeout:?}; sending KILL", self.name));
+            self.signal(pid, "KILL")?;
+            if !self.wait_gone(pid, Duration::from_secs(5))? {
+                return Err(self.failure(
+                    format!("pid {pid} survived KILL"),
+                    "the process may be stuck in the kernel (state D); look at it with `ps`",
+                ));
+            }
+        }
+        self.host.perform(Action::Remove {
+            path: self.pidfile.clone(),
+        })?;
+        Ok(true)
+    }
+
+    fn signal(&self, pid: i64, signal: &str) -> Result<(), Failure> {
+        let out = self.host.perform(Action::Signal {
+            service: self.name.clone(),
+            pid,
+            signal: signal.to_string(),
+        })?;
+        // The group may already be gone between our check and the signal: that is success.
+        if !out.success() && self.is_alive(pid)? {
+            return Err(self.host.command_failed(&format!("kill -{signal} -- -{pid}"), &out));
+        }
+        Ok(())
+    }
+
+    fn wait_gone(&self, pid: i64, timeout: Duration) -> Result<bool, Failure> {
+        if self.host.ctx().dry_run {
+            return Ok(true);
+        }
+        let deadline = Instant::now() + timeout;
+        loop {
+            if !self.is_alive(pid)? {
+                return Ok(true);
+            }
+            if Instant::now() >= deadline {
+                return Ok(false);
+            }
+            self.host.ctx().sleep(POLL)?;
+        }
+    }
+}
+
+/// Parses `KEY=value` lines: `#` comments, blank lines, `export ` prefixes and quotes allowed.
+pub fn parse_env_file(text: &str) -> Vec<(String, String)> {
+    text.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .filter_map(|l| {
+            let l = l.strip_prefix("export ").unwrap_or(l);
+            let (k, v) = l.split_once('=')?;
+            let v = v.trim();
+            let v = v
+                .strip_prefix('"')
+                .and_then(|v| v.strip_suffix('"'))
+                .or_else(|| v.strip_prefix('\'').and_then(|v| v.strip_suffix('\'')))
+                .unwrap_or(v);
+            Some((k.trim().to_string(), v.to_string()))
+        })
+        .collect()
+}
+
+fn stop_timeout(opts: Map) -> Result<Duration, Failure> {
+    let opts = Opts::new("stop", opts, &["timeout"])?;
+    Ok(opts.duration("timeout")?.unwrap_or(DEFAULT_STOP_TIMEOUT))
+}
+
+/// Registers `host.process(...)` and the `Service` methods.
+pub fn register(engine: &mut Engine) {
+    let r = |f: Failure| f.into_rhai();
+    engine.register_type_with_name::<Service>("Service");
+    engine.register_fn("to_string", |s: &mut Service| format!("Service({} on {})", s.name, s.host.name()));
+    engine.register_fn("process", move |h: &mut Host, name: &str, opts: Map| {
+        Service::new(h.clone(), name, opts).map_err(r)
+    });
+    engine.register_fn("start", move |s: &mut Service| s.start().map_err(r));
+    engine.register_fn("stop", move |s: &mut Service| {
+        s.stop(DEFAULT_STOP_TIMEOUT).map_err(r)
+    });
+    engine.register_fn("stop", move |s: &mut Service, opts: Map| {
+        s.stop(stop_timeout(opts).map_err(r)?).map_err(r)
+    });
+    engine.register_fn("restart", move |s: &mut Service| -> RhaiResult<i64> {
+        s.stop(DEFAULT_STOP_TIMEOUT).map_err(r)?;
+        s.start().map_err(r)
+    });
+    engine.register_fn("is_running", move |s: &mut Service| {
+        s.pid().map(|p| p.is_some()).map_err(r)
+    });
+    engine.register_fn("pid", move |s: &mut Service| -> RhaiResult<Dynamic> {
+        Ok(s.pid().map_err(r)?.map(Dynamic::from).unwrap_or(Dynamic::UNIT))
+    });
+    engine.register_get("pidfile", |s: &mut Service| s.pidfile.clone());
+    engine.register_get("log", |s: &mut Service| s.log.clone());
+    engine.register_fn("logs", move |s: &mut Service| {
+        s.log_tail(50).map(|l| l.join("\n")).map_err(r)
+    });
+    engine.register_fn("logs", move |s: &mut Service, opts: Map| -> RhaiResult<String> {
+        let opts = Opts::new("logs", opts, &["tail"]).map_err(r)?;
+        let tail = opts.int("tail").map_err(r)?.unwrap_or(50).max(0) as usize;
+        s.log_tail(tail).map(|l| l.join("\n")).map_err(r)
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_env_files() {
+        let env = parse_env_file("# c\nexport A=1\nB=\"two words\"\n\nC='x=y'\nnot a pair\n");
+        assert_eq!(
+            env,
+            vec![
+                ("A".to_string(), "1".to_string()),
+                ("B".to_string(), "two words".to_string()),
+                ("C".to_string(), "x=y".to_string())
+            ]
+        );
+    }
+}

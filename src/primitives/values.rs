@@ -1,0 +1,84 @@
+//! Values a recipe reads from outside: `params` (from `--set`), `env(...)` and `secret(...)`.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use rhai::{Dynamic, Engine, Map};
+
+use super::process::parse_env_file;
+use crate::exec::Ctx;
+use crate::report::Failure;
+
+/// Where `secret(name)` looks after the environment.
+#[derive(Default)]
+pub struct SecretsFile {
+    path: Option<String>,
+    values: HashMap<String, String>,
+}
+
+impl SecretsFile {
+    /// Loads a `.env`-style file of secrets.
+    pub fn load(path: &str) -> Result<Self, Failure> {
+        let text = std::fs::read_to_string(path).map_err(|e| Failure::Io {
+            host: "local".into(),
+            operation: "read secrets file".into(),
+            path: path.into(),
+            error: e.to_string(),
+        })?;
+        Ok(SecretsFile {
+            path: Some(path.to_string()),
+            values: parse_env_file(&text).into_iter().collect(),
+        })
+    }
+}
+
+/// Parses `--set key=value` pairs into the `params` map.
+pub fn params_from(pairs: &[String]) -> Result<Map, String> {
+    let mut params = Map::new();
+    for pair in pairs {
+        let (key, value) = pair
+            .split_once('=')
+            .ok_or_else(|| format!("--set {pair:?}: expected key=value"))?;
+        params.insert(key.trim().into(), value.to_string().into());
+    }
+    Ok(params)
+}
+
+/// Registers `params`, `env` and `secret`.
+pub fn register(engine: &mut Engine, ctx: &Arc<Ctx>, params: Map, secrets: SecretsFile) {
+    let params = Dynamic::from_map(params);
+    // A variable resolver, so that tasks (functions, which do not see the top-level scope) read `params` too.
+    #[allow(deprecated)] // `on_var` is marked volatile, not going away.
+    engine.on_var(move |name, _, _| Ok((name == "params").then(|| params.clone())));
+
+    engine.register_fn("env", |name: &str| {
+        std::env::var(name).map_err(|_| Failure::MissingEnv { name: name.into() }.into_rhai())
+    });
+    engine.register_fn("env", |name: &str, default: &str| {
+        std::env::var(name).unwrap_or_else(|_| default.to_string())
+    });
+
+    let ctx = ctx.clone();
+    let secrets = Arc::new(secrets);
+    engine.register_fn("secret", move |name: &str| {
+        let value = std::env::var(name)
+            .ok()
+            .or_else(|| secrets.values.get(name).cloned());
+        let Some(value) = value else {
+            let mut looked_in = vec!["the environment".to_string()];
+            looked_in.extend(secrets.path.iter().map(|p| format!("secrets file {p}")));
+            if secrets.path.is_none() {
+                looked_in.push("no secrets file (--secrets FILE)".into());
+            }
+            return Err(Failure::MissingSecret {
+                name: name.into(),
+                looked_in,
+            }
+            .into_rhai());
+        };
+        if !ctx.printer.masker().add(&value) {
+            ctx.printer.warn(&format!("secret `{name}` is shorter than 3 characters and cannot be masked"));
+        }
+        Ok(value)
+    });
+}

@@ -1,0 +1,264 @@
+//! `Failure`: what a primitive throws into the recipe. It travels through Rhai as the value of a
+//! runtime error, so `try`/`catch` sees it, and `report` turns it into a diagnostic.
+
+use std::fmt;
+use std::time::Duration;
+
+use rhai::{Dynamic, EvalAltResult, Position};
+
+/// How many lines of a failed command's stderr a report shows.
+pub const STDERR_TAIL: usize = 20;
+
+/// A failure of a Galley primitive, with the data a report needs.
+#[derive(Clone, Debug)]
+pub enum Failure {
+    /// A command exited with a non-zero code (or was killed by a signal).
+    CommandFailed {
+        host: String,
+        command: String,
+        code: Option<i32>,
+        stderr_tail: Vec<String>,
+    },
+    /// A command could not be started at all.
+    Spawn {
+        host: String,
+        command: String,
+        error: String,
+    },
+    /// A command ran longer than its timeout and was killed.
+    Timeout {
+        host: String,
+        command: String,
+        after: Duration,
+        stderr_tail: Vec<String>,
+    },
+    /// The run was interrupted (Ctrl-C) while this was under way.
+    Interrupted { what: String },
+    /// A health check never passed.
+    Health {
+        target: String,
+        attempts: u32,
+        last: String,
+    },
+    /// A pidfile that cannot be read as a pid.
+    Pidfile {
+        host: String,
+        path: String,
+        problem: String,
+    },
+    /// A service that failed to start or stop.
+    Service {
+        host: String,
+        service: String,
+        problem: String,
+        log_tail: Vec<String>,
+        help: String,
+    },
+    /// A git operation that failed, with git's own words.
+    Git {
+        host: String,
+        dir: String,
+        problem: String,
+        detail: Vec<String>,
+        help: String,
+    },
+    /// A secret that is neither in the environment nor in the secrets file.
+    MissingSecret { name: String, looked_in: Vec<String> },
+    /// An environment variable that is not set and has no default.
+    MissingEnv { name: String },
+    /// An options map with a key the function does not know.
+    UnknownOption {
+        function: String,
+        key: String,
+        valid: Vec<String>,
+    },
+    /// An option (or argument) of the wrong type or form.
+    BadValue {
+        function: String,
+        what: String,
+        expected: String,
+        got: String,
+    },
+    /// A file operation on a host failed.
+    Io {
+        host: String,
+        operation: String,
+        path: String,
+        error: String,
+    },
+    /// Anything else, with a hint.
+    Other { message: String, help: String },
+}
+
+impl Failure {
+    /// A stable diagnostic code (`galley::...`).
+    pub fn code(&self) -> &'static str {
+        match self {
+            Failure::CommandFailed { .. } => "galley::command_failed",
+            Failure::Spawn { .. } => "galley::command_not_started",
+            Failure::Timeout { .. } => "galley::timeout",
+            Failure::Interrupted { .. } => "galley::interrupted",
+            Failure::Health { .. } => "galley::health",
+            Failure::Pidfile { .. } => "galley::pidfile",
+            Failure::Service { .. } => "galley::service",
+            Failure::Git { .. } => "galley::git",
+            Failure::MissingSecret { .. } => "galley::secret",
+            Failure::MissingEnv { .. } => "galley::env",
+            Failure::UnknownOption { .. } => "galley::unknown_option",
+            Failure::BadValue { .. } => "galley::bad_value",
+            Failure::Io { .. } => "galley::io",
+            Failure::Other { .. } => "galley::error",
+        }
+    }
+
+    /// What to do about it.
+    pub fn help(&self) -> String {
+        match self {
+            Failure::CommandFailed { .. } => {
+                "the command's own output is above; pass #{ check: false } to handle the exit code in the recipe".into()
+            }
+            Failure::Spawn { .. } => "check that the program is installed on that host and on its PATH".into(),
+            Failure::Timeout { .. } => {
+                "the command's process group was killed; raise #{ timeout: \"...\" } if it needs longer".into()
+            }
+            Failure::Interrupted { .. } => "the running command was stopped; run the recipe again to finish".into(),
+            Failure::Health { .. } => {
+                "look at the app's logs; raise `retries` or `interval` if it needs longer to start".into()
+            }
+            Failure::Pidfile { path, .. } => {
+                format!("if no such process is running, remove {path} and run again")
+            }
+            Failure::Service { help, .. } | Failure::Git { help, .. } | Failure::Other { help, .. } => {
+                help.clone()
+            }
+            Failure::MissingSecret { name, .. } => format!(
+                "export {name}=... before running, or put `{name}=...` in a file passed with --secrets FILE"
+            ),
+            Failure::MissingEnv { name } => {
+                format!("export {name}, or give a default: env(\"{name}\", \"...\")")
+            }
+            Failure::UnknownOption { valid, key, .. } => {
+                let mut help = format!("valid options: {}", valid.join(", "));
+                if let Some(near) = crate::report::suggest(key, valid.iter().map(String::as_str)) {
+                    help = format!("did you mean `{near}`? {help}");
+                }
+                help
+            }
+            Failure::BadValue { expected, .. } => format!("pass {expected}"),
+            Failure::Io { .. } => "check the path and its permissions on that host".into(),
+        }
+    }
+
+    /// Extra lines shown under the message (stderr tail, last response...).
+    pub fn details(&self) -> Vec<String> {
+        match self {
+            Failure::CommandFailed { stderr_tail, .. } | Failure::Timeout { stderr_tail, .. } => {
+                tail_block("stderr", stderr_tail)
+            }
+            Failure::Service { log_tail, .. } => tail_block("log", log_tail),
+            Failure::Git { detail, .. } => tail_block("git said", detail),
+            _ => Vec::new(),
+        }
+    }
+
+    /// The failure as a Rhai error; the engine fills in the call-site position.
+    pub fn into_rhai(self) -> Box<EvalAltResult> {
+        Box::new(EvalAltResult::ErrorRuntime(Dynamic::from(self), Position::NONE))
+    }
+}
+
+fn tail_block(title: &str, lines: &[String]) -> Vec<String> {
+    if lines.is_empty() {
+        return Vec::new();
+    }
+    let mut out = vec![format!("{title} (last {} lines):", lines.len())];
+    out.extend(lines.iter().map(|l| format!("  | {l}")));
+    out
+}
+
+impl fmt::Display for Failure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Failure::CommandFailed {
+                host,
+                command,
+                code,
+                ..
+            } => match code {
+                Some(code) => write!(f, "command failed on {host} with exit code {code}: {command}"),
+                None => write!(f, "command was killed by a signal on {host}: {command}"),
+            },
+            Failure::Spawn {
+                host,
+                command,
+                error,
+            } => write!(f, "could not start command on {host}: {command}: {error}"),
+            Failure::Timeout {
+                host,
+                command,
+                after,
+                ..
+            } => write!(
+                f,
+                "command timed out after {} on {host}: {command}",
+                crate::primitives::options::format_duration(*after)
+            ),
+            Failure::Interrupted { what } => write!(f, "interrupted while {what}"),
+            Failure::Health {
+                target,
+                attempts,
+                last,
+            } => write!(
+                f,
+                "health check of {target} did not pass after {attempts} attempt{}; last: {last}",
+                if *attempts == 1 { "" } else { "s" }
+            ),
+            Failure::Pidfile {
+                host,
+                path,
+                problem,
+            } => write!(f, "bad pidfile {path} on {host}: {problem}"),
+            Failure::Service {
+                host,
+                service,
+                problem,
+                ..
+            } => write!(f, "service `{service}` on {host}: {problem}"),
+            Failure::Git {
+                host,
+                dir,
+                problem,
+                ..
+            } => write!(f, "git in {dir} on {host}: {problem}"),
+            Failure::MissingSecret { name, looked_in } => {
+                write!(f, "secret `{name}` is not set (looked in {})", looked_in.join(", "))
+            }
+            Failure::MissingEnv { name } => write!(f, "environment variable `{name}` is not set"),
+            Failure::UnknownOption { function, key, .. } => {
+                write!(f, "unknown option `{key}` for {function}")
+            }
+            Failure::BadValue {
+                function,
+                what,
+                expected,
+                got,
+            } => write!(f, "{function}: {what} must be {expected}, got {got}"),
+            Failure::Io {
+                host,
+                operation,
+                path,
+                error,
+            } => write!(f, "{operation} {path} on {host} failed: {error}"),
+            Failure::Other { message, .. } => write!(f, "{message}"),
+        }
+    }
+}
+
+/// Keeps the last `n` non-empty lines of `text`.
+pub fn last_lines(text: &str, n: usize) -> Vec<String> {
+    let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+    lines[lines.len().saturating_sub(n)..]
+        .iter()
+        .map(|l| l.to_string())
+        .collect()
+}

@@ -1,0 +1,398 @@
+//! Every error becomes a miette report with a labelled span in the recipe (or module) source,
+//! and for errors inside functions and modules, the chain of call sites back to the recipe.
+
+pub mod failure;
+pub mod sources;
+
+use std::fmt;
+
+use miette::{Diagnostic, GraphicalReportHandler, GraphicalTheme, LabeledSpan, NamedSource, SourceSpan};
+use rhai::{Engine, EvalAltResult, Position};
+
+pub use failure::Failure;
+pub use sources::Sources;
+
+use crate::exec::{Masker, OutputMode};
+
+/// A rendered-ready error: message, code, help, an optional span, and the call chain.
+#[derive(Debug, Clone)]
+pub struct Report {
+    code: String,
+    message: String,
+    help: Option<String>,
+    source: Option<NamedSource<String>>,
+    label: Option<LabeledSpan>,
+    location: Option<(String, usize, usize)>,
+    related: Vec<Report>,
+}
+
+impl fmt::Display for Report {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for Report {}
+
+impl Diagnostic for Report {
+    fn code<'a>(&'a self) -> Option<Box<dyn fmt::Display + 'a>> {
+        (!self.code.is_empty()).then(|| Box::new(&self.code) as Box<dyn fmt::Display>)
+    }
+    fn severity(&self) -> Option<miette::Severity> {
+        // Call-site frames are context for the error above them, not errors of their own.
+        self.code.is_empty().then_some(miette::Severity::Advice)
+    }
+    fn help<'a>(&'a self) -> Option<Box<dyn fmt::Display + 'a>> {
+        self.help.as_ref().map(|h| Box::new(h) as Box<dyn fmt::Display>)
+    }
+    fn source_code(&self) -> Option<&dyn miette::SourceCode> {
+        self.source.as_ref().map(|s| s as &dyn miette::SourceCode)
+    }
+    fn labels(&self) -> Option<Box<dyn Iterator<Item = LabeledSpan> + '_>> {
+        self.label.clone().map(|l| Box::new(std::iter::once(l)) as Box<dyn Iterator<Item = LabeledSpan>>)
+    }
+    fn related<'a>(&'a self) -> Option<Box<dyn Iterator<Item = &'a dyn Diagnostic> + 'a>> {
+        if self.related.is_empty() {
+            return None;
+        }
+        Some(Box::new(self.related.iter().map(|r| r as &dyn Diagnostic)))
+    }
+}
+
+impl Report {
+    /// A report with no source location (bad command line, unreadable file...).
+    pub fn plain(code: &str, message: impl Into<String>, help: impl Into<String>) -> Self {
+        let help = help.into();
+        Report {
+            code: code.to_string(),
+            message: message.into(),
+            help: (!help.is_empty()).then_some(help),
+            source: None,
+            label: None,
+            location: None,
+            related: Vec::new(),
+        }
+    }
+
+    fn at(mut self, sources: &Sources, key: &str, pos: Position, label: &str) -> Self {
+        let (Some(source), Some(line)) = (sources.get(key), pos.line()) else {
+            return self;
+        };
+        let column = pos.position().unwrap_or(1);
+        let (offset, len) = span_at(&source.text, line, column);
+        self.label = Some(LabeledSpan::new_with_span(Some(label.to_string()), SourceSpan::from((offset, len))));
+        self.location = Some((source.name.clone(), line, column));
+        self.source = Some(NamedSource::new(source.name, source.text).with_language("rust"));
+        self
+    }
+
+    /// The stable code (`galley::...`).
+    pub fn code(&self) -> &str {
+        &self.code
+    }
+
+    /// Renders the report as text, with every secret masked.
+    pub fn render(&self, mode: OutputMode, masker: &Masker) -> String {
+        if mode == OutputMode::Json {
+            let (file, line, column) = self.location.clone().unwrap_or_default();
+            let value = serde_json::json!({
+                "event": "error", "code": self.code, "message": self.message,
+                "help": self.help, "file": file, "line": line, "column": column,
+                "called_from": self.related.iter().map(|r| {
+                    let (file, line, column) = r.location.clone().unwrap_or_default();
+                    serde_json::json!({ "file": file, "line": line, "column": column })
+                }).collect::<Vec<_>>(),
+            });
+            return masker.mask(&value.to_string());
+        }
+        let theme = if mode == OutputMode::Fancy {
+            if crate::exec::output::colors_wanted() {
+                GraphicalTheme::unicode()
+            } else {
+                GraphicalTheme::unicode_nocolor()
+            }
+        } else {
+            GraphicalTheme::none()
+        };
+        let handler = GraphicalReportHandler::new_themed(theme)
+            .with_width(100)
+            .with_context_lines(1);
+        let mut out = String::new();
+        if handler.render_report(&mut out, self).is_err() {
+            out = format!("error[{}]: {}", self.code, self.message);
+        }
+        masker.mask(&out)
+    }
+}
+
+/// Converts 1-based line/column (characters) to a byte offset and the length of the token there.
+fn span_at(text: &str, line: usize, column: usize) -> (usize, usize) {
+    let line_start: usize = text.split_inclusive('\n').take(line - 1).map(str::len).sum();
+    let line_text = text[line_start.min(text.len())..].lines().next().unwrap_or("");
+    let col_offset: usize = line_text.chars().take(column.saturating_sub(1)).map(char::len_utf8).sum();
+    let rest = &line_text[col_offset.min(line_text.len())..];
+    let ident = rest
+        .char_indices()
+        .take_while(|(_, c)| c.is_alphanumeric() || *c == '_')
+        .last()
+        .map(|(i, c)| i + c.len_utf8())
+        .unwrap_or(0);
+    let len = if ident > 0 { ident } else { rest.chars().next().map(char::len_utf8).unwrap_or(0) };
+    (line_start + col_offset, len)
+}
+
+/// The closest of `candidates` to `word`, if it is close enough to be a likely typo.
+pub fn suggest<'a>(word: &str, candidates: impl Iterator<Item = &'a str>) -> Option<String> {
+    // Edits (a swap counts as one) catch short typos; similarity ranks the ties.
+    let allowed = (word.chars().count() / 3).clamp(1, 3);
+    candidates
+        .filter(|c| *c != word)
+        .map(|c| (strsim::damerau_levenshtein(word, c), -strsim::jaro_winkler(word, c), c))
+        .filter(|(edits, _, _)| *edits <= allowed)
+        .min_by(|a, b| a.0.cmp(&b.0).then(a.1.total_cmp(&b.1)))
+        .map(|(_, _, c)| c.to_string())
+}
+
+/// Function names and signatures that the engine and the recipe define, for suggestions.
+pub struct Known {
+    /// `name(params) -> type`, one per overload.
+    pub signatures: Vec<String>,
+}
+
+impl Known {
+    /// Every function the engine knows plus the recipe's own.
+    pub fn from(engine: &Engine, ast: Option<&rhai::AST>) -> Self {
+        let mut signatures = engine.gen_fn_signatures(true);
+        if let Some(ast) = ast {
+            signatures.extend(ast.iter_functions().map(|f| format!("{}({})", f.name, f.params.join(", "))));
+        }
+        Known { signatures }
+    }
+
+    fn name_of(signature: &str) -> &str {
+        signature.split('(').next().unwrap_or(signature).trim()
+    }
+
+    /// The distinct function names.
+    pub fn names(&self) -> Vec<&str> {
+        let mut names: Vec<&str> = self.signatures.iter().map(|s| Self::name_of(s)).collect();
+        names.sort();
+        names.dedup();
+        names
+    }
+
+    /// The signatures of every overload of `name`.
+    pub fn overloads(&self, name: &str) -> Vec<&str> {
+        let mut found: Vec<&str> = self
+            .signatures
+            .iter()
+            .filter(|s| Self::name_of(s) == name)
+            .map(String::as_str)
+            .collect();
+        found.sort();
+        found.dedup();
+        found
+    }
+}
+
+/// What the report needs to know about the run that failed.
+pub struct Context<'a> {
+    pub sources: &'a Sources,
+    /// The key of the recipe file in `sources`.
+    pub main: &'a str,
+    pub known: &'a Known,
+    pub max_operations: u64,
+}
+
+/// Turns an error from the engine into a report pointing at the recipe.
+pub fn from_rhai(err: &EvalAltResult, cx: &Context) -> Report {
+    let mut frames: Vec<(String, Position, String)> = Vec::new();
+    let mut key = cx.main.to_string();
+    let mut current = err;
+    loop {
+        match current {
+            EvalAltResult::ErrorInFunctionCall(name, source, inner, pos) => {
+                frames.push((key.clone(), *pos, format!("in this call to `{name}`")));
+                if !source.is_empty() {
+                    key = source.clone();
+                }
+                current = inner;
+            }
+            EvalAltResult::ErrorInModule(path, inner, pos) => {
+                if cx.sources.get(path).is_some() {
+                    frames.push((key.clone(), *pos, format!("while loading module `{path}`")));
+                    key = path.clone();
+                }
+                current = inner;
+            }
+            _ => break,
+        }
+    }
+    let mut report = innermost(current, cx);
+    let label = report.help.clone().map(|_| "here").unwrap_or("here");
+    let pos = current.position();
+    report = report.at(cx.sources, &key, pos, label);
+    report.related = frames
+        .into_iter()
+        .rev()
+        .map(|(key, pos, note)| {
+            Report::plain("", "called from here", "").at(cx.sources, &key, pos, &note)
+        })
+        .collect();
+    // Innermost frame first: the reader goes from the failing line back to the recipe.
+    report.related.reverse();
+    report
+}
+
+fn strip_position(text: &str) -> String {
+    match text.rfind(" (line ") {
+        Some(i) if text.ends_with(')') => text[..i].to_string(),
+        _ => text.to_string(),
+    }
+}
+
+fn innermost(err: &EvalAltResult, cx: &Context) -> Report {
+    use EvalAltResult as E;
+    match err {
+        E::ErrorParsing(kind, _) => Report::plain(
+            "galley::syntax",
+            format!("syntax error: {kind}"),
+            "fix the recipe at the marked spot; `galley check FILE` checks without running",
+        ),
+        E::ErrorFunctionNotFound(signature, _) => unknown_function(signature, cx.known),
+        E::ErrorRuntime(value, _) => match value.clone().try_cast::<Failure>() {
+            Some(failure) => {
+                let details = failure.details();
+                let mut message = failure.to_string();
+                for line in details {
+                    message.push('\n');
+                    message.push_str(&line);
+                }
+                Report::plain(failure.code(), message, failure.help())
+            }
+            None => Report::plain(
+                "galley::throw",
+                format!("the recipe threw: {value}"),
+                "a `throw` in the recipe stopped the run; catch it with try { } catch (e) { } to handle it",
+            ),
+        },
+        E::ErrorTooManyOperations(_) => Report::plain(
+            "galley::operations_limit",
+            format!("the recipe ran more than {} operations and was stopped (an endless loop?)", cx.max_operations),
+            "look for a loop that never ends; raise the limit with --max-operations N if the work is real",
+        ),
+        E::ErrorTerminated(_, _) => Report::plain(
+            "galley::interrupted",
+            "interrupted",
+            "the running command was stopped; run the recipe again to finish",
+        ),
+        E::ErrorMismatchDataType(expected, actual, _) => Report::plain(
+            "galley::type",
+            format!("wrong type: expected {expected}, got {actual}"),
+            "convert the value first (to_string(), parse_int(...)) or pass the expected type",
+        ),
+        E::ErrorMismatchOutputType(expected, actual, _) => Report::plain(
+            "galley::type",
+            format!("wrong type: expected {expected}, got {actual}"),
+            "",
+        ),
+        E::ErrorVariableNotFound(name, _) => Report::plain(
+            "galley::unknown_variable",
+            format!("unknown variable `{name}`"),
+            "declare it with `let`; functions do not see top-level variables: pass them as arguments (`params` is visible everywhere)",
+        ),
+        E::ErrorModuleNotFound(path, _) => Report::plain(
+            "galley::module_not_found",
+            format!("module `{path}` not found"),
+            "stdlib modules are `galley/NAME`; other paths are relative to the importing file, then to each folder in GALLEY_PATH",
+        ),
+        other => Report::plain("galley::script", strip_position(&other.to_string()), ""),
+    }
+}
+
+/// Rust type names as a recipe author knows them.
+fn tidy_types(text: &str) -> String {
+    let mut text = text
+        .replace("&str | ImmutableString | String", "string")
+        .replace("ImmutableString", "string")
+        .replace("&mut ", "")
+        .replace("_: ", "");
+    for (rust, rhai) in [("i64", "int"), ("f64", "float"), ("Array", "array"), ("Map", "map")] {
+        text = text
+            .split_inclusive(|c: char| !c.is_alphanumeric() && c != '_')
+            .map(|word| match word.strip_suffix(|c: char| !c.is_alphanumeric() && c != '_') {
+                Some(w) if w == rust => format!("{rhai}{}", &word[w.len()..]),
+                _ if word == rust => rhai.to_string(),
+                _ => word.to_string(),
+            })
+            .collect();
+    }
+    text
+}
+
+/// A signature without its Rust return type, for help lines.
+fn tidy_signature(signature: &str) -> String {
+    let without_return = signature.split(" -> ").next().unwrap_or(signature);
+    tidy_types(without_return)
+}
+
+fn unknown_function(signature: &str, known: &Known) -> Report {
+    let name = signature.split([' ', '(']).next().unwrap_or(signature);
+    let args = tidy_types(signature[name.len()..].trim());
+    let overloads = known.overloads(name);
+    if !overloads.is_empty() {
+        let takes: Vec<String> = overloads.iter().map(|s| tidy_signature(s)).collect();
+        return Report::plain(
+            "galley::wrong_arguments",
+            format!("`{name}` cannot be called with these arguments {args}"),
+            format!("it takes: {}", takes.join("; ")),
+        );
+    }
+    let help = match suggest(name, known.names().into_iter()) {
+        Some(near) => format!("did you mean `{near}`? `galley docs` lists every function"),
+        None => "`galley docs` lists every function".to_string(),
+    };
+    Report::plain("galley::unknown_function", format!("unknown function `{name}` {args}"), help)
+}
+
+/// Lets recipes inspect a caught failure: `catch (e) { e.message }`.
+pub fn register(engine: &mut Engine) {
+    engine.register_type_with_name::<Failure>("Failure");
+    engine.register_fn("to_string", |f: &mut Failure| f.to_string());
+    engine.register_get("message", |f: &mut Failure| f.to_string());
+    engine.register_get("code", |f: &mut Failure| f.code().to_string());
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn spans_cover_the_identifier_at_a_position() {
+        let text = "let a = 1;\nlocal().rnu(\"x\");\n";
+        let (offset, len) = span_at(text, 2, 9);
+        assert_eq!(&text[offset..offset + len], "rnu");
+    }
+
+    #[test]
+    fn tidies_rust_type_names() {
+        assert_eq!(
+            tidy_signature("write(_: &mut Host, _: &str | ImmutableString | String, _: i64) -> Result<(), Box<E>>"),
+            "write(Host, string, int)"
+        );
+    }
+
+    #[test]
+    fn suggests_near_names_only() {
+        let names = ["run", "read", "write"];
+        assert_eq!(suggest("rnu", names.into_iter()).as_deref(), Some("run"));
+        assert_eq!(suggest("xyzzy", names.into_iter()), None);
+    }
+}
+
+impl Report {
+    /// Replaces the help line.
+    pub fn set_help(&mut self, help: String) {
+        self.help = Some(help);
+    }
+}
