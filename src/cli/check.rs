@@ -29,7 +29,7 @@ pub fn check(files: &[PathBuf], mode: OutputMode) -> i32 {
     let (ctx, _runtime) = quiet_ctx(mode);
     let mut problems = 0;
     for file in files {
-        let galley = Galley::new(&ctx, rhai::Map::new(), Default::default(), crate::engine::DEFAULT_MAX_OPERATIONS, false);
+        let galley = Galley::new(&ctx, Default::default(), crate::engine::DEFAULT_MAX_OPERATIONS, false);
         let mut reports = Vec::new();
         match galley.compile(file) {
             Err(report) => reports.push(report),

@@ -8,7 +8,7 @@ use crate::exec::{OutputMode, Printer};
 
 pub fn list(file: &Path, mode: OutputMode) -> i32 {
     let (ctx, _runtime) = super::check::quiet_ctx(mode);
-    let galley = Galley::new(&ctx, rhai::Map::new(), Default::default(), crate::engine::DEFAULT_MAX_OPERATIONS, false);
+    let galley = Galley::new(&ctx, Default::default(), crate::engine::DEFAULT_MAX_OPERATIONS, false);
     let recipe = match galley.compile(file) {
         Ok(r) => r,
         Err(report) => {

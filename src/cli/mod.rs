@@ -107,6 +107,14 @@ fn print_report(report: &Report, mode: OutputMode, masker: &Masker) {
 
 /// Parses the command line and runs it; returns the exit code.
 pub fn main() -> i32 {
+    std::panic::set_hook(Box::new(|info| {
+        let report = Report::plain(
+            "galley::bug",
+            format!("internal error: {info}"),
+            "this is a bug in Galley, not in your recipe; please report it with the recipe that triggered it",
+        );
+        eprintln!("{}", report.render(OutputMode::Plain, &Masker::default()));
+    }));
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {

@@ -3,13 +3,12 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use rhai::{CallFnOptions, Scope};
 use tokio_util::sync::CancellationToken;
 
 use super::{print_report, RunArgs, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE};
 use crate::engine::{tasks, Galley};
 use crate::exec::{Ctx, Masker, Printer};
-use crate::primitives::values::{params_from, SecretsFile};
+use crate::primitives::values::{params_from, RunInputs, SecretsFile};
 use crate::report::Report;
 
 pub fn run(args: RunArgs) -> i32 {
@@ -55,7 +54,17 @@ pub fn run(args: RunArgs) -> i32 {
         }
     });
 
-    let galley = Galley::new(&ctx, params, secrets, args.max_operations, true);
+    let recipe_dir = std::path::absolute(&args.file)
+        .ok()
+        .and_then(|p| p.parent().map(|d| d.to_string_lossy().into_owned()))
+        .unwrap_or_else(|| ".".into());
+    let inputs = RunInputs {
+        params,
+        task: args.task.clone().unwrap_or_default(),
+        recipe_dir,
+        secrets,
+    };
+    let galley = Galley::new(&ctx, inputs, args.max_operations, true);
     let recipe = match galley.compile(&args.file) {
         Ok(r) => r,
         Err(report) => return usage(report),
@@ -76,21 +85,29 @@ pub fn run(args: RunArgs) -> i32 {
     }
 
     let started = Instant::now();
-    let mut scope = Scope::new();
-    let mut result = galley.engine.run_ast_with_scope(&mut scope, &recipe.ast);
-    if let (Ok(()), Some(task)) = (&result, &args.task) {
-        let options = CallFnOptions::new().eval_ast(false).rewind_scope(true);
-        result = galley
-            .engine
-            .call_fn_with_options::<rhai::Dynamic>(options, &mut scope, &recipe.ast, task, ())
-            .map(|_| ());
-    }
+    // The task call is appended to the recipe and both run as one script, so that the task sees
+    // the top level's `const`s as `global::NAME` just as a call from the top level would.
+    let ast = match &args.task {
+        Some(task) => match galley.engine.compile(format!("{task}();")) {
+            Ok(call) => recipe.ast.merge(&call),
+            Err(e) => return usage(Report::plain("galley::usage", e.to_string(), "")),
+        },
+        None => recipe.ast.clone(),
+    };
+    let result = galley.engine.run_ast(&ast);
     let code = match result {
         Ok(()) => {
             ctx.printer.finished(true, started.elapsed());
             EXIT_OK
         }
         Err(err) => {
+            let mut err = *err;
+            if args.task.is_some() {
+                // The outermost frame is the appended task call, which has no place in the recipe.
+                if let rhai::EvalAltResult::ErrorInFunctionCall(_, _, inner, _) = err {
+                    err = *inner;
+                }
+            }
             let report = galley.report(&err, &recipe.key, Some(&recipe.ast));
             ctx.printer.finished(false, started.elapsed());
             print_report(&report, mode, &masker);

@@ -7,10 +7,10 @@ pub mod stdlib;
 use std::path::Path;
 use std::sync::Arc;
 
-use rhai::{Engine, Map, AST};
+use rhai::{Engine, AST};
 
 use crate::exec::Ctx;
-use crate::primitives::{self, values::SecretsFile};
+use crate::primitives::{self, values::RunInputs};
 use crate::report::{self, Report, Sources};
 
 /// The default limit on script operations: far above any real recipe, reached in about a second by an endless loop.
@@ -32,7 +32,7 @@ pub struct Recipe {
 
 impl Galley {
     /// An engine whose primitives act through `ctx`; `evaluate_imports` is false for `galley check`.
-    pub fn new(ctx: &Arc<Ctx>, params: Map, secrets: SecretsFile, max_operations: u64, evaluate_imports: bool) -> Self {
+    pub fn new(ctx: &Arc<Ctx>, inputs: RunInputs, max_operations: u64, evaluate_imports: bool) -> Self {
         let sources = Sources::default();
         let mut engine = Engine::new();
         engine.set_max_operations(max_operations);
@@ -40,7 +40,7 @@ impl Galley {
         engine.set_module_resolver(resolver::Resolver::new(sources.clone(), evaluate_imports));
         let cancel = ctx.cancel.clone();
         engine.on_progress(move |_| cancel.is_cancelled().then(|| "interrupted".into()));
-        primitives::register_all(&mut engine, ctx, params, secrets);
+        primitives::register_all(&mut engine, ctx, inputs);
         Galley {
             engine,
             sources,
@@ -68,6 +68,7 @@ impl Galley {
             self.report(&err, &key, None)
         })?;
         ast.set_source(key.as_str());
+        self.sources.add_closures(&key, &ast);
         Ok(Recipe { ast, key })
     }
 

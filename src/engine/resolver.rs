@@ -95,6 +95,7 @@ impl ModuleResolver for Resolver {
         let in_module = |e: Box<EvalAltResult>| Box::new(EvalAltResult::ErrorInModule(key.clone(), e, pos));
         let mut ast = engine.compile(&text).map_err(|e| in_module(e.into()))?;
         ast.set_source(key.as_str());
+        self.sources.add_closures(&key, &ast);
         let ast = if self.evaluate { ast } else { ast.clone_functions_only() };
         let mut module = Module::eval_ast_as_new(Scope::new(), &ast, engine).map_err(in_module)?;
         module.set_id(key.as_str());

@@ -31,6 +31,8 @@ pub struct Ctx {
 impl Ctx {
     /// Runs `fut` to completion on the runtime, or fails with `Interrupted` when the run is cancelled.
     pub fn wait<F: Future>(&self, what: &str, fut: F) -> Result<F::Output, Failure> {
+        // Futures such as timers must be created inside the runtime's context.
+        let _context = self.runtime.enter();
         let cancel = self.cancel.clone();
         self.runtime.block_on(async move {
             tokio::select! {
@@ -42,7 +44,7 @@ impl Ctx {
 
     /// Sleeps unless the run is cancelled first.
     pub fn sleep(&self, duration: Duration) -> Result<(), Failure> {
-        self.wait("sleeping", tokio::time::sleep(duration))
+        self.wait("sleeping", async move { tokio::time::sleep(duration).await })
     }
 }
 

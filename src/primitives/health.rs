@@ -98,9 +98,8 @@ fn http(ctx: &Ctx, url: &str, opts: Map) -> Result<Map, Failure> {
         return Ok(result);
     }
     let (body, attempts) = poll(ctx, url, &policy, || {
-        let request = client().get(url).timeout(policy.timeout).send();
         let response = ctx.wait(&format!("checking {url}"), async {
-            let response = request.await?;
+            let response = client().get(url).timeout(policy.timeout).send().await?;
             let status = response.status().as_u16();
             let body = response.text().await.unwrap_or_default();
             Ok::<_, reqwest::Error>((status, body))
@@ -137,7 +136,7 @@ fn tcp(ctx: &Ctx, addr: &str, opts: Map) -> Result<Map, Failure> {
         return Ok(result);
     }
     let (_, attempts) = poll(ctx, addr, &policy, || {
-        let connect = tokio::time::timeout(policy.timeout, tokio::net::TcpStream::connect(addr.to_string()));
+        let connect = async { tokio::time::timeout(policy.timeout, tokio::net::TcpStream::connect(addr)).await };
         Ok(match ctx.wait(&format!("connecting to {addr}"), connect)? {
             Ok(Ok(_)) => Ok(()),
             Ok(Err(e)) => Err(e.to_string()),

@@ -12,18 +12,18 @@ pub mod values;
 
 use std::sync::Arc;
 
-use rhai::{Engine, Map};
+use rhai::Engine;
 
 use crate::exec::Ctx;
 
 /// Registers every primitive.
-pub fn register_all(engine: &mut Engine, ctx: &Arc<Ctx>, params: Map, secrets: values::SecretsFile) {
+pub fn register_all(engine: &mut Engine, ctx: &Arc<Ctx>, inputs: values::RunInputs) {
     host::register(engine, ctx);
     process::register(engine);
     git::register(engine);
     health::register(engine, ctx);
     data::register(engine);
     flow::register(engine, ctx);
-    values::register(engine, ctx, params, secrets);
+    values::register(engine, ctx, inputs);
     crate::report::register(engine);
 }

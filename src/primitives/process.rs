@@ -172,9 +172,10 @@ impl Service {
         let mut command = self.command.clone();
         command.env = self.environment()?;
         if let Some(parent) = std::path::Path::new(&self.log).parent().filter(|p| !p.as_os_str().is_empty()) {
-            self.host.perform(Action::Mkdir {
-                path: parent.to_string_lossy().into_owned(),
-            })?;
+            let parent = parent.to_string_lossy().into_owned();
+            if !self.host.exists(&parent)? {
+                self.host.perform(Action::Mkdir { path: parent })?;
+            }
         }
         let out = self.host.perform(Action::Start {
             service: self.name.clone(),

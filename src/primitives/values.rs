@@ -44,12 +44,35 @@ pub fn params_from(pairs: &[String]) -> Result<Map, String> {
     Ok(params)
 }
 
-/// Registers `params`, `env` and `secret`.
-pub fn register(engine: &mut Engine, ctx: &Arc<Ctx>, params: Map, secrets: SecretsFile) {
-    let params = Dynamic::from_map(params);
-    // A variable resolver, so that tasks (functions, which do not see the top-level scope) read `params` too.
+/// What the command line hands to a recipe.
+#[derive(Default)]
+pub struct RunInputs {
+    /// `--set` values.
+    pub params: Map,
+    /// The task named on the command line ("" for none).
+    pub task: String,
+    /// The folder of the recipe file.
+    pub recipe_dir: String,
+    /// `--secrets FILE`.
+    pub secrets: SecretsFile,
+}
+
+/// Registers `params`, `task`, `recipe_dir()`, `env` and `secret`.
+pub fn register(engine: &mut Engine, ctx: &Arc<Ctx>, inputs: RunInputs) {
+    let params = Dynamic::from_map(inputs.params);
+    let task = Dynamic::from(inputs.task);
+    // A variable resolver, so that tasks (functions, which do not see the top-level scope) read these too.
     #[allow(deprecated)] // `on_var` is marked volatile, not going away.
-    engine.on_var(move |name, _, _| Ok((name == "params").then(|| params.clone())));
+    engine.on_var(move |name, _, _| {
+        Ok(match name {
+            "params" => Some(params.clone()),
+            "task" => Some(task.clone()),
+            _ => None,
+        })
+    });
+    let recipe_dir = inputs.recipe_dir;
+    engine.register_fn("recipe_dir", move || recipe_dir.clone());
+    let secrets = inputs.secrets;
 
     engine.register_fn("env", |name: &str| {
         std::env::var(name).map_err(|_| Failure::MissingEnv { name: name.into() }.into_rhai())

@@ -212,9 +212,14 @@ pub fn from_rhai(err: &EvalAltResult, cx: &Context) -> Report {
     loop {
         match current {
             EvalAltResult::ErrorInFunctionCall(name, source, inner, pos) => {
-                frames.push((key.clone(), *pos, format!("in this call to `{name}`")));
-                if !source.is_empty() {
-                    key = source.clone();
+                if let Some(owner) = cx.sources.closure_source(name) {
+                    frames.push((key.clone(), *pos, "in this call of a closure".to_string()));
+                    key = owner;
+                } else {
+                    frames.push((key.clone(), *pos, format!("in this call to `{name}`")));
+                    if !source.is_empty() {
+                        key = source.clone();
+                    }
                 }
                 current = inner;
             }
@@ -239,8 +244,6 @@ pub fn from_rhai(err: &EvalAltResult, cx: &Context) -> Report {
             Report::plain("", "called from here", "").at(cx.sources, &key, pos, &note)
         })
         .collect();
-    // Innermost frame first: the reader goes from the failing line back to the recipe.
-    report.related.reverse();
     report
 }
 
@@ -299,7 +302,7 @@ fn innermost(err: &EvalAltResult, cx: &Context) -> Report {
         E::ErrorVariableNotFound(name, _) => Report::plain(
             "galley::unknown_variable",
             format!("unknown variable `{name}`"),
-            "declare it with `let`; functions do not see top-level variables: pass them as arguments (`params` is visible everywhere)",
+            "declare it with `let`; a function sees only its arguments, `params`, `task` and top-level `const`s as `global::NAME`",
         ),
         E::ErrorModuleNotFound(path, _) => Report::plain(
             "galley::module_not_found",

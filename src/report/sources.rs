@@ -7,6 +7,8 @@ use std::sync::{Arc, RwLock};
 #[derive(Clone, Default)]
 pub struct Sources {
     inner: Arc<RwLock<HashMap<String, Source>>>,
+    /// Which source defines each closure (Rhai reports closures without one).
+    closures: Arc<RwLock<HashMap<String, String>>>,
 }
 
 /// One loaded source.
@@ -27,6 +29,19 @@ impl Sources {
                 text: text.to_string(),
             },
         );
+    }
+
+    /// Records the source of every closure defined in `ast` (compiled from the source `key`).
+    pub fn add_closures(&self, key: &str, ast: &rhai::AST) {
+        let mut closures = self.closures.write().expect("sources lock");
+        for f in ast.iter_functions().filter(|f| f.name.starts_with("anon$")) {
+            closures.insert(f.name.to_string(), key.to_string());
+        }
+    }
+
+    /// The key of the source that defines the closure `name`.
+    pub fn closure_source(&self, name: &str) -> Option<String> {
+        self.closures.read().expect("sources lock").get(name).cloned()
     }
 
     /// The source recorded under `key`.

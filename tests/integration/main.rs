@@ -1,0 +1,6 @@
+//! Integration tests: the real `galley` binary against real git, processes and HTTP servers.
+
+#[path = "../support/mod.rs"]
+mod support;
+
+mod smoke;

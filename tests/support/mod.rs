@@ -1,0 +1,197 @@
+//! Shared fixtures for the integration tests: the real `galley` binary in a temp dir, real git
+//! origins, free ports, and waiting for conditions (never sleeping and hoping).
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+/// A temporary working directory in which recipes are written and `galley` is run.
+pub struct Sandbox {
+    pub dir: tempfile::TempDir,
+}
+
+/// What a `galley` run printed and returned.
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    fn from(out: Output) -> Self {
+        Run {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+
+    /// Panics with everything printed unless the exit code is `code`.
+    pub fn expect_code(self, code: i32) -> Self {
+        assert_eq!(
+            self.code, code,
+            "expected exit code {code}, got {}\n--- stdout ---\n{}\n--- stderr ---\n{}",
+            self.code, self.stdout, self.stderr
+        );
+        self
+    }
+}
+
+impl Sandbox {
+    pub fn new() -> Self {
+        Sandbox {
+            dir: tempfile::Builder::new().prefix("galley-test-").tempdir().expect("tempdir"),
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// `path` inside the sandbox, as a string.
+    pub fn join(&self, path: &str) -> String {
+        self.path().join(path).to_string_lossy().into_owned()
+    }
+
+    /// Writes a file (creating folders) and returns its path.
+    pub fn write(&self, path: &str, text: &str) -> PathBuf {
+        let file = self.path().join(path);
+        std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+        std::fs::write(&file, text).unwrap();
+        file
+    }
+
+    /// A `galley` command running in the sandbox, with plain output and no color.
+    pub fn galley(&self) -> Command {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_galley"));
+        cmd.current_dir(self.path())
+            .env("NO_COLOR", "1")
+            .env_remove("GALLEY_PATH")
+            .stdin(Stdio::null());
+        cmd
+    }
+
+    /// Runs `galley ARGS...` to completion.
+    pub fn run(&self, args: &[&str]) -> Run {
+        Run::from(self.galley().args(args).output().expect("run galley"))
+    }
+
+    /// Writes `recipe.rhai` with `text` and runs `galley run recipe.rhai --output plain ARGS...`.
+    pub fn run_recipe(&self, text: &str, args: &[&str]) -> Run {
+        self.write("recipe.rhai", text);
+        let mut all = vec!["run", "recipe.rhai", "--output", "plain"];
+        all.extend_from_slice(args);
+        self.run(&all)
+    }
+}
+
+/// Runs a command and panics with its output if it fails.
+pub fn sh(dir: &Path, argv: &[&str]) -> String {
+    let out = Command::new(argv[0])
+        .args(&argv[1..])
+        .current_dir(dir)
+        .env("GIT_AUTHOR_NAME", "test")
+        .env("GIT_AUTHOR_EMAIL", "test@example.com")
+        .env("GIT_COMMITTER_NAME", "test")
+        .env("GIT_COMMITTER_EMAIL", "test@example.com")
+        .output()
+        .unwrap_or_else(|e| panic!("{argv:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{argv:?} failed:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// A bare git repository (the "origin") plus a working clone used to push commits to it.
+pub struct GitOrigin {
+    pub bare: PathBuf,
+    pub work: PathBuf,
+}
+
+impl GitOrigin {
+    /// Creates `origin.git` and `seed/` under `root`, with `files` committed on `branch` and pushed.
+    pub fn new(root: &Path, branch: &str, files: &[(&str, &str)]) -> Self {
+        let bare = root.join("origin.git");
+        let work = root.join("seed");
+        sh(root, &["git", "init", "-q", "--bare", "-b", branch, bare.to_str().unwrap()]);
+        sh(root, &["git", "init", "-q", "-b", branch, work.to_str().unwrap()]);
+        sh(&work, &["git", "remote", "add", "origin", bare.to_str().unwrap()]);
+        let origin = GitOrigin { bare, work };
+        origin.commit(files, "first commit");
+        sh(&origin.work, &["git", "push", "-q", "-u", "origin", branch]);
+        origin
+    }
+
+    /// The URL to clone from.
+    pub fn url(&self) -> String {
+        self.bare.to_string_lossy().into_owned()
+    }
+
+    /// Writes `files`, commits them and returns the new commit's sha (not pushed).
+    pub fn commit(&self, files: &[(&str, &str)], message: &str) -> String {
+        for (path, text) in files {
+            let file = self.work.join(path);
+            std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+            std::fs::write(file, text).unwrap();
+        }
+        sh(&self.work, &["git", "add", "-A"]);
+        sh(&self.work, &["git", "commit", "-q", "-m", message]);
+        sh(&self.work, &["git", "rev-parse", "HEAD"])
+    }
+
+    /// Commits `files` and pushes the current branch; returns the sha.
+    pub fn push(&self, files: &[(&str, &str)], message: &str) -> String {
+        let sha = self.commit(files, message);
+        sh(&self.work, &["git", "push", "-q"]);
+        sha
+    }
+}
+
+/// A TCP port that is free on 127.0.0.1 right now.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Polls `condition` every 20 ms until it holds; panics with `what` after `limit`.
+pub fn wait_until(what: &str, limit: Duration, mut condition: impl FnMut() -> bool) {
+    let deadline = Instant::now() + limit;
+    while !condition() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Whether a process with this pid is alive (and not a zombie).
+pub fn alive(pid: i64) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => !matches!(
+            stat.rsplit(')').next().and_then(|r| r.trim_start().chars().next()),
+            Some('Z') | Some('X') | None
+        ),
+        Err(_) => false,
+    }
+}
+
+/// A plain HTTP GET against 127.0.0.1:port; the body, or None if nothing answers.
+pub fn http_get(port: u16, path: &str) -> Option<String> {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    write!(stream, "GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").ok()?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).ok()?;
+    response.split_once("\r\n\r\n").map(|(_, body)| body.to_string())
+}
+
+/// Kills a process group if it is still there (cleanup after a test).
+pub fn kill_group(pid: i64) {
+    let _ = Command::new("kill").args(["-KILL", "--", &format!("-{pid}")]).status();
+}
