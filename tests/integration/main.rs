@@ -3,4 +3,13 @@
 #[path = "../support/mod.rs"]
 mod support;
 
+mod cli;
+mod dry_run;
+mod git;
+mod health;
+mod interrupt;
+mod process;
+mod reports;
 mod smoke;
+mod start_sh;
+mod values;
