@@ -152,7 +152,7 @@ pub fn register(engine: &mut Engine) {
             .map(|_| ())
             .map_err(r)
     });
-    engine.register_fn("switch", move |g: &mut Repo, branch: &str| {
+    engine.register_fn("switch_to", move |g: &mut Repo, branch: &str| {
         g.change(
             &["switch", branch],
             &format!("switching to `{branch}`"),
