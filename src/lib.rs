@@ -1,5 +1,8 @@
 //! Galley runs deploy recipes written in Rhai against local and remote hosts.
 
+// A `Report` is built once, on the way out of a failed run: boxing it would buy nothing.
+#![allow(clippy::result_large_err)]
+
 pub mod cli;
 pub mod engine;
 pub mod exec;

@@ -29,7 +29,12 @@ pub fn check(files: &[PathBuf], mode: OutputMode) -> i32 {
     let (ctx, _runtime) = quiet_ctx(mode);
     let mut problems = 0;
     for file in files {
-        let galley = Galley::new(&ctx, Default::default(), crate::engine::DEFAULT_MAX_OPERATIONS, false);
+        let galley = Galley::new(
+            &ctx,
+            Default::default(),
+            crate::engine::DEFAULT_MAX_OPERATIONS,
+            false,
+        );
         let mut reports = Vec::new();
         match galley.compile(file) {
             Err(report) => reports.push(report),
@@ -48,5 +53,9 @@ pub fn check(files: &[PathBuf], mode: OutputMode) -> i32 {
             print_report(&report, mode, ctx.printer.masker());
         }
     }
-    if problems == 0 { EXIT_OK } else { EXIT_USAGE }
+    if problems == 0 {
+        EXIT_OK
+    } else {
+        EXIT_USAGE
+    }
 }

@@ -8,7 +8,12 @@ use crate::exec::{OutputMode, Printer};
 
 pub fn list(file: &Path, mode: OutputMode) -> i32 {
     let (ctx, _runtime) = super::check::quiet_ctx(mode);
-    let galley = Galley::new(&ctx, Default::default(), crate::engine::DEFAULT_MAX_OPERATIONS, false);
+    let galley = Galley::new(
+        &ctx,
+        Default::default(),
+        crate::engine::DEFAULT_MAX_OPERATIONS,
+        false,
+    );
     let recipe = match galley.compile(file) {
         Ok(r) => r,
         Err(report) => {
@@ -24,7 +29,10 @@ pub fn list(file: &Path, mode: OutputMode) -> i32 {
 fn print_tasks(_printer: &Printer, mode: OutputMode, tasks: &[(String, Vec<String>, String)]) {
     if mode == OutputMode::Json {
         for (name, params, doc) in tasks {
-            println!("{}", serde_json::json!({ "task": name, "params": params, "doc": doc }));
+            println!(
+                "{}",
+                serde_json::json!({ "task": name, "params": params, "doc": doc })
+            );
         }
         return;
     }
@@ -35,7 +43,11 @@ fn print_tasks(_printer: &Printer, mode: OutputMode, tasks: &[(String, Vec<Strin
     let signatures: Vec<String> = tasks
         .iter()
         .map(|(name, params, _)| {
-            if params.is_empty() { name.clone() } else { format!("{name}({})", params.join(", ")) }
+            if params.is_empty() {
+                name.clone()
+            } else {
+                format!("{name}({})", params.join(", "))
+            }
         })
         .collect();
     let width = signatures.iter().map(String::len).max().unwrap_or(0);
@@ -47,4 +59,3 @@ fn print_tasks(_printer: &Printer, mode: OutputMode, tasks: &[(String, Vec<Strin
         }
     }
 }
-

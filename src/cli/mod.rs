@@ -51,8 +51,10 @@ galley run deploy.rhai --dry-run --output plain\n\n\
 Exit codes: 0 ok, 1 the recipe failed, 2 usage or parse error, 130 interrupted.")]
     Run(RunArgs),
     /// Check recipes without running them: syntax, imports, unknown functions.
-    #[command(after_help = "Example:\n  galley check recipes/*.rhai\n\nNothing runs: imported \
-modules are loaded for their functions only. Exit code 2 when a problem is found.")]
+    #[command(
+        after_help = "Example:\n  galley check recipes/*.rhai\n\nNothing runs: imported \
+modules are loaded for their functions only. Exit code 2 when a problem is found."
+    )]
     Check {
         /// Recipe files to check.
         #[arg(required = true)]
@@ -61,8 +63,10 @@ modules are loaded for their functions only. Exit code 2 when a problem is found
         output: OutputArgs,
     },
     /// List a recipe's tasks (its top-level functions) with their doc comments.
-    #[command(after_help = "Example:\n  galley list deploy.rhai\n\nA task is a top-level `fn`; \
-its `///` doc comment is shown beside it. Run one with `galley run FILE TASK`.")]
+    #[command(
+        after_help = "Example:\n  galley list deploy.rhai\n\nA task is a top-level `fn`; \
+its `///` doc comment is shown beside it. Run one with `galley run FILE TASK`."
+    )]
     List {
         /// The recipe file.
         file: PathBuf,

@@ -35,7 +35,13 @@ pub fn run(args: RunArgs) -> i32 {
         .build()
     {
         Ok(rt) => rt,
-        Err(e) => return usage(Report::plain("galley::runtime", format!("cannot start: {e}"), "")),
+        Err(e) => {
+            return usage(Report::plain(
+                "galley::runtime",
+                format!("cannot start: {e}"),
+                "",
+            ))
+        }
     };
     let cancel = CancellationToken::new();
     let ctx = Arc::new(Ctx {
@@ -71,15 +77,26 @@ pub fn run(args: RunArgs) -> i32 {
     };
     if let Some(task) = &args.task {
         let known = tasks(&recipe.ast);
-        if !known.iter().any(|(name, params, _)| name == task && params.is_empty()) {
-            let names: Vec<&str> = known.iter().filter(|t| t.1.is_empty()).map(|t| t.0.as_str()).collect();
+        if !known
+            .iter()
+            .any(|(name, params, _)| name == task && params.is_empty())
+        {
+            let names: Vec<&str> = known
+                .iter()
+                .filter(|t| t.1.is_empty())
+                .map(|t| t.0.as_str())
+                .collect();
             let near = crate::report::suggest(task, names.iter().copied())
                 .map(|n| format!("did you mean `{n}`? "))
                 .unwrap_or_default();
             return usage(Report::plain(
                 "galley::unknown_task",
                 format!("{} has no task `{task}`", args.file.display()),
-                format!("{near}tasks: {} (see `galley list {}`)", names.join(", "), args.file.display()),
+                format!(
+                    "{near}tasks: {} (see `galley list {}`)",
+                    names.join(", "),
+                    args.file.display()
+                ),
             ));
         }
     }

@@ -9,7 +9,17 @@ use crate::report::{suggest, Known, Report};
 
 /// Rhai functions that the parser handles itself and that no signature lists.
 const KEYWORD_FUNCTIONS: &[&str] = &[
-    "Fn", "call", "curry", "is_def_var", "is_def_fn", "is_shared", "type_of", "print", "debug", "eval", "this",
+    "Fn",
+    "call",
+    "curry",
+    "is_def_var",
+    "is_def_fn",
+    "is_shared",
+    "type_of",
+    "print",
+    "debug",
+    "eval",
+    "this",
 ];
 
 /// Every call in `recipe` to a function that neither the engine, the recipe nor an imported
@@ -40,7 +50,10 @@ pub fn unknown_calls(galley: &Galley, recipe: &Recipe) -> Vec<Report> {
             (name.clone(), fns.clone())
         } else {
             let full = format!("{namespace}::{name}");
-            (full, names.iter().filter(|n| n.contains("::")).cloned().collect())
+            (
+                full,
+                names.iter().filter(|n| n.contains("::")).cloned().collect(),
+            )
         };
         if !candidates.contains(&full) {
             problems.push((full, pos, candidates));
@@ -65,13 +78,23 @@ pub fn unknown_calls(galley: &Galley, recipe: &Recipe) -> Vec<Report> {
 fn imported_functions(galley: &Galley, recipe: &Recipe) -> HashMap<String, Vec<String>> {
     let mut found = HashMap::new();
     for stmt in recipe.ast.statements() {
-        let Stmt::Import(import, _) = stmt else { continue };
+        let Stmt::Import(import, _) = stmt else {
+            continue;
+        };
         let (path_expr, alias) = &**import;
-        let Some(path) = path_expr.get_literal_value(None).and_then(|v| v.into_string().ok()) else {
+        let Some(path) = path_expr
+            .get_literal_value(None)
+            .and_then(|v| v.into_string().ok())
+        else {
             continue;
         };
         let resolver = galley.engine.module_resolver();
-        if let Ok(module) = resolver.resolve(&galley.engine, Some(&recipe.key), &path, rhai::Position::NONE) {
+        if let Ok(module) = resolver.resolve(
+            &galley.engine,
+            Some(&recipe.key),
+            &path,
+            rhai::Position::NONE,
+        ) {
             let fns = module
                 .gen_fn_signatures_with_mapper(|s| s.into())
                 .map(|s| s.split('(').next().unwrap_or_default().trim().to_string())

@@ -32,7 +32,12 @@ pub struct Recipe {
 
 impl Galley {
     /// An engine whose primitives act through `ctx`; `evaluate_imports` is false for `galley check`.
-    pub fn new(ctx: &Arc<Ctx>, inputs: RunInputs, max_operations: u64, evaluate_imports: bool) -> Self {
+    pub fn new(
+        ctx: &Arc<Ctx>,
+        inputs: RunInputs,
+        max_operations: u64,
+        evaluate_imports: bool,
+    ) -> Self {
         let sources = Sources::default();
         let mut engine = Engine::new();
         engine.set_max_operations(max_operations);
@@ -96,11 +101,21 @@ pub fn tasks(ast: &AST) -> Vec<(String, Vec<String>, String)> {
                 .comments
                 .iter()
                 .flat_map(|c| c.lines())
-                .map(|l| l.trim().trim_start_matches("///").trim_start_matches("/**").trim_end_matches("*/").trim())
+                .map(|l| {
+                    l.trim()
+                        .trim_start_matches("///")
+                        .trim_start_matches("/**")
+                        .trim_end_matches("*/")
+                        .trim()
+                })
                 .filter(|l| !l.is_empty())
                 .collect::<Vec<_>>()
                 .join(" ");
-            (f.name.to_string(), f.params.iter().map(|p| p.to_string()).collect(), doc)
+            (
+                f.name.to_string(),
+                f.params.iter().map(|p| p.to_string()).collect(),
+                doc,
+            )
         })
         .collect()
 }

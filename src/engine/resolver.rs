@@ -45,22 +45,38 @@ impl Resolver {
     fn locate(&self, importer: Option<&str>, path: &str) -> Option<(String, String, String)> {
         if let Some(name) = path.strip_prefix("galley/") {
             let text = stdlib::get(name)?;
-            return Some((stdlib_key(name), format!("<stdlib>/{name}.rhai"), text.to_string()));
+            return Some((
+                stdlib_key(name),
+                format!("<stdlib>/{name}.rhai"),
+                text.to_string(),
+            ));
         }
-        let file = if path.ends_with(".rhai") { path.to_string() } else { format!("{path}.rhai") };
+        let file = if path.ends_with(".rhai") {
+            path.to_string()
+        } else {
+            format!("{path}.rhai")
+        };
         let file = Path::new(&file);
         let mut candidates = Vec::new();
         if file.is_absolute() {
             candidates.push(file.to_path_buf());
         } else {
-            if let Some(dir) = importer.map(Path::new).and_then(Path::parent).filter(|d| d.is_absolute()) {
+            if let Some(dir) = importer
+                .map(Path::new)
+                .and_then(Path::parent)
+                .filter(|d| d.is_absolute())
+            {
                 candidates.push(dir.join(file));
             }
             candidates.extend(self.search.iter().map(|dir| dir.join(file)));
         }
         candidates.into_iter().find_map(|candidate| {
             let text = std::fs::read_to_string(&candidate).ok()?;
-            let key = candidate.canonicalize().ok()?.to_string_lossy().into_owned();
+            let key = candidate
+                .canonicalize()
+                .ok()?
+                .to_string_lossy()
+                .into_owned();
             Some((key, display_name(&candidate), text))
         })
     }
@@ -92,15 +108,23 @@ impl ModuleResolver for Resolver {
             return Ok(module.clone());
         }
         self.sources.add(&key, &name, &text);
-        let in_module = |e: Box<EvalAltResult>| Box::new(EvalAltResult::ErrorInModule(key.clone(), e, pos));
+        let in_module =
+            |e: Box<EvalAltResult>| Box::new(EvalAltResult::ErrorInModule(key.clone(), e, pos));
         let mut ast = engine.compile(&text).map_err(|e| in_module(e.into()))?;
         ast.set_source(key.as_str());
         self.sources.add_closures(&key, &ast);
-        let ast = if self.evaluate { ast } else { ast.clone_functions_only() };
+        let ast = if self.evaluate {
+            ast
+        } else {
+            ast.clone_functions_only()
+        };
         let mut module = Module::eval_ast_as_new(Scope::new(), &ast, engine).map_err(in_module)?;
         module.set_id(key.as_str());
         let module: SharedModule = module.into();
-        self.cache.lock().expect("cache lock").insert(key, module.clone());
+        self.cache
+            .lock()
+            .expect("cache lock")
+            .insert(key, module.clone());
         Ok(module)
     }
 }

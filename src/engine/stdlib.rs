@@ -5,5 +5,8 @@ pub const MODULES: &[(&str, &str)] = &[("in_place", include_str!("../../stdlib/i
 
 /// The source of `galley/NAME`.
 pub fn get(name: &str) -> Option<&'static str> {
-    MODULES.iter().find(|(n, _)| *n == name).map(|(_, text)| *text)
+    MODULES
+        .iter()
+        .find(|(n, _)| *n == name)
+        .map(|(_, text)| *text)
 }

@@ -60,7 +60,13 @@ impl Command {
     /// Plain `sh` and `setsid` so that it works the same on any Linux host.
     pub fn detached(&self, log: &str) -> Command {
         const SCRIPT: &str = r#"log=$1; shift; setsid "$@" </dev/null >>"$log" 2>&1 & echo $!"#;
-        let mut argv: Vec<String> = vec!["sh".into(), "-c".into(), SCRIPT.into(), "galley-start".into(), log.into()];
+        let mut argv: Vec<String> = vec![
+            "sh".into(),
+            "-c".into(),
+            SCRIPT.into(),
+            "galley-start".into(),
+            log.into(),
+        ];
         if !self.env.is_empty() {
             argv.push("env".into());
             argv.extend(self.env.iter().map(|(k, v)| format!("{k}={v}")));
@@ -109,17 +115,29 @@ pub enum Action {
     /// Run a command and wait for it.
     Run(Command),
     /// Write a file atomically.
-    Write { path: String, content: Vec<u8>, mode: Option<u32> },
+    Write {
+        path: String,
+        content: Vec<u8>,
+        mode: Option<u32>,
+    },
     /// Create a directory and its parents.
     Mkdir { path: String },
     /// Point `link` at `target`, replacing any old link atomically.
     Symlink { target: String, link: String },
     /// Start a detached background process (own session, output appended to `log`).
-    Start { service: String, command: Command, log: String },
+    Start {
+        service: String,
+        command: Command,
+        log: String,
+    },
     /// Remove a file if it exists.
     Remove { path: String },
     /// Send a signal to a service's process group.
-    Signal { service: String, pid: i64, signal: String },
+    Signal {
+        service: String,
+        pid: i64,
+        signal: String,
+    },
     /// Wait for an endpoint to become healthy.
     Check { what: String },
 }
@@ -134,7 +152,11 @@ impl fmt::Display for Action {
                 }
                 Ok(())
             }
-            Action::Write { path, content, mode } => {
+            Action::Write {
+                path,
+                content,
+                mode,
+            } => {
                 write!(f, "write {path} ({} bytes", content.len())?;
                 if let Some(mode) = mode {
                     write!(f, ", mode {mode:o}")?;
@@ -145,7 +167,9 @@ impl fmt::Display for Action {
             Action::Symlink { target, link } => {
                 write!(f, "symlink {} -> {}", quote(link), quote(target))
             }
-            Action::Start { service, command, .. } => {
+            Action::Start {
+                service, command, ..
+            } => {
                 write!(f, "start {service}: {}", command.display())?;
                 if let Some(dir) = &command.dir {
                     write!(f, "  (in {dir})")?;

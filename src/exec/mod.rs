@@ -44,7 +44,10 @@ impl Ctx {
 
     /// Sleeps unless the run is cancelled first.
     pub fn sleep(&self, duration: Duration) -> Result<(), Failure> {
-        self.wait("sleeping", async move { tokio::time::sleep(duration).await })
+        self.wait(
+            "sleeping",
+            async move { tokio::time::sleep(duration).await },
+        )
     }
 }
 

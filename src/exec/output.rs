@@ -99,7 +99,11 @@ impl Printer {
     /// One line of a command's output, prefixed with its host.
     pub fn line(&self, host: &str, stream: Stream, text: &str) {
         if self.mode == OutputMode::Json {
-            let stream = if stream == Stream::Stdout { "stdout" } else { "stderr" };
+            let stream = if stream == Stream::Stdout {
+                "stdout"
+            } else {
+                "stderr"
+            };
             return self.emit_json(serde_json::json!({
                 "event": "output", "host": host, "stream": stream, "line": text,
             }));
@@ -162,7 +166,9 @@ impl Printer {
             }));
         }
         let (mark, code) = if ok { ("ok", GREEN) } else { ("failed", RED) };
-        let line = self.masker.mask(&format!("<== {name}: {mark} in {secs:.2}s"));
+        let line = self
+            .masker
+            .mask(&format!("<== {name}: {mark} in {secs:.2}s"));
         self.emit(&self.paint(code, &line));
     }
 
@@ -170,7 +176,8 @@ impl Printer {
     pub fn finished(&self, ok: bool, took: Duration) {
         let secs = took.as_secs_f64();
         if self.mode == OutputMode::Json {
-            return self.emit_json(serde_json::json!({ "event": "finished", "ok": ok, "seconds": secs }));
+            return self
+                .emit_json(serde_json::json!({ "event": "finished", "ok": ok, "seconds": secs }));
         }
         let (text, code) = if ok {
             (format!("done in {secs:.2}s"), GREEN)
@@ -186,7 +193,9 @@ impl Printer {
             return SpinnerGuard { printer: None };
         }
         let bar = ProgressBar::new_spinner();
-        bar.set_style(ProgressStyle::with_template("{spinner} {msg} ({elapsed})").expect("template"));
+        bar.set_style(
+            ProgressStyle::with_template("{spinner} {msg} ({elapsed})").expect("template"),
+        );
         bar.set_message(self.masker.mask(message));
         bar.enable_steady_tick(Duration::from_millis(100));
         *self.spinner.lock().expect("spinner lock") = Some(bar);

@@ -20,7 +20,8 @@ fn to_value(format: &str, value: &Dynamic) -> Result<serde_json::Value, Box<rhai
 pub fn register(engine: &mut Engine) {
     let mut yaml = Module::new();
     yaml.set_native_fn("parse", |text: &str| {
-        let value: serde_json::Value = serde_norway::from_str(text).map_err(|e| parse_failure("YAML", e))?;
+        let value: serde_json::Value =
+            serde_norway::from_str(text).map_err(|e| parse_failure("YAML", e))?;
         rhai::serde::to_dynamic(value)
     });
     yaml.set_native_fn("to_string", |value: Dynamic| {
@@ -30,14 +31,16 @@ pub fn register(engine: &mut Engine) {
 
     let mut json = Module::new();
     json.set_native_fn("parse", |text: &str| {
-        let value: serde_json::Value = serde_json::from_str(text).map_err(|e| parse_failure("JSON", e))?;
+        let value: serde_json::Value =
+            serde_json::from_str(text).map_err(|e| parse_failure("JSON", e))?;
         rhai::serde::to_dynamic(value)
     });
     json.set_native_fn("to_string", |value: Dynamic| {
         serde_json::to_string(&to_value("JSON", &value)?).map_err(|e| parse_failure("JSON", e))
     });
     json.set_native_fn("to_pretty", |value: Dynamic| {
-        serde_json::to_string_pretty(&to_value("JSON", &value)?).map_err(|e| parse_failure("JSON", e))
+        serde_json::to_string_pretty(&to_value("JSON", &value)?)
+            .map_err(|e| parse_failure("JSON", e))
     });
     engine.register_static_module("json", json.into());
 }

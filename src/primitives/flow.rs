@@ -17,12 +17,17 @@ pub fn register(engine: &mut Engine, ctx: &Arc<Ctx>) {
     engine.on_debug(move |text, _, pos| c.printer.log(&format!("[debug {pos}] {text}")));
 
     let c = ctx.clone();
-    engine.register_fn("log", move |message: Dynamic| c.printer.log(&message.to_string()));
+    engine.register_fn("log", move |message: Dynamic| {
+        c.printer.log(&message.to_string())
+    });
 
     let c = ctx.clone();
     engine.register_fn(
         "step",
-        move |call: NativeCallContext, name: &str, body: FnPtr| -> Result<Dynamic, Box<rhai::EvalAltResult>> {
+        move |call: NativeCallContext,
+              name: &str,
+              body: FnPtr|
+              -> Result<Dynamic, Box<rhai::EvalAltResult>> {
             c.printer.step_start(name);
             let started = Instant::now();
             let result = body.call_within_context(&call, ());
@@ -34,7 +39,13 @@ pub fn register(engine: &mut Engine, ctx: &Arc<Ctx>) {
     let c = ctx.clone();
     engine.register_fn("sleep", move |duration: Dynamic| {
         let d = to_duration(&duration).ok_or_else(|| {
-            bad_value("sleep", "the duration", "a duration such as \"500ms\" or \"2s\"", &duration).into_rhai()
+            bad_value(
+                "sleep",
+                "the duration",
+                "a duration such as \"500ms\" or \"2s\"",
+                &duration,
+            )
+            .into_rhai()
         })?;
         c.sleep(d).map_err(Failure::into_rhai)
     });

@@ -28,7 +28,9 @@ impl Repo {
             host: self.host.name().to_string(),
             dir: self.dir.clone(),
             problem,
-            detail: out.map(|o| last_lines(&o.stderr, STDERR_TAIL)).unwrap_or_default(),
+            detail: out
+                .map(|o| last_lines(&o.stderr, STDERR_TAIL))
+                .unwrap_or_default(),
             help: help.to_string(),
         }
     }
@@ -39,7 +41,11 @@ impl Repo {
         if out.success() {
             Ok(out)
         } else {
-            Err(self.failure(format!("{what} failed (exit code {})", out.code.unwrap_or(-1)), Some(&out), help))
+            Err(self.failure(
+                format!("{what} failed (exit code {})", out.code.unwrap_or(-1)),
+                Some(&out),
+                help,
+            ))
         }
     }
 
@@ -52,7 +58,9 @@ impl Repo {
         if self.host.ctx().dry_run {
             return Ok(String::new());
         }
-        let help = if out.stderr.contains("not a git repository") || out.stderr.contains("cannot change to") {
+        let help = if out.stderr.contains("not a git repository")
+            || out.stderr.contains("cannot change to")
+        {
             "clone the repository first: h.git(dir).clone(url)"
         } else {
             "run the same git command in that directory to see more"
@@ -85,13 +93,15 @@ impl Repo {
 
     /// Fast-forwards the current branch to its upstream; a diverged branch is an error.
     pub fn pull(&self) -> Result<(), Failure> {
-        let out = self.host.perform(Action::Run(self.git(&["pull", "--ff-only"])))?;
+        let out = self
+            .host
+            .perform(Action::Run(self.git(&["pull", "--ff-only"])))?;
         if out.success() {
             return Ok(());
         }
         let branch = self.branch().unwrap_or_default();
-        let diverged = out.stderr.contains("Not possible to fast-forward")
-            || out.stderr.contains("diverg");
+        let diverged =
+            out.stderr.contains("Not possible to fast-forward") || out.stderr.contains("diverg");
         if diverged {
             return Err(self.failure(
                 format!("branch `{branch}` has diverged from its upstream; refusing to merge or rebase"),
@@ -120,9 +130,16 @@ impl Repo {
                 return Ok(branch);
             }
         }
-        let shown = if branch.is_empty() { "(detached HEAD)".to_string() } else { format!("`{branch}`") };
+        let shown = if branch.is_empty() {
+            "(detached HEAD)".to_string()
+        } else {
+            format!("`{branch}`")
+        };
         Err(self.failure(
-            format!("branch {shown} is not one of the allowed branches: {}", patterns.join(", ")),
+            format!(
+                "branch {shown} is not one of the allowed branches: {}",
+                patterns.join(", ")
+            ),
             None,
             "switch to an allowed branch, or add this one to require_branch([...]) in the recipe",
         ))
@@ -135,22 +152,33 @@ type RhaiResult<T> = Result<T, Box<rhai::EvalAltResult>>;
 pub fn register(engine: &mut Engine) {
     let r = |f: Failure| f.into_rhai();
     engine.register_type_with_name::<Repo>("Repo");
-    engine.register_fn("to_string", |g: &mut Repo| format!("Repo({} on {})", g.dir, g.host.name()));
+    engine.register_fn("to_string", |g: &mut Repo| {
+        format!("Repo({} on {})", g.dir, g.host.name())
+    });
     engine.register_fn("git", |h: &mut Host, dir: &str| Repo {
         host: h.clone(),
         dir: dir.to_string(),
     });
     engine.register_get("dir", |g: &mut Repo| g.dir.clone());
-    engine.register_fn("clone", move |g: &mut Repo, url: &str| g.clone_into_dir(url, None).map_err(r));
-    engine.register_fn("clone", move |g: &mut Repo, url: &str, opts: Map| -> RhaiResult<()> {
-        let opts = Opts::new("clone", opts, &["branch"]).map_err(r)?;
-        let branch = opts.string("branch").map_err(r)?;
-        g.clone_into_dir(url, branch.as_deref()).map_err(r)
+    engine.register_fn("clone", move |g: &mut Repo, url: &str| {
+        g.clone_into_dir(url, None).map_err(r)
     });
+    engine.register_fn(
+        "clone",
+        move |g: &mut Repo, url: &str, opts: Map| -> RhaiResult<()> {
+            let opts = Opts::new("clone", opts, &["branch"]).map_err(r)?;
+            let branch = opts.string("branch").map_err(r)?;
+            g.clone_into_dir(url, branch.as_deref()).map_err(r)
+        },
+    );
     engine.register_fn("fetch", move |g: &mut Repo| {
-        g.change(&["fetch", "--prune"], "fetching", "check that the remote is reachable from the host")
-            .map(|_| ())
-            .map_err(r)
+        g.change(
+            &["fetch", "--prune"],
+            "fetching",
+            "check that the remote is reachable from the host",
+        )
+        .map(|_| ())
+        .map_err(r)
     });
     engine.register_fn("switch_to", move |g: &mut Repo, branch: &str| {
         g.change(
@@ -162,9 +190,12 @@ pub fn register(engine: &mut Engine) {
         .map_err(r)
     });
     engine.register_fn("pull", move |g: &mut Repo| g.pull().map_err(r));
-    engine.register_fn("sha", move |g: &mut Repo| g.query(&["rev-parse", "HEAD"], "reading HEAD").map_err(r));
+    engine.register_fn("sha", move |g: &mut Repo| {
+        g.query(&["rev-parse", "HEAD"], "reading HEAD").map_err(r)
+    });
     engine.register_fn("short_sha", move |g: &mut Repo| {
-        g.query(&["rev-parse", "--short", "HEAD"], "reading HEAD").map_err(r)
+        g.query(&["rev-parse", "--short", "HEAD"], "reading HEAD")
+            .map_err(r)
     });
     engine.register_fn("branch", move |g: &mut Repo| g.branch().map_err(r));
     engine.register_fn("is_clean", move |g: &mut Repo| {
@@ -172,17 +203,26 @@ pub fn register(engine: &mut Engine) {
             .map(|s| s.is_empty())
             .map_err(r)
     });
-    engine.register_fn("changed", move |g: &mut Repo, from: &str, to: &str| -> RhaiResult<Array> {
-        let range = format!("{from}..{to}");
-        let out = g
-            .query(&["diff", "--name-only", &range, "--"], &format!("listing changes in {range}"))
-            .map_err(r)?;
-        Ok(out.lines().map(|l| Dynamic::from(l.to_string())).collect())
-    });
-    engine.register_fn("require_branch", move |g: &mut Repo, patterns: Array| -> RhaiResult<String> {
-        let patterns = string_list(&Dynamic::from(patterns)).unwrap_or_default();
-        g.require_branch(&patterns).map_err(r)
-    });
+    engine.register_fn(
+        "changed",
+        move |g: &mut Repo, from: &str, to: &str| -> RhaiResult<Array> {
+            let range = format!("{from}..{to}");
+            let out = g
+                .query(
+                    &["diff", "--name-only", &range, "--"],
+                    &format!("listing changes in {range}"),
+                )
+                .map_err(r)?;
+            Ok(out.lines().map(|l| Dynamic::from(l.to_string())).collect())
+        },
+    );
+    engine.register_fn(
+        "require_branch",
+        move |g: &mut Repo, patterns: Array| -> RhaiResult<String> {
+            let patterns = string_list(&Dynamic::from(patterns)).unwrap_or_default();
+            g.require_branch(&patterns).map_err(r)
+        },
+    );
     engine.register_fn("require_branch", move |g: &mut Repo, pattern: &str| {
         g.require_branch(&[pattern.to_string()]).map_err(r)
     });

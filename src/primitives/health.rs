@@ -40,12 +40,22 @@ fn poll<T>(
     mut attempt: impl FnMut() -> Result<Result<T, String>, Failure>,
 ) -> Result<(T, u32), Failure> {
     if ctx.dry_run {
-        ctx.printer.action("local", &Action::Check { what: target.into() }.to_string(), true);
+        ctx.printer.action(
+            "local",
+            &Action::Check {
+                what: target.into(),
+            }
+            .to_string(),
+            true,
+        );
     }
     let spinner = ctx.printer.spinner(&format!("waiting for {target}"));
     let mut last = String::from("no attempt made");
     for n in 1..=policy.retries {
-        spinner.update(&format!("waiting for {target}: attempt {n}/{}", policy.retries));
+        spinner.update(&format!(
+            "waiting for {target}: attempt {n}/{}",
+            policy.retries
+        ));
         match attempt()? {
             Ok(value) => return Ok((value, n)),
             Err(why) => last = why,
@@ -93,7 +103,15 @@ fn http(ctx: &Ctx, url: &str, opts: Map) -> Result<Map, Failure> {
     let contains = opts.string("contains")?;
     let mut result = Map::new();
     if ctx.dry_run {
-        poll(ctx, url, &Policy { retries: 1, ..policy }, || Ok(Ok(())))?;
+        poll(
+            ctx,
+            url,
+            &Policy {
+                retries: 1,
+                ..policy
+            },
+            || Ok(Ok(())),
+        )?;
         result.insert("status".into(), Dynamic::from(expect));
         return Ok(result);
     }
@@ -109,7 +127,9 @@ fn http(ctx: &Ctx, url: &str, opts: Map) -> Result<Map, Failure> {
             Ok((status, body)) => {
                 let shown: String = body.chars().take(BODY_SHOWN).collect();
                 if i64::from(status) != expect {
-                    Err(format!("HTTP {status} (expected {expect}), body: {shown:?}"))
+                    Err(format!(
+                        "HTTP {status} (expected {expect}), body: {shown:?}"
+                    ))
                 } else if contains.as_deref().is_some_and(|c| !body.contains(c)) {
                     Err(format!(
                         "HTTP {status} but the body does not contain {:?}, body: {shown:?}",
@@ -132,11 +152,21 @@ fn tcp(ctx: &Ctx, addr: &str, opts: Map) -> Result<Map, Failure> {
     let policy = Policy::from(&opts)?;
     let mut result = Map::new();
     if ctx.dry_run {
-        poll(ctx, addr, &Policy { retries: 1, ..policy }, || Ok(Ok(())))?;
+        poll(
+            ctx,
+            addr,
+            &Policy {
+                retries: 1,
+                ..policy
+            },
+            || Ok(Ok(())),
+        )?;
         return Ok(result);
     }
     let (_, attempts) = poll(ctx, addr, &policy, || {
-        let connect = async { tokio::time::timeout(policy.timeout, tokio::net::TcpStream::connect(addr)).await };
+        let connect = async {
+            tokio::time::timeout(policy.timeout, tokio::net::TcpStream::connect(addr)).await
+        };
         Ok(match ctx.wait(&format!("connecting to {addr}"), connect)? {
             Ok(Ok(_)) => Ok(()),
             Ok(Err(e)) => Err(e.to_string()),
@@ -150,7 +180,10 @@ fn tcp(ctx: &Ctx, addr: &str, opts: Map) -> Result<Map, Failure> {
 /// Registers the `health` module.
 pub fn register(engine: &mut Engine, ctx: &Arc<Ctx>) {
     let mut module = Module::new();
-    for (name, check) in [("http", http as fn(&Ctx, &str, Map) -> Result<Map, Failure>), ("tcp", tcp)] {
+    for (name, check) in [
+        ("http", http as fn(&Ctx, &str, Map) -> Result<Map, Failure>),
+        ("tcp", tcp),
+    ] {
         let c = ctx.clone();
         module.set_native_fn(name, move |target: &str| {
             check(&c, target, Map::new()).map_err(Failure::into_rhai)

@@ -18,7 +18,13 @@ pub trait Transport: Send + Sync {
     /// Runs a command to completion, streaming its output unless it is quiet.
     fn run(&self, ctx: &Ctx, cmd: &Command) -> Result<Output, Failure>;
     /// Writes a file atomically (temp file + rename); `mode` defaults to the old file's or 0644.
-    fn write(&self, ctx: &Ctx, path: &str, content: &[u8], mode: Option<u32>) -> Result<(), Failure>;
+    fn write(
+        &self,
+        ctx: &Ctx,
+        path: &str,
+        content: &[u8],
+        mode: Option<u32>,
+    ) -> Result<(), Failure>;
     /// Reads a whole file.
     fn read(&self, ctx: &Ctx, path: &str) -> Result<Vec<u8>, Failure>;
     /// Whether a path exists (a dangling symlink counts).
@@ -78,11 +84,16 @@ impl Host {
             Action::Run(cmd) => t.run(ctx, &cmd),
             Action::Start { command, log, .. } => t.run(ctx, &command.detached(&log)),
             Action::Remove { path } => t.remove(ctx, &path).map(|_| done),
-            Action::Write { path, content, mode } => t.write(ctx, &path, &content, mode).map(|_| done),
+            Action::Write {
+                path,
+                content,
+                mode,
+            } => t.write(ctx, &path, &content, mode).map(|_| done),
             Action::Mkdir { path } => t.mkdir(ctx, &path).map(|_| done),
             Action::Symlink { target, link } => t.symlink(ctx, &target, &link).map(|_| done),
             Action::Signal { pid, signal, .. } => {
-                let cmd = Command::new(["kill", &format!("-{signal}"), "--", &format!("-{pid}")]).quiet();
+                let cmd =
+                    Command::new(["kill", &format!("-{signal}"), "--", &format!("-{pid}")]).quiet();
                 t.run(ctx, &cmd)
             }
             Action::Check { .. } => Ok(done),
@@ -141,7 +152,10 @@ type RhaiResult<T> = Result<T, Box<rhai::EvalAltResult>>;
 
 fn output_map(out: &Output) -> Map {
     let mut map = Map::new();
-    map.insert("code".into(), Dynamic::from(out.code.map(i64::from).unwrap_or(-1)));
+    map.insert(
+        "code".into(),
+        Dynamic::from(out.code.map(i64::from).unwrap_or(-1)),
+    );
     map.insert("ok".into(), Dynamic::from(out.success()));
     map.insert("stdout".into(), out.stdout.clone().into());
     map.insert("stderr".into(), out.stderr.clone().into());
@@ -154,13 +168,23 @@ const RUN_OPTIONS: &[&str] = &["dir", "env", "check", "timeout", "quiet", "stdin
 fn run(host: &Host, cmd: Dynamic, opts: Map) -> RhaiResult<Map> {
     let opts = Opts::new("run", opts, RUN_OPTIONS).map_err(Failure::into_rhai)?;
     let mut command = to_command("run", "the command", &cmd).map_err(Failure::into_rhai)?;
-    let check = opts.bool("check").map_err(Failure::into_rhai)?.unwrap_or(true);
+    let check = opts
+        .bool("check")
+        .map_err(Failure::into_rhai)?
+        .unwrap_or(true);
     command.dir = opts.string("dir").map_err(Failure::into_rhai)?;
     command.env = opts.string_map("env").map_err(Failure::into_rhai)?;
     command.timeout = opts.duration("timeout").map_err(Failure::into_rhai)?;
-    command.quiet = opts.bool("quiet").map_err(Failure::into_rhai)?.unwrap_or(false);
+    command.quiet = opts
+        .bool("quiet")
+        .map_err(Failure::into_rhai)?
+        .unwrap_or(false);
     command.stdin = opts.string("stdin").map_err(Failure::into_rhai)?;
-    if opts.bool("sudo").map_err(Failure::into_rhai)?.unwrap_or(false) {
+    if opts
+        .bool("sudo")
+        .map_err(Failure::into_rhai)?
+        .unwrap_or(false)
+    {
         let mut argv = vec!["sudo".to_string(), "-n".into(), "--".into()];
         argv.append(&mut command.argv);
         command.argv = argv;
@@ -180,11 +204,17 @@ fn write(host: &Host, path: &str, text: &str, opts: Map) -> RhaiResult<()> {
     let mode = match opts.get("mode") {
         None => None,
         Some(v) => Some(parse_mode(v).ok_or_else(|| {
-            super::options::bad_value("write", "option `mode`", "an octal string such as \"0640\" or a number such as 0o640", v)
-                .into_rhai()
+            super::options::bad_value(
+                "write",
+                "option `mode`",
+                "an octal string such as \"0640\" or a number such as 0o640",
+                v,
+            )
+            .into_rhai()
         })?),
     };
-    host.write(path, text.as_bytes(), mode).map_err(Failure::into_rhai)
+    host.write(path, text.as_bytes(), mode)
+        .map_err(Failure::into_rhai)
 }
 
 fn parse_mode(v: &Dynamic) -> Option<u32> {
@@ -209,13 +239,16 @@ pub fn register(engine: &mut Engine, ctx: &Arc<Ctx>) {
     });
 
     engine.register_fn("run", |h: &mut Host, cmd: Dynamic| run(h, cmd, Map::new()));
-    engine.register_fn("run", |h: &mut Host, cmd: Dynamic, opts: Map| run(h, cmd, opts));
+    engine.register_fn("run", |h: &mut Host, cmd: Dynamic, opts: Map| {
+        run(h, cmd, opts)
+    });
     engine.register_fn("write", |h: &mut Host, path: &str, text: &str| {
         write(h, path, text, Map::new())
     });
-    engine.register_fn("write", |h: &mut Host, path: &str, text: &str, opts: Map| {
-        write(h, path, text, opts)
-    });
+    engine.register_fn(
+        "write",
+        |h: &mut Host, path: &str, text: &str, opts: Map| write(h, path, text, opts),
+    );
     engine.register_fn("read", |h: &mut Host, path: &str| {
         h.read_text(path).map_err(Failure::into_rhai)
     });
@@ -223,14 +256,18 @@ pub fn register(engine: &mut Engine, ctx: &Arc<Ctx>) {
         h.exists(path).map_err(Failure::into_rhai)
     });
     engine.register_fn("mkdir", |h: &mut Host, path: &str| {
-        h.perform(Action::Mkdir { path: path.to_string() })
-            .map(|_| ())
-            .map_err(Failure::into_rhai)
+        h.perform(Action::Mkdir {
+            path: path.to_string(),
+        })
+        .map(|_| ())
+        .map_err(Failure::into_rhai)
     });
     engine.register_fn("remove", |h: &mut Host, path: &str| {
-        h.perform(Action::Remove { path: path.to_string() })
-            .map(|_| ())
-            .map_err(Failure::into_rhai)
+        h.perform(Action::Remove {
+            path: path.to_string(),
+        })
+        .map(|_| ())
+        .map_err(Failure::into_rhai)
     });
     engine.register_fn("symlink", |h: &mut Host, target: &str, link: &str| {
         h.perform(Action::Symlink {

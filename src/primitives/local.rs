@@ -47,7 +47,13 @@ impl Transport for LocalTransport {
             .block_on(async move { run_command(&cmd, &printer, cancel).await })
     }
 
-    fn write(&self, _ctx: &Ctx, path: &str, content: &[u8], mode: Option<u32>) -> Result<(), Failure> {
+    fn write(
+        &self,
+        _ctx: &Ctx,
+        path: &str,
+        content: &[u8],
+        mode: Option<u32>,
+    ) -> Result<(), Failure> {
         let target = Path::new(path);
         let parent = match target.parent() {
             Some(p) if !p.as_os_str().is_empty() => p,
@@ -85,7 +91,9 @@ impl Transport for LocalTransport {
 
     fn remove(&self, _ctx: &Ctx, path: &str) -> Result<(), Failure> {
         match std::fs::remove_file(path) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(Self::io_error("remove", path, e)),
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                Err(Self::io_error("remove", path, e))
+            }
             _ => Ok(()),
         }
     }
@@ -93,7 +101,10 @@ impl Transport for LocalTransport {
     fn symlink(&self, _ctx: &Ctx, target: &str, link: &str) -> Result<(), Failure> {
         let link_path = Path::new(link);
         let parent = link_path.parent().filter(|p| !p.as_os_str().is_empty());
-        let name = link_path.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
+        let name = link_path
+            .file_name()
+            .map(|n| n.to_string_lossy().to_string())
+            .unwrap_or_default();
         let tmp = parent
             .unwrap_or(Path::new("."))
             .join(format!(".{name}.galley-{}", std::process::id()));
@@ -120,7 +131,11 @@ async fn run_command(
         .args(&cmd.argv[1..])
         .envs(cmd.env.iter().map(|(k, v)| (k, v)))
         .process_group(0)
-        .stdin(if cmd.stdin.is_some() { Stdio::piped() } else { Stdio::null() })
+        .stdin(if cmd.stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .kill_on_drop(true);
@@ -140,8 +155,18 @@ async fn run_command(
     })?;
     let pid = child.id().map(|id| Pid::from_raw(id as i32));
     let quiet = cmd.quiet;
-    let out = tokio::spawn(collect_lines(child.stdout.take(), Stream::Stdout, printer.clone(), quiet));
-    let err = tokio::spawn(collect_lines(child.stderr.take(), Stream::Stderr, printer.clone(), quiet));
+    let out = tokio::spawn(collect_lines(
+        child.stdout.take(),
+        Stream::Stdout,
+        printer.clone(),
+        quiet,
+    ));
+    let err = tokio::spawn(collect_lines(
+        child.stderr.take(),
+        Stream::Stderr,
+        printer.clone(),
+        quiet,
+    ));
     if let (Some(text), Some(mut stdin)) = (&cmd.stdin, child.stdin.take()) {
         let text = text.clone();
         tokio::spawn(async move {
@@ -163,7 +188,10 @@ async fn run_command(
     if !matches!(end, End::Exited(_)) {
         if let Some(pid) = pid {
             let _ = killpg(pid, Signal::SIGTERM);
-            if tokio::time::timeout(KILL_GRACE, child.wait()).await.is_err() {
+            if tokio::time::timeout(KILL_GRACE, child.wait())
+                .await
+                .is_err()
+            {
                 let _ = killpg(pid, Signal::SIGKILL);
                 let _ = child.wait().await;
             }

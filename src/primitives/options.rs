@@ -62,7 +62,10 @@ impl Opts {
     pub fn bool(&self, key: &str) -> Result<Option<bool>, Failure> {
         match self.get(key) {
             None => Ok(None),
-            Some(v) => v.as_bool().map(Some).map_err(|_| self.bad(key, "true or false", v)),
+            Some(v) => v
+                .as_bool()
+                .map(Some)
+                .map_err(|_| self.bad(key, "true or false", v)),
         }
     }
 
@@ -70,7 +73,10 @@ impl Opts {
     pub fn int(&self, key: &str) -> Result<Option<i64>, Failure> {
         match self.get(key) {
             None => Ok(None),
-            Some(v) => v.as_int().map(Some).map_err(|_| self.bad(key, "a whole number", v)),
+            Some(v) => v
+                .as_int()
+                .map(Some)
+                .map_err(|_| self.bad(key, "a whole number", v)),
         }
     }
 
@@ -88,7 +94,9 @@ impl Opts {
     pub fn strings(&self, key: &str) -> Result<Option<Vec<String>>, Failure> {
         match self.get(key) {
             None => Ok(None),
-            Some(v) => string_list(v).map(Some).ok_or_else(|| self.bad(key, "an array of strings", v)),
+            Some(v) => string_list(v)
+                .map(Some)
+                .ok_or_else(|| self.bad(key, "an array of strings", v)),
         }
     }
 
@@ -129,7 +137,15 @@ pub fn bad_value(function: &str, what: &str, expected: &str, got: &Dynamic) -> F
 pub fn describe(v: &Dynamic) -> String {
     let text = v.to_string();
     if text.len() <= 40 {
-        format!("{} {}", v.type_name(), if v.is_string() { format!("{text:?}") } else { text })
+        format!(
+            "{} {}",
+            v.type_name(),
+            if v.is_string() {
+                format!("{text:?}")
+            } else {
+                text
+            }
+        )
     } else {
         v.type_name().to_string()
     }
@@ -198,9 +214,9 @@ pub fn format_duration(d: Duration) -> String {
     let ms = d.as_millis();
     if ms < 1000 {
         format!("{ms}ms")
-    } else if ms % 60_000 == 0 {
+    } else if ms.is_multiple_of(60_000) {
         format!("{}m", ms / 60_000)
-    } else if ms % 1000 == 0 {
+    } else if ms.is_multiple_of(1000) {
         format!("{}s", ms / 1000)
     } else {
         format!("{:.1}s", d.as_secs_f64())

@@ -71,7 +71,9 @@ impl Service {
             env_file: opts.string("env_file")?.map(|p| join(dir.as_deref(), &p)),
             pidfile: join(
                 dir.as_deref(),
-                &opts.string("pidfile")?.unwrap_or_else(|| format!("{name}.pid")),
+                &opts
+                    .string("pidfile")?
+                    .unwrap_or_else(|| format!("{name}.pid")),
             ),
             log: join(dir.as_deref(), &log_in_dir),
             log_in_dir,
@@ -122,7 +124,10 @@ impl Service {
             Err(_) => return Ok(false),
         };
         // The state follows the command name, which is in parentheses and may contain spaces.
-        let state = stat.rsplit(')').next().and_then(|rest| rest.trim_start().chars().next());
+        let state = stat
+            .rsplit(')')
+            .next()
+            .and_then(|rest| rest.trim_start().chars().next());
         Ok(!matches!(state, None | Some('Z') | Some('X')))
     }
 
@@ -171,7 +176,10 @@ impl Service {
         }
         let mut command = self.command.clone();
         command.env = self.environment()?;
-        if let Some(parent) = std::path::Path::new(&self.log).parent().filter(|p| !p.as_os_str().is_empty()) {
+        if let Some(parent) = std::path::Path::new(&self.log)
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+        {
             let parent = parent.to_string_lossy().into_owned();
             if !self.host.exists(&parent)? {
                 self.host.perform(Action::Mkdir { path: parent })?;
@@ -191,11 +199,15 @@ impl Service {
         }
         let pid: i64 = out.stdout.trim().parse().map_err(|_| {
             self.failure(
-                format!("the start wrapper printed {:?} instead of a pid", out.stdout.trim()),
+                format!(
+                    "the start wrapper printed {:?} instead of a pid",
+                    out.stdout.trim()
+                ),
                 "check that `sh` and `setsid` exist on the host",
             )
         })?;
-        self.host.write(&self.pidfile, format!("{pid}\n").as_bytes(), None)?;
+        self.host
+            .write(&self.pidfile, format!("{pid}\n").as_bytes(), None)?;
         let deadline = Instant::now() + START_GRACE;
         while Instant::now() < deadline {
             if !self.is_alive(pid)? {
@@ -238,10 +250,10 @@ impl Service {
         };
         self.signal(pid, "TERM")?;
         if !self.wait_gone(pid, timeout)? {
-            self.host
-                .ctx()
-                .printer
-                .warn(&format!("{} did not stop within {timeout:?}; sending KILL", self.name));
+            self.host.ctx().printer.warn(&format!(
+                "{} did not stop within {timeout:?}; sending KILL",
+                self.name
+            ));
             self.signal(pid, "KILL")?;
             if !self.wait_gone(pid, Duration::from_secs(5))? {
                 return Err(self.failure(
@@ -264,7 +276,9 @@ impl Service {
         })?;
         // The group may already be gone between our check and the signal: that is success.
         if !out.success() && self.is_alive(pid)? {
-            return Err(self.host.command_failed(&format!("kill -{signal} -- -{pid}"), &out));
+            return Err(self
+                .host
+                .command_failed(&format!("kill -{signal} -- -{pid}"), &out));
         }
         Ok(())
     }
@@ -314,7 +328,9 @@ fn stop_timeout(opts: Map) -> Result<Duration, Failure> {
 pub fn register(engine: &mut Engine) {
     let r = |f: Failure| f.into_rhai();
     engine.register_type_with_name::<Service>("Service");
-    engine.register_fn("to_string", |s: &mut Service| format!("Service({} on {})", s.name, s.host.name()));
+    engine.register_fn("to_string", |s: &mut Service| {
+        format!("Service({} on {})", s.name, s.host.name())
+    });
     engine.register_fn("process", move |h: &mut Host, name: &str, opts: Map| {
         Service::new(h.clone(), name, opts).map_err(r)
     });
@@ -333,18 +349,24 @@ pub fn register(engine: &mut Engine) {
         s.pid().map(|p| p.is_some()).map_err(r)
     });
     engine.register_fn("pid", move |s: &mut Service| -> RhaiResult<Dynamic> {
-        Ok(s.pid().map_err(r)?.map(Dynamic::from).unwrap_or(Dynamic::UNIT))
+        Ok(s.pid()
+            .map_err(r)?
+            .map(Dynamic::from)
+            .unwrap_or(Dynamic::UNIT))
     });
     engine.register_get("pidfile", |s: &mut Service| s.pidfile.clone());
     engine.register_get("log", |s: &mut Service| s.log.clone());
     engine.register_fn("logs", move |s: &mut Service| {
         s.log_tail(50).map(|l| l.join("\n")).map_err(r)
     });
-    engine.register_fn("logs", move |s: &mut Service, opts: Map| -> RhaiResult<String> {
-        let opts = Opts::new("logs", opts, &["tail"]).map_err(r)?;
-        let tail = opts.int("tail").map_err(r)?.unwrap_or(50).max(0) as usize;
-        s.log_tail(tail).map(|l| l.join("\n")).map_err(r)
-    });
+    engine.register_fn(
+        "logs",
+        move |s: &mut Service, opts: Map| -> RhaiResult<String> {
+            let opts = Opts::new("logs", opts, &["tail"]).map_err(r)?;
+            let tail = opts.int("tail").map_err(r)?.unwrap_or(50).max(0) as usize;
+            s.log_tail(tail).map(|l| l.join("\n")).map_err(r)
+        },
+    );
 }
 
 #[cfg(test)]

@@ -100,7 +100,9 @@ pub fn register(engine: &mut Engine, ctx: &Arc<Ctx>, inputs: RunInputs) {
             .into_rhai());
         };
         if !ctx.printer.masker().add(&value) {
-            ctx.printer.warn(&format!("secret `{name}` is shorter than 3 characters and cannot be masked"));
+            ctx.printer.warn(&format!(
+                "secret `{name}` is shorter than 3 characters and cannot be masked"
+            ));
         }
         Ok(value)
     });

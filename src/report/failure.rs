@@ -63,7 +63,10 @@ pub enum Failure {
         help: String,
     },
     /// A secret that is neither in the environment nor in the secrets file.
-    MissingSecret { name: String, looked_in: Vec<String> },
+    MissingSecret {
+        name: String,
+        looked_in: Vec<String>,
+    },
     /// An environment variable that is not set and has no default.
     MissingEnv { name: String },
     /// An options map with a key the function does not know.
@@ -163,7 +166,10 @@ impl Failure {
 
     /// The failure as a Rhai error; the engine fills in the call-site position.
     pub fn into_rhai(self) -> Box<EvalAltResult> {
-        Box::new(EvalAltResult::ErrorRuntime(Dynamic::from(self), Position::NONE))
+        Box::new(EvalAltResult::ErrorRuntime(
+            Dynamic::from(self),
+            Position::NONE,
+        ))
     }
 }
 
@@ -185,7 +191,10 @@ impl fmt::Display for Failure {
                 code,
                 ..
             } => match code {
-                Some(code) => write!(f, "command failed on {host} with exit code {code}: {command}"),
+                Some(code) => write!(
+                    f,
+                    "command failed on {host} with exit code {code}: {command}"
+                ),
                 None => write!(f, "command was killed by a signal on {host}: {command}"),
             },
             Failure::Spawn {
@@ -225,13 +234,14 @@ impl fmt::Display for Failure {
                 ..
             } => write!(f, "service `{service}` on {host}: {problem}"),
             Failure::Git {
-                host,
-                dir,
-                problem,
-                ..
+                host, dir, problem, ..
             } => write!(f, "git in {dir} on {host}: {problem}"),
             Failure::MissingSecret { name, looked_in } => {
-                write!(f, "secret `{name}` is not set (looked in {})", looked_in.join(", "))
+                write!(
+                    f,
+                    "secret `{name}` is not set (looked in {})",
+                    looked_in.join(", ")
+                )
             }
             Failure::MissingEnv { name } => write!(f, "environment variable `{name}` is not set"),
             Failure::UnknownOption { function, key, .. } => {

@@ -6,7 +6,9 @@ pub mod sources;
 
 use std::fmt;
 
-use miette::{Diagnostic, GraphicalReportHandler, GraphicalTheme, LabeledSpan, NamedSource, SourceSpan};
+use miette::{
+    Diagnostic, GraphicalReportHandler, GraphicalTheme, LabeledSpan, NamedSource, SourceSpan,
+};
 use rhai::{Engine, EvalAltResult, Position};
 
 pub use failure::Failure;
@@ -43,13 +45,17 @@ impl Diagnostic for Report {
         self.code.is_empty().then_some(miette::Severity::Advice)
     }
     fn help<'a>(&'a self) -> Option<Box<dyn fmt::Display + 'a>> {
-        self.help.as_ref().map(|h| Box::new(h) as Box<dyn fmt::Display>)
+        self.help
+            .as_ref()
+            .map(|h| Box::new(h) as Box<dyn fmt::Display>)
     }
     fn source_code(&self) -> Option<&dyn miette::SourceCode> {
         self.source.as_ref().map(|s| s as &dyn miette::SourceCode)
     }
     fn labels(&self) -> Option<Box<dyn Iterator<Item = LabeledSpan> + '_>> {
-        self.label.clone().map(|l| Box::new(std::iter::once(l)) as Box<dyn Iterator<Item = LabeledSpan>>)
+        self.label
+            .clone()
+            .map(|l| Box::new(std::iter::once(l)) as Box<dyn Iterator<Item = LabeledSpan>>)
     }
     fn related<'a>(&'a self) -> Option<Box<dyn Iterator<Item = &'a dyn Diagnostic> + 'a>> {
         if self.related.is_empty() {
@@ -80,10 +86,18 @@ impl Report {
         };
         let column = pos.position().unwrap_or(1);
         let (offset, len) = span_at(&source.text, line, column);
-        self.label = Some(LabeledSpan::new_with_span(Some(label.to_string()), SourceSpan::from((offset, len))));
+        self.label = Some(LabeledSpan::new_with_span(
+            Some(label.to_string()),
+            SourceSpan::from((offset, len)),
+        ));
         self.location = Some((source.name.clone(), line, column));
         self.source = Some(NamedSource::new(source.name, source.text).with_language("rust"));
         self
+    }
+
+    /// Replaces the help line.
+    pub fn set_help(&mut self, help: String) {
+        self.help = Some(help);
     }
 
     /// The stable code (`galley::...`).
@@ -127,9 +141,20 @@ impl Report {
 
 /// Converts 1-based line/column (characters) to a byte offset and the length of the token there.
 fn span_at(text: &str, line: usize, column: usize) -> (usize, usize) {
-    let line_start: usize = text.split_inclusive('\n').take(line - 1).map(str::len).sum();
-    let line_text = text[line_start.min(text.len())..].lines().next().unwrap_or("");
-    let col_offset: usize = line_text.chars().take(column.saturating_sub(1)).map(char::len_utf8).sum();
+    let line_start: usize = text
+        .split_inclusive('\n')
+        .take(line - 1)
+        .map(str::len)
+        .sum();
+    let line_text = text[line_start.min(text.len())..]
+        .lines()
+        .next()
+        .unwrap_or("");
+    let col_offset: usize = line_text
+        .chars()
+        .take(column.saturating_sub(1))
+        .map(char::len_utf8)
+        .sum();
     let rest = &line_text[col_offset.min(line_text.len())..];
     let ident = rest
         .char_indices()
@@ -137,7 +162,11 @@ fn span_at(text: &str, line: usize, column: usize) -> (usize, usize) {
         .last()
         .map(|(i, c)| i + c.len_utf8())
         .unwrap_or(0);
-    let len = if ident > 0 { ident } else { rest.chars().next().map(char::len_utf8).unwrap_or(0) };
+    let len = if ident > 0 {
+        ident
+    } else {
+        rest.chars().next().map(char::len_utf8).unwrap_or(0)
+    };
     (line_start + col_offset, len)
 }
 
@@ -147,7 +176,13 @@ pub fn suggest<'a>(word: &str, candidates: impl Iterator<Item = &'a str>) -> Opt
     let allowed = (word.chars().count() / 3).clamp(1, 3);
     candidates
         .filter(|c| *c != word)
-        .map(|c| (strsim::damerau_levenshtein(word, c), -strsim::jaro_winkler(word, c), c))
+        .map(|c| {
+            (
+                strsim::damerau_levenshtein(word, c),
+                -strsim::jaro_winkler(word, c),
+                c,
+            )
+        })
         .filter(|(edits, _, _)| *edits <= allowed)
         .min_by(|a, b| a.0.cmp(&b.0).then(a.1.total_cmp(&b.1)))
         .map(|(_, _, c)| c.to_string())
@@ -164,7 +199,10 @@ impl Known {
     pub fn from(engine: &Engine, ast: Option<&rhai::AST>) -> Self {
         let mut signatures = engine.gen_fn_signatures(true);
         if let Some(ast) = ast {
-            signatures.extend(ast.iter_functions().map(|f| format!("{}({})", f.name, f.params.join(", "))));
+            signatures.extend(
+                ast.iter_functions()
+                    .map(|f| format!("{}({})", f.name, f.params.join(", "))),
+            );
         }
         Known { signatures }
     }
@@ -320,14 +358,21 @@ fn tidy_types(text: &str) -> String {
         .replace("ImmutableString", "string")
         .replace("&mut ", "")
         .replace("_: ", "");
-    for (rust, rhai) in [("i64", "int"), ("f64", "float"), ("Array", "array"), ("Map", "map")] {
+    for (rust, rhai) in [
+        ("i64", "int"),
+        ("f64", "float"),
+        ("Array", "array"),
+        ("Map", "map"),
+    ] {
         text = text
             .split_inclusive(|c: char| !c.is_alphanumeric() && c != '_')
-            .map(|word| match word.strip_suffix(|c: char| !c.is_alphanumeric() && c != '_') {
-                Some(w) if w == rust => format!("{rhai}{}", &word[w.len()..]),
-                _ if word == rust => rhai.to_string(),
-                _ => word.to_string(),
-            })
+            .map(
+                |word| match word.strip_suffix(|c: char| !c.is_alphanumeric() && c != '_') {
+                    Some(w) if w == rust => format!("{rhai}{}", &word[w.len()..]),
+                    _ if word == rust => rhai.to_string(),
+                    _ => word.to_string(),
+                },
+            )
             .collect();
     }
     text
@@ -355,7 +400,11 @@ fn unknown_function(signature: &str, known: &Known) -> Report {
         Some(near) => format!("did you mean `{near}`? `galley docs` lists every function"),
         None => "`galley docs` lists every function".to_string(),
     };
-    Report::plain("galley::unknown_function", format!("unknown function `{name}` {args}"), help)
+    Report::plain(
+        "galley::unknown_function",
+        format!("unknown function `{name}` {args}"),
+        help,
+    )
 }
 
 /// Lets recipes inspect a caught failure: `catch (e) { e.message }`.
@@ -390,12 +439,5 @@ mod tests {
         let names = ["run", "read", "write"];
         assert_eq!(suggest("rnu", names.into_iter()).as_deref(), Some("run"));
         assert_eq!(suggest("xyzzy", names.into_iter()), None);
-    }
-}
-
-impl Report {
-    /// Replaces the help line.
-    pub fn set_help(&mut self, help: String) {
-        self.help = Some(help);
     }
 }

@@ -41,7 +41,11 @@ impl Sources {
 
     /// The key of the source that defines the closure `name`.
     pub fn closure_source(&self, name: &str) -> Option<String> {
-        self.closures.read().expect("sources lock").get(name).cloned()
+        self.closures
+            .read()
+            .expect("sources lock")
+            .get(name)
+            .cloned()
     }
 
     /// The source recorded under `key`.
