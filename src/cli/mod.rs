@@ -2,6 +2,7 @@
 //! parse error, 130 interrupted.
 
 mod check;
+mod docs;
 mod list;
 mod run;
 
@@ -61,6 +62,13 @@ modules are loaded for their functions only. Exit code 2 when a problem is found
         files: Vec<PathBuf>,
         #[command(flatten)]
         output: OutputArgs,
+    },
+    /// Print the recipe API: every function Galley adds to Rhai, with its arguments.
+    #[command(after_help = "Examples:\n  galley docs            every function\n  \
+galley docs health     only names containing `health`")]
+    Docs {
+        /// Show only functions whose name contains this text.
+        filter: Option<String>,
     },
     /// List a recipe's tasks (its top-level functions) with their doc comments.
     #[command(
@@ -131,5 +139,6 @@ pub fn main() -> i32 {
         Commands::Run(args) => run::run(args),
         Commands::Check { files, output } => check::check(&files, output.output),
         Commands::List { file, output } => list::list(&file, output.output),
+        Commands::Docs { filter } => docs::docs(filter.as_deref()),
     }
 }

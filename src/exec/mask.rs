@@ -17,12 +17,24 @@ impl Masker {
         if value.chars().count() < MIN_SECRET_LEN {
             return false;
         }
+        // The value as printed raw, inside shell quotes, and inside a JSON string.
+        let json = serde_json::to_string(value).unwrap_or_default();
+        let forms = [
+            value.to_string(),
+            value.replace('\'', "'\\''"),
+            json.strip_prefix('"')
+                .and_then(|j| j.strip_suffix('"'))
+                .unwrap_or(&json)
+                .to_string(),
+        ];
         let mut secrets = self.secrets.write().expect("masker lock");
-        if !secrets.iter().any(|s| s == value) {
-            secrets.push(value.to_string());
-            // Longest first, so a secret that contains another is masked whole.
-            secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
+        for form in forms {
+            if !secrets.contains(&form) {
+                secrets.push(form);
+            }
         }
+        // Longest first, so a secret that contains another is masked whole.
+        secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
         true
     }
 
@@ -51,5 +63,13 @@ mod tests {
         assert!(!m.add("ab"));
         assert_eq!(m.mask("a hunter2 b hunter2-extra"), "a *** b ***");
         assert_eq!(m.mask("ab"), "ab");
+    }
+
+    #[test]
+    fn masks_the_shell_quoted_and_json_escaped_forms() {
+        let m = Masker::default();
+        m.add("it's \"x\"");
+        assert_eq!(m.mask("echo 'it'\\''s \"x\"'"), "echo '***'");
+        assert_eq!(m.mask(r#"{"a":"it's \"x\""}"#), r#"{"a":"***"}"#);
     }
 }

@@ -1,6 +1,8 @@
 //! `yaml::` and `json::`: parse text into Rhai values and back.
 
-use rhai::{Dynamic, Engine, Module};
+use rhai::{Dynamic, Engine, Module, NativeCallContext};
+
+use super::at_call;
 
 use crate::report::Failure;
 
@@ -19,28 +21,44 @@ fn to_value(format: &str, value: &Dynamic) -> Result<serde_json::Value, Box<rhai
 /// Registers the `yaml` and `json` modules.
 pub fn register(engine: &mut Engine) {
     let mut yaml = Module::new();
-    yaml.set_native_fn("parse", |text: &str| {
-        let value: serde_json::Value =
-            serde_norway::from_str(text).map_err(|e| parse_failure("YAML", e))?;
-        rhai::serde::to_dynamic(value)
+    yaml.set_native_fn("parse", |call: NativeCallContext, text: &str| {
+        (|| {
+            let value: serde_json::Value =
+                serde_norway::from_str(text).map_err(|e| parse_failure("YAML", e))?;
+            rhai::serde::to_dynamic(value)
+        })()
+        .map_err(|e| at_call(&call, e))
     });
-    yaml.set_native_fn("to_string", |value: Dynamic| {
-        serde_norway::to_string(&to_value("YAML", &value)?).map_err(|e| parse_failure("YAML", e))
+    yaml.set_native_fn("to_string", |call: NativeCallContext, value: Dynamic| {
+        (|| {
+            serde_norway::to_string(&to_value("YAML", &value)?)
+                .map_err(|e| parse_failure("YAML", e))
+        })()
+        .map_err(|e| at_call(&call, e))
     });
     engine.register_static_module("yaml", yaml.into());
 
     let mut json = Module::new();
-    json.set_native_fn("parse", |text: &str| {
-        let value: serde_json::Value =
-            serde_json::from_str(text).map_err(|e| parse_failure("JSON", e))?;
-        rhai::serde::to_dynamic(value)
+    json.set_native_fn("parse", |call: NativeCallContext, text: &str| {
+        (|| {
+            let value: serde_json::Value =
+                serde_json::from_str(text).map_err(|e| parse_failure("JSON", e))?;
+            rhai::serde::to_dynamic(value)
+        })()
+        .map_err(|e| at_call(&call, e))
     });
-    json.set_native_fn("to_string", |value: Dynamic| {
+    json.set_native_fn("to_string", |call: NativeCallContext, value: Dynamic| {
+        (|| {
         serde_json::to_string(&to_value("JSON", &value)?).map_err(|e| parse_failure("JSON", e))
+        })()
+        .map_err(|e| at_call(&call, e))
     });
-    json.set_native_fn("to_pretty", |value: Dynamic| {
-        serde_json::to_string_pretty(&to_value("JSON", &value)?)
-            .map_err(|e| parse_failure("JSON", e))
+    json.set_native_fn("to_pretty", |call: NativeCallContext, value: Dynamic| {
+        (|| {
+            serde_json::to_string_pretty(&to_value("JSON", &value)?)
+                .map_err(|e| parse_failure("JSON", e))
+        })()
+        .map_err(|e| at_call(&call, e))
     });
     engine.register_static_module("json", json.into());
 }

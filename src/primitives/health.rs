@@ -3,7 +3,9 @@
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use rhai::{Dynamic, Engine, Map, Module};
+use rhai::{Dynamic, Engine, Map, Module, NativeCallContext};
+
+use super::at_call;
 
 use super::options::Opts;
 use crate::exec::{Action, Ctx};
@@ -185,13 +187,16 @@ pub fn register(engine: &mut Engine, ctx: &Arc<Ctx>) {
         ("tcp", tcp),
     ] {
         let c = ctx.clone();
-        module.set_native_fn(name, move |target: &str| {
-            check(&c, target, Map::new()).map_err(Failure::into_rhai)
+        module.set_native_fn(name, move |call: NativeCallContext, target: &str| {
+            check(&c, target, Map::new()).map_err(|f| at_call(&call, f.into_rhai()))
         });
         let c = ctx.clone();
-        module.set_native_fn(name, move |target: &str, opts: Map| {
-            check(&c, target, opts).map_err(Failure::into_rhai)
-        });
+        module.set_native_fn(
+            name,
+            move |call: NativeCallContext, target: &str, opts: Map| {
+                check(&c, target, opts).map_err(|f| at_call(&call, f.into_rhai()))
+            },
+        );
     }
     engine.register_static_module("health", module.into());
 }

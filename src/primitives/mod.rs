@@ -16,6 +16,18 @@ use rhai::Engine;
 
 use crate::exec::Ctx;
 
+/// Gives an error from a module function (`health::http`, `yaml::parse`) the position of its
+/// call: Rhai leaves those without one.
+pub fn at_call(
+    call: &rhai::NativeCallContext,
+    mut err: Box<rhai::EvalAltResult>,
+) -> Box<rhai::EvalAltResult> {
+    if err.position().is_none() {
+        err.set_position(call.call_position());
+    }
+    err
+}
+
 /// Registers every primitive.
 pub fn register_all(engine: &mut Engine, ctx: &Arc<Ctx>, inputs: values::RunInputs) {
     host::register(engine, ctx);

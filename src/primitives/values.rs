@@ -88,14 +88,9 @@ pub fn register(engine: &mut Engine, ctx: &Arc<Ctx>, inputs: RunInputs) {
             .ok()
             .or_else(|| secrets.values.get(name).cloned());
         let Some(value) = value else {
-            let mut looked_in = vec!["the environment".to_string()];
-            looked_in.extend(secrets.path.iter().map(|p| format!("secrets file {p}")));
-            if secrets.path.is_none() {
-                looked_in.push("no secrets file (--secrets FILE)".into());
-            }
             return Err(Failure::MissingSecret {
                 name: name.into(),
-                looked_in,
+                secrets_file: secrets.path.clone(),
             }
             .into_rhai());
         };

@@ -65,7 +65,7 @@ pub enum Failure {
     /// A secret that is neither in the environment nor in the secrets file.
     MissingSecret {
         name: String,
-        looked_in: Vec<String>,
+        secrets_file: Option<String>,
     },
     /// An environment variable that is not set and has no default.
     MissingEnv { name: String },
@@ -177,7 +177,10 @@ fn tail_block(title: &str, lines: &[String]) -> Vec<String> {
     if lines.is_empty() {
         return Vec::new();
     }
-    let mut out = vec![format!("{title} (last {} lines):", lines.len())];
+    let mut out = vec![match lines.len() {
+        1 => format!("{title} (last line):"),
+        n => format!("{title} (last {n} lines):"),
+    }];
     out.extend(lines.iter().map(|l| format!("  | {l}")));
     out
 }
@@ -236,13 +239,16 @@ impl fmt::Display for Failure {
             Failure::Git {
                 host, dir, problem, ..
             } => write!(f, "git in {dir} on {host}: {problem}"),
-            Failure::MissingSecret { name, looked_in } => {
-                write!(
+            Failure::MissingSecret { name, secrets_file } => match secrets_file {
+                Some(file) => write!(
                     f,
-                    "secret `{name}` is not set (looked in {})",
-                    looked_in.join(", ")
-                )
-            }
+                    "secret `{name}` is neither in the environment nor in {file}"
+                ),
+                None => write!(
+                    f,
+                    "secret `{name}` is not in the environment, and no --secrets FILE was given"
+                ),
+            },
             Failure::MissingEnv { name } => write!(f, "environment variable `{name}` is not set"),
             Failure::UnknownOption { function, key, .. } => {
                 write!(f, "unknown option `{key}` for {function}")

@@ -25,6 +25,9 @@ pub struct Report {
     source: Option<NamedSource<String>>,
     label: Option<LabeledSpan>,
     location: Option<(String, usize, usize)>,
+    /// Lines shown after the report: the tail of stderr or of a log.
+    details: Vec<String>,
+    /// The call sites from the failing line back to the recipe, innermost first.
     related: Vec<Report>,
 }
 
@@ -57,12 +60,6 @@ impl Diagnostic for Report {
             .clone()
             .map(|l| Box::new(std::iter::once(l)) as Box<dyn Iterator<Item = LabeledSpan>>)
     }
-    fn related<'a>(&'a self) -> Option<Box<dyn Iterator<Item = &'a dyn Diagnostic> + 'a>> {
-        if self.related.is_empty() {
-            return None;
-        }
-        Some(Box::new(self.related.iter().map(|r| r as &dyn Diagnostic)))
-    }
 }
 
 impl Report {
@@ -76,7 +73,25 @@ impl Report {
             source: None,
             label: None,
             location: None,
+            details: Vec::new(),
             related: Vec::new(),
+        }
+    }
+
+    /// Adds lines shown after the report.
+    pub fn with_details(mut self, details: Vec<String>) -> Self {
+        self.details = details;
+        self
+    }
+
+    /// A copy with every secret masked in its texts, before any wrapping can split a secret.
+    fn masked(&self, masker: &Masker) -> Self {
+        Report {
+            message: masker.mask(&self.message),
+            help: self.help.as_ref().map(|h| masker.mask(h)),
+            details: self.details.iter().map(|d| masker.mask(d)).collect(),
+            related: self.related.iter().map(|r| r.masked(masker)).collect(),
+            ..self.clone()
         }
     }
 
@@ -107,16 +122,18 @@ impl Report {
 
     /// Renders the report as text, with every secret masked.
     pub fn render(&self, mode: OutputMode, masker: &Masker) -> String {
+        let this = self.masked(masker);
         if mode == OutputMode::Json {
-            let (file, line, column) = self.location.clone().unwrap_or_default();
+            let (file, line, column) = this.location.clone().unwrap_or_default();
             let value = serde_json::json!({
-                "event": "error", "code": self.code, "message": self.message,
-                "help": self.help, "file": file, "line": line, "column": column,
-                "called_from": self.related.iter().map(|r| {
+                "event": "error", "code": this.code, "message": this.message,
+                "help": this.help, "file": file, "line": line, "column": column,
+                "called_from": this.related.iter().map(|r| {
                     let (file, line, column) = r.location.clone().unwrap_or_default();
                     serde_json::json!({ "file": file, "line": line, "column": column })
                 }).collect::<Vec<_>>(),
             });
+            // Texts were masked before encoding; mask again in case escaping made new forms.
             return masker.mask(&value.to_string());
         }
         let theme = if mode == OutputMode::Fancy {
@@ -132,8 +149,21 @@ impl Report {
             .with_width(100)
             .with_context_lines(1);
         let mut out = String::new();
-        if handler.render_report(&mut out, self).is_err() {
-            out = format!("error[{}]: {}", self.code, self.message);
+        if handler.render_report(&mut out, &this).is_err() {
+            out = format!("error[{}]: {}\n", this.code, this.message);
+        }
+        if !this.details.is_empty() {
+            out.push('\n');
+            for line in &this.details {
+                out.push_str("  ");
+                out.push_str(line);
+                out.push('\n');
+            }
+            out.push('\n');
+        }
+        // Each call site as a note of its own, innermost first.
+        for frame in &this.related {
+            let _ = handler.render_report(&mut out, frame);
         }
         masker.mask(&out)
     }
@@ -302,15 +332,8 @@ fn innermost(err: &EvalAltResult, cx: &Context) -> Report {
         ),
         E::ErrorFunctionNotFound(signature, _) => unknown_function(signature, cx.known),
         E::ErrorRuntime(value, _) => match value.clone().try_cast::<Failure>() {
-            Some(failure) => {
-                let details = failure.details();
-                let mut message = failure.to_string();
-                for line in details {
-                    message.push('\n');
-                    message.push_str(&line);
-                }
-                Report::plain(failure.code(), message, failure.help())
-            }
+            Some(failure) => Report::plain(failure.code(), failure.to_string(), failure.help())
+                .with_details(failure.details()),
             None => Report::plain(
                 "galley::throw",
                 format!("the recipe threw: {value}"),
@@ -357,6 +380,7 @@ fn tidy_types(text: &str) -> String {
         .replace("&str | ImmutableString | String", "string")
         .replace("ImmutableString", "string")
         .replace("&mut ", "")
+        .replace("types::dynamic::Dynamic", "any")
         .replace("_: ", "");
     for (rust, rhai) in [
         ("i64", "int"),
@@ -378,8 +402,8 @@ fn tidy_types(text: &str) -> String {
     text
 }
 
-/// A signature without its Rust return type, for help lines.
-fn tidy_signature(signature: &str) -> String {
+/// A signature without its Rust return type, for help lines and `galley docs`.
+pub fn tidy_signature(signature: &str) -> String {
     let without_return = signature.split(" -> ").next().unwrap_or(signature);
     tidy_types(without_return)
 }
