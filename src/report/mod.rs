@@ -127,7 +127,7 @@ impl Report {
             let (file, line, column) = this.location.clone().unwrap_or_default();
             let value = serde_json::json!({
                 "event": "error", "code": this.code, "message": this.message,
-                "help": this.help, "file": file, "line": line, "column": column,
+                "help": this.help, "details": this.details, "file": file, "line": line, "column": column,
                 "called_from": this.related.iter().map(|r| {
                     let (file, line, column) = r.location.clone().unwrap_or_default();
                     serde_json::json!({ "file": file, "line": line, "column": column })
@@ -159,10 +159,10 @@ impl Report {
                 out.push_str(line);
                 out.push('\n');
             }
-            out.push('\n');
         }
         // Each call site as a note of its own, innermost first.
         for frame in &this.related {
+            out.push('\n');
             let _ = handler.render_report(&mut out, frame);
         }
         masker.mask(&out)
