@@ -33,12 +33,14 @@ pub fn unknown_calls(galley: &Galley, recipe: &Recipe) -> Vec<Report> {
     let mut reports = Vec::new();
     let mut problems: Vec<(String, rhai::Position, Vec<String>)> = Vec::new();
     recipe.ast.walk(&mut |path: &[ASTNode]| {
-        let Some(ASTNode::Expr(expr)) = path.last() else {
-            return true;
-        };
-        let (name, namespace, pos) = match expr {
-            Expr::FnCall(call, pos) => (call.name.to_string(), call.namespace.to_string(), *pos),
-            Expr::MethodCall(call, pos) => (call.name.to_string(), String::new(), *pos),
+        let (name, namespace, pos) = match path.last() {
+            Some(ASTNode::Expr(Expr::FnCall(call, pos)))
+            | Some(ASTNode::Stmt(Stmt::FnCall(call, pos))) => {
+                (call.name.to_string(), call.namespace.to_string(), *pos)
+            }
+            Some(ASTNode::Expr(Expr::MethodCall(call, pos))) => {
+                (call.name.to_string(), String::new(), *pos)
+            }
             _ => return true,
         };
         if !name.starts_with(|c: char| c.is_alphabetic() || c == '_') || name.starts_with("anon$") {

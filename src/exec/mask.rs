@@ -17,16 +17,14 @@ impl Masker {
         if value.chars().count() < MIN_SECRET_LEN {
             return false;
         }
-        // The value as printed raw, inside shell quotes, and inside a JSON string.
-        let json = serde_json::to_string(value).unwrap_or_default();
-        let forms = [
-            value.to_string(),
-            value.replace('\'', "'\\''"),
-            json.strip_prefix('"')
-                .and_then(|j| j.strip_suffix('"'))
-                .unwrap_or(&json)
-                .to_string(),
-        ];
+        // The value as printed raw and inside shell quotes, each also as inside a JSON string.
+        let json = |text: &str| {
+            let quoted = serde_json::to_string(text).unwrap_or_default();
+            quoted[1..quoted.len() - 1].to_string()
+        };
+        let raw = value.to_string();
+        let shell = value.replace('\'', "'\\''");
+        let forms = [json(&raw), json(&shell), raw, shell];
         let mut secrets = self.secrets.write().expect("masker lock");
         for form in forms {
             if !secrets.contains(&form) {

@@ -176,10 +176,15 @@ impl Service {
         }
         let mut command = self.command.clone();
         command.env = self.environment()?;
-        if let Some(parent) = std::path::Path::new(&self.log)
-            .parent()
-            .filter(|p| !p.as_os_str().is_empty())
-        {
+        // Both folders must exist before the process does: a pidfile that cannot be written
+        // would leave a process running that nothing tracks.
+        for file in [&self.log, &self.pidfile] {
+            let Some(parent) = std::path::Path::new(file)
+                .parent()
+                .filter(|p| !p.as_os_str().is_empty())
+            else {
+                continue;
+            };
             let parent = parent.to_string_lossy().into_owned();
             if !self.host.exists(&parent)? {
                 self.host.perform(Action::Mkdir { path: parent })?;

@@ -41,7 +41,10 @@ impl Run {
 impl Sandbox {
     pub fn new() -> Self {
         Sandbox {
-            dir: tempfile::Builder::new().prefix("galley-test-").tempdir().expect("tempdir"),
+            dir: tempfile::Builder::new()
+                .prefix("galley-test-")
+                .tempdir()
+                .expect("tempdir"),
         }
     }
 
@@ -117,9 +120,26 @@ impl GitOrigin {
     pub fn new(root: &Path, branch: &str, files: &[(&str, &str)]) -> Self {
         let bare = root.join("origin.git");
         let work = root.join("seed");
-        sh(root, &["git", "init", "-q", "--bare", "-b", branch, bare.to_str().unwrap()]);
-        sh(root, &["git", "init", "-q", "-b", branch, work.to_str().unwrap()]);
-        sh(&work, &["git", "remote", "add", "origin", bare.to_str().unwrap()]);
+        sh(
+            root,
+            &[
+                "git",
+                "init",
+                "-q",
+                "--bare",
+                "-b",
+                branch,
+                bare.to_str().unwrap(),
+            ],
+        );
+        sh(
+            root,
+            &["git", "init", "-q", "-b", branch, work.to_str().unwrap()],
+        );
+        sh(
+            &work,
+            &["git", "remote", "add", "origin", bare.to_str().unwrap()],
+        );
         let origin = GitOrigin { bare, work };
         origin.commit(files, "first commit");
         sh(&origin.work, &["git", "push", "-q", "-u", "origin", branch]);
@@ -173,7 +193,9 @@ pub fn wait_until(what: &str, limit: Duration, mut condition: impl FnMut() -> bo
 pub fn alive(pid: i64) -> bool {
     match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
         Ok(stat) => !matches!(
-            stat.rsplit(')').next().and_then(|r| r.trim_start().chars().next()),
+            stat.rsplit(')')
+                .next()
+                .and_then(|r| r.trim_start().chars().next()),
             Some('Z') | Some('X') | None
         ),
         Err(_) => false,
@@ -188,10 +210,14 @@ pub fn http_get(port: u16, path: &str) -> Option<String> {
     write!(stream, "GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").ok()?;
     let mut response = String::new();
     stream.read_to_string(&mut response).ok()?;
-    response.split_once("\r\n\r\n").map(|(_, body)| body.to_string())
+    response
+        .split_once("\r\n\r\n")
+        .map(|(_, body)| body.to_string())
 }
 
 /// Kills a process group if it is still there (cleanup after a test).
 pub fn kill_group(pid: i64) {
-    let _ = Command::new("kill").args(["-KILL", "--", &format!("-{pid}")]).status();
+    let _ = Command::new("kill")
+        .args(["-KILL", "--", &format!("-{pid}")])
+        .status();
 }
