@@ -34,7 +34,7 @@ fn demo_processes(port: u16) -> Vec<i64> {
         .filter(|pid| {
             let env = environ(*pid);
             env.iter().any(|v| v == "GALLEY_SERVICE=galley-demo")
-                && env.iter().any(|v| *v == port_var)
+                && env.contains(&port_var)
         })
         .filter(|pid| alive(*pid))
         .collect()
