@@ -33,8 +33,7 @@ fn demo_processes(port: u16) -> Vec<i64> {
         .into_iter()
         .filter(|pid| {
             let env = environ(*pid);
-            env.iter().any(|v| v == "GALLEY_SERVICE=galley-demo")
-                && env.contains(&port_var)
+            env.iter().any(|v| v == "GALLEY_SERVICE=galley-demo") && env.contains(&port_var)
         })
         .filter(|pid| alive(*pid))
         .collect()
