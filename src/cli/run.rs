@@ -50,15 +50,22 @@ pub fn run(args: RunArgs) -> i32 {
         cancel: cancel.clone(),
         runtime: runtime.handle().clone(),
     });
-    runtime.spawn(async move {
-        if tokio::signal::ctrl_c().await.is_ok() {
-            cancel.cancel();
-            // A second Ctrl-C means "now": do not wait for cleanup.
-            if tokio::signal::ctrl_c().await.is_ok() {
-                std::process::exit(EXIT_INTERRUPTED);
+    // The handler is installed now, before the recipe starts, so no Ctrl-C can slip past it.
+    let sigint = {
+        let _context = runtime.enter();
+        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
+    };
+    if let Ok(mut sigint) = sigint {
+        runtime.spawn(async move {
+            if sigint.recv().await.is_some() {
+                cancel.cancel();
+                // A second Ctrl-C means "now": do not wait for cleanup.
+                if sigint.recv().await.is_some() {
+                    std::process::exit(EXIT_INTERRUPTED);
+                }
             }
-        }
-    });
+        });
+    }
 
     let recipe_dir = std::path::absolute(&args.file)
         .ok()
