@@ -1,40 +1,17 @@
 //! `galley check FILE...`: syntax, imports and unknown functions, with no side effects.
 
 use std::path::PathBuf;
-use std::sync::Arc;
 
-use tokio_util::sync::CancellationToken;
-
-use super::{print_report, EXIT_OK, EXIT_USAGE};
+use super::{inspecting, print_report, EXIT_OK, EXIT_USAGE};
 use crate::engine::check::{check_imports, unknown_calls};
 use crate::engine::Galley;
-use crate::exec::{Ctx, Masker, OutputMode, Printer};
-
-/// A dry-run context for commands that must not act (check, list), and its runtime.
-pub fn quiet_ctx(mode: OutputMode) -> (Arc<Ctx>, tokio::runtime::Runtime) {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("tokio runtime");
-    let ctx = Arc::new(Ctx {
-        printer: Printer::new(mode, Masker::default()),
-        dry_run: true,
-        cancel: CancellationToken::new(),
-        runtime: runtime.handle().clone(),
-    });
-    (ctx, runtime)
-}
+use crate::exec::OutputMode;
 
 pub fn check(files: &[PathBuf], mode: OutputMode) -> i32 {
-    let (ctx, _runtime) = quiet_ctx(mode);
+    let (ctx, _runtime) = inspecting(mode);
     let mut problems = 0;
     for file in files {
-        let galley = Galley::new(
-            &ctx,
-            Default::default(),
-            crate::engine::DEFAULT_MAX_OPERATIONS,
-            false,
-        );
+        let galley = Galley::inspecting(&ctx);
         let mut reports = Vec::new();
         match galley.compile(file) {
             Err(report) => reports.push(report),

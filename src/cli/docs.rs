@@ -6,13 +6,8 @@ use crate::exec::OutputMode;
 use crate::report::tidy_signature;
 
 pub fn docs(filter: Option<&str>) -> i32 {
-    let (ctx, _runtime) = super::check::quiet_ctx(OutputMode::Plain);
-    let galley = Galley::new(
-        &ctx,
-        Default::default(),
-        crate::engine::DEFAULT_MAX_OPERATIONS,
-        false,
-    );
+    let (ctx, _runtime) = super::inspecting(OutputMode::Plain);
+    let galley = Galley::inspecting(&ctx);
     let mut signatures: Vec<String> = galley
         .engine
         .gen_fn_signatures(false)

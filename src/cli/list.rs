@@ -4,16 +4,11 @@ use std::path::Path;
 
 use super::{print_report, EXIT_OK, EXIT_USAGE};
 use crate::engine::{tasks, Galley};
-use crate::exec::{OutputMode, Printer};
+use crate::exec::OutputMode;
 
 pub fn list(file: &Path, mode: OutputMode) -> i32 {
-    let (ctx, _runtime) = super::check::quiet_ctx(mode);
-    let galley = Galley::new(
-        &ctx,
-        Default::default(),
-        crate::engine::DEFAULT_MAX_OPERATIONS,
-        false,
-    );
+    let (ctx, _runtime) = super::inspecting(mode);
+    let galley = Galley::inspecting(&ctx);
     let recipe = match galley.compile(file) {
         Ok(r) => r,
         Err(report) => {
@@ -22,11 +17,11 @@ pub fn list(file: &Path, mode: OutputMode) -> i32 {
         }
     };
     let tasks = tasks(&recipe.ast);
-    print_tasks(&ctx.printer, mode, &tasks);
+    print_tasks(mode, &tasks);
     EXIT_OK
 }
 
-fn print_tasks(_printer: &Printer, mode: OutputMode, tasks: &[(String, Vec<String>, String)]) {
+fn print_tasks(mode: OutputMode, tasks: &[(String, Vec<String>, String)]) {
     if mode == OutputMode::Json {
         for (name, params, doc) in tasks {
             println!(

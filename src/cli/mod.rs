@@ -112,6 +112,21 @@ struct RunArgs {
     output: OutputArgs,
 }
 
+/// A dry-run context and its runtime, for commands that only inspect recipes (check, list, docs).
+fn inspecting(mode: OutputMode) -> (std::sync::Arc<crate::exec::Ctx>, tokio::runtime::Runtime) {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    let ctx = std::sync::Arc::new(crate::exec::Ctx {
+        printer: crate::exec::Printer::new(mode, Masker::default()),
+        dry_run: true,
+        cancel: tokio_util::sync::CancellationToken::new(),
+        runtime: runtime.handle().clone(),
+    });
+    (ctx, runtime)
+}
+
 /// Prints a report on stderr.
 fn print_report(report: &Report, mode: OutputMode, masker: &Masker) {
     eprintln!("{}", report.render(mode, masker));

@@ -53,6 +53,11 @@ impl Galley {
         }
     }
 
+    /// An engine for reading recipes without running them: imports give only their functions.
+    pub fn inspecting(ctx: &Arc<Ctx>) -> Self {
+        Galley::new(ctx, RunInputs::default(), DEFAULT_MAX_OPERATIONS, false)
+    }
+
     /// Reads and compiles a recipe file; a syntax error becomes a report.
     pub fn compile(&self, path: &Path) -> Result<Recipe, Report> {
         let text = std::fs::read_to_string(path).map_err(|e| {

@@ -43,12 +43,6 @@ impl Command {
         }
     }
 
-    /// Sets the working directory.
-    pub fn dir(mut self, dir: impl Into<String>) -> Self {
-        self.dir = Some(dir.into());
-        self
-    }
-
     /// Hides the streamed output.
     pub fn quiet(mut self) -> Self {
         self.quiet = true;

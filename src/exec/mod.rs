@@ -62,6 +62,14 @@ pub struct Output {
 }
 
 impl Output {
+    /// The result of an action that succeeded and printed nothing.
+    pub fn ok() -> Self {
+        Output {
+            code: Some(0),
+            ..Output::default()
+        }
+    }
+
     /// Whether the command exited with code 0.
     pub fn success(&self) -> bool {
         self.code == Some(0)

@@ -60,16 +60,6 @@ impl Printer {
         &self.masker
     }
 
-    /// The output mode.
-    pub fn mode(&self) -> OutputMode {
-        self.mode
-    }
-
-    /// Whether colors and spinners are on.
-    pub fn is_fancy(&self) -> bool {
-        self.color
-    }
-
     fn paint(&self, code: &str, text: &str) -> String {
         if self.color {
             format!("\x1b[{code}m{text}\x1b[0m")

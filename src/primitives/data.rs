@@ -1,64 +1,75 @@
 //! `yaml::` and `json::`: parse text into Rhai values and back.
 
-use rhai::{Dynamic, Engine, Module, NativeCallContext};
+use rhai::{Dynamic, Engine, EvalAltResult, Module, NativeCallContext};
+use serde_json::Value;
 
 use super::at_call;
-
 use crate::report::Failure;
 
-fn parse_failure(format: &str, e: impl std::fmt::Display) -> Box<rhai::EvalAltResult> {
+type Parse = fn(&str) -> Result<Value, String>;
+type Render = fn(&Value) -> Result<String, String>;
+
+/// A data format: its module name, its label in errors, its parser and its named renderers.
+type Format = (
+    &'static str,
+    &'static str,
+    Parse,
+    &'static [(&'static str, Render)],
+);
+
+const FORMATS: &[Format] = &[
+    (
+        "yaml",
+        "YAML",
+        |text| serde_norway::from_str(text).map_err(|e| e.to_string()),
+        &[("to_string", |v| {
+            serde_norway::to_string(v).map_err(|e| e.to_string())
+        })],
+    ),
+    (
+        "json",
+        "JSON",
+        |text| serde_json::from_str(text).map_err(|e| e.to_string()),
+        &[
+            ("to_string", |v| {
+                serde_json::to_string(v).map_err(|e| e.to_string())
+            }),
+            ("to_pretty", |v| {
+                serde_json::to_string_pretty(v).map_err(|e| e.to_string())
+            }),
+        ],
+    ),
+];
+
+fn failure(label: &str, error: impl std::fmt::Display) -> Box<EvalAltResult> {
     Failure::Other {
-        message: format!("invalid {format}: {e}"),
-        help: format!("check the {format} text; line and column are counted from its start"),
+        message: format!("invalid {label}: {error}"),
+        help: format!("check the {label} text; line and column are counted from its start"),
     }
     .into_rhai()
 }
 
-fn to_value(format: &str, value: &Dynamic) -> Result<serde_json::Value, Box<rhai::EvalAltResult>> {
-    rhai::serde::from_dynamic(value).map_err(|e| parse_failure(format, e))
+fn parse(label: &str, parse: Parse, text: &str) -> Result<Dynamic, Box<EvalAltResult>> {
+    rhai::serde::to_dynamic(parse(text).map_err(|e| failure(label, e))?)
+}
+
+fn render(label: &str, render: Render, value: &Dynamic) -> Result<String, Box<EvalAltResult>> {
+    let value: Value = rhai::serde::from_dynamic(value).map_err(|e| failure(label, e))?;
+    render(&value).map_err(|e| failure(label, e))
 }
 
 /// Registers the `yaml` and `json` modules.
 pub fn register(engine: &mut Engine) {
-    let mut yaml = Module::new();
-    yaml.set_native_fn("parse", |call: NativeCallContext, text: &str| {
-        (|| {
-            let value: serde_json::Value =
-                serde_norway::from_str(text).map_err(|e| parse_failure("YAML", e))?;
-            rhai::serde::to_dynamic(value)
-        })()
-        .map_err(|e| at_call(&call, e))
-    });
-    yaml.set_native_fn("to_string", |call: NativeCallContext, value: Dynamic| {
-        (|| {
-            serde_norway::to_string(&to_value("YAML", &value)?)
-                .map_err(|e| parse_failure("YAML", e))
-        })()
-        .map_err(|e| at_call(&call, e))
-    });
-    engine.register_static_module("yaml", yaml.into());
-
-    let mut json = Module::new();
-    json.set_native_fn("parse", |call: NativeCallContext, text: &str| {
-        (|| {
-            let value: serde_json::Value =
-                serde_json::from_str(text).map_err(|e| parse_failure("JSON", e))?;
-            rhai::serde::to_dynamic(value)
-        })()
-        .map_err(|e| at_call(&call, e))
-    });
-    json.set_native_fn("to_string", |call: NativeCallContext, value: Dynamic| {
-        (|| {
-        serde_json::to_string(&to_value("JSON", &value)?).map_err(|e| parse_failure("JSON", e))
-        })()
-        .map_err(|e| at_call(&call, e))
-    });
-    json.set_native_fn("to_pretty", |call: NativeCallContext, value: Dynamic| {
-        (|| {
-            serde_json::to_string_pretty(&to_value("JSON", &value)?)
-                .map_err(|e| parse_failure("JSON", e))
-        })()
-        .map_err(|e| at_call(&call, e))
-    });
-    engine.register_static_module("json", json.into());
+    for &(name, label, parser, renderers) in FORMATS {
+        let mut module = Module::new();
+        module.set_native_fn("parse", move |call: NativeCallContext, text: &str| {
+            parse(label, parser, text).map_err(|e| at_call(&call, e))
+        });
+        for &(function, renderer) in renderers {
+            module.set_native_fn(function, move |call: NativeCallContext, value: Dynamic| {
+                render(label, renderer, &value).map_err(|e| at_call(&call, e))
+            });
+        }
+        engine.register_static_module(name, module.into());
+    }
 }

@@ -69,34 +69,29 @@ impl Host {
                 .action(self.name(), &action.to_string(), self.ctx.dry_run);
         }
         if self.ctx.dry_run {
-            return Ok(Output {
-                code: Some(0),
-                ..Output::default()
-            });
+            return Ok(Output::ok());
         }
         let t = &self.transport;
         let ctx = &self.ctx;
-        let done = Output {
-            code: Some(0),
-            ..Output::default()
-        };
         match action {
             Action::Run(cmd) => t.run(ctx, &cmd),
             Action::Start { command, log, .. } => t.run(ctx, &command.detached(&log)),
-            Action::Remove { path } => t.remove(ctx, &path).map(|_| done),
+            Action::Remove { path } => t.remove(ctx, &path).map(|_| Output::ok()),
             Action::Write {
                 path,
                 content,
                 mode,
-            } => t.write(ctx, &path, &content, mode).map(|_| done),
-            Action::Mkdir { path } => t.mkdir(ctx, &path).map(|_| done),
-            Action::Symlink { target, link } => t.symlink(ctx, &target, &link).map(|_| done),
+            } => t.write(ctx, &path, &content, mode).map(|_| Output::ok()),
+            Action::Mkdir { path } => t.mkdir(ctx, &path).map(|_| Output::ok()),
+            Action::Symlink { target, link } => {
+                t.symlink(ctx, &target, &link).map(|_| Output::ok())
+            }
             Action::Signal { pid, signal, .. } => {
                 let cmd =
                     Command::new(["kill", &format!("-{signal}"), "--", &format!("-{pid}")]).quiet();
                 t.run(ctx, &cmd)
             }
-            Action::Check { .. } => Ok(done),
+            Action::Check { .. } => Ok(Output::ok()),
         }
     }
 

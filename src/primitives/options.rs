@@ -32,14 +32,6 @@ impl Opts {
         })
     }
 
-    /// No options.
-    pub fn empty(function: &str) -> Self {
-        Opts {
-            function: function.to_string(),
-            map: Map::new(),
-        }
-    }
-
     fn bad(&self, key: &str, expected: &str, got: &Dynamic) -> Failure {
         bad_value(&self.function, &format!("option `{key}`"), expected, got)
     }

@@ -105,30 +105,27 @@ impl Service {
             .collect())
     }
 
-    /// Whether `pid` is alive (not a zombie) and carries this service's mark.
-    fn is_ours(&self, pid: i64) -> Result<bool, Failure> {
-        if !self.is_alive(pid)? {
-            return Ok(false);
-        }
+    /// Whether `pid`'s environment carries this service's mark.
+    fn has_mark(&self, pid: i64) -> bool {
         let mark = format!("{ENV_MARK}={}", self.name);
         let environ = self
             .host
             .read_text(&format!("/proc/{pid}/environ"))
             .unwrap_or_default();
-        Ok(environ.split('\0').any(|var| var == mark))
+        environ.split('\0').any(|var| var == mark)
     }
 
-    fn is_alive(&self, pid: i64) -> Result<bool, Failure> {
-        let stat = match self.host.read_text(&format!("/proc/{pid}/stat")) {
-            Ok(stat) => stat,
-            Err(_) => return Ok(false),
+    /// Whether `pid` is alive (not a zombie); an unreadable stat counts as gone.
+    fn is_alive(&self, pid: i64) -> bool {
+        let Ok(stat) = self.host.read_text(&format!("/proc/{pid}/stat")) else {
+            return false;
         };
         // The state follows the command name, which is in parentheses and may contain spaces.
         let state = stat
             .rsplit(')')
             .next()
             .and_then(|rest| rest.trim_start().chars().next());
-        Ok(!matches!(state, None | Some('Z') | Some('X')))
+        !matches!(state, None | Some('Z') | Some('X'))
     }
 
     fn tracked(&self) -> Result<Tracked, Failure> {
@@ -146,15 +143,16 @@ impl Service {
                 })
             }
         };
-        if self.is_ours(pid)? {
+        if !self.is_alive(pid) {
+            return Ok(Tracked::Stale);
+        }
+        if self.has_mark(pid) {
             return Ok(Tracked::Running(pid));
         }
-        if self.is_alive(pid)? {
-            self.host.ctx().printer.warn(&format!(
-                "{} names pid {pid}, which is not `{}` (another program has that pid now); ignoring it",
-                self.pidfile, self.name
-            ));
-        }
+        self.host.ctx().printer.warn(&format!(
+            "{} names pid {pid}, which is not `{}` (another program has that pid now); ignoring it",
+            self.pidfile, self.name
+        ));
         Ok(Tracked::Stale)
     }
 
@@ -215,7 +213,7 @@ impl Service {
             .write(&self.pidfile, format!("{pid}\n").as_bytes(), None)?;
         let deadline = Instant::now() + START_GRACE;
         while Instant::now() < deadline {
-            if !self.is_alive(pid)? {
+            if !self.is_alive(pid) {
                 let _ = self.host.perform(Action::Remove {
                     path: self.pidfile.clone(),
                 });
@@ -280,7 +278,7 @@ impl Service {
             signal: signal.to_string(),
         })?;
         // The group may already be gone between our check and the signal: that is success.
-        if !out.success() && self.is_alive(pid)? {
+        if !out.success() && self.is_alive(pid) {
             return Err(self
                 .host
                 .command_failed(&format!("kill -{signal} -- -{pid}"), &out));
@@ -294,7 +292,7 @@ impl Service {
         }
         let deadline = Instant::now() + timeout;
         loop {
-            if !self.is_alive(pid)? {
+            if !self.is_alive(pid) {
                 return Ok(true);
             }
             if Instant::now() >= deadline {

@@ -302,9 +302,7 @@ pub fn from_rhai(err: &EvalAltResult, cx: &Context) -> Report {
         }
     }
     let mut report = innermost(current, cx);
-    let label = report.help.clone().map(|_| "here").unwrap_or("here");
-    let pos = current.position();
-    report = report.at(cx.sources, &key, pos, label);
+    report = report.at(cx.sources, &key, current.position(), "here");
     report.related = frames
         .into_iter()
         .rev()
