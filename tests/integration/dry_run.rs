@@ -3,8 +3,8 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::process::{all_pids, environ, Reaper};
 use crate::support::{alive, free_port, http_get, wait_until, Sandbox};
+use crate::support::{all_pids, environ, Reaper};
 
 const DEMO: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/recipes/demo.rhai");
 const LIMIT: Duration = Duration::from_secs(20);

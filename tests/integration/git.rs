@@ -2,31 +2,7 @@
 
 use std::path::Path;
 
-use crate::support::{sh, GitOrigin, Sandbox};
-
-/// The value after `key=` on a line of galley's output.
-fn value_of(stdout: &str, key: &str) -> String {
-    let prefix = format!("{key}=");
-    stdout
-        .lines()
-        .find_map(|l| l.strip_prefix(&prefix))
-        .unwrap_or_else(|| panic!("no `{key}=` line in:\n{stdout}"))
-        .to_string()
-}
-
-/// A report with its wrapped lines joined, so that a message can be matched whole.
-fn flat(text: &str) -> String {
-    let lines: Vec<&str> = text
-        .lines()
-        .map(|l| {
-            let l = l.trim_start();
-            l.strip_prefix("| ")
-                .or_else(|| l.strip_prefix('|'))
-                .unwrap_or(l)
-        })
-        .collect();
-    lines.join(" ")
-}
+use crate::support::{flat, sh, value_of, GitOrigin, Sandbox};
 
 /// A recipe with `g` bound to the repo at `dir`, then `body`.
 fn recipe(dir: &str, body: &str) -> String {

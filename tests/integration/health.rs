@@ -9,33 +9,9 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use crate::support::{free_port, http_get, kill_group, wait_until, Sandbox};
+use crate::support::{flat, free_port, http_get, kill_group, value_of, wait_until, Sandbox};
 
 const LIMIT: Duration = Duration::from_secs(20);
-
-/// The value after `key=` on a line of galley's output.
-fn value_of(stdout: &str, key: &str) -> String {
-    let prefix = format!("{key}=");
-    stdout
-        .lines()
-        .find_map(|l| l.strip_prefix(&prefix))
-        .unwrap_or_else(|| panic!("no `{key}=` line in:\n{stdout}"))
-        .to_string()
-}
-
-/// A report with its wrapped lines joined, so that a message can be matched whole.
-fn flat(text: &str) -> String {
-    let lines: Vec<&str> = text
-        .lines()
-        .map(|l| {
-            let l = l.trim_start();
-            l.strip_prefix("| ")
-                .or_else(|| l.strip_prefix('|'))
-                .unwrap_or(l)
-        })
-        .collect();
-    lines.join(" ")
-}
 
 /// A minimal HTTP server in a thread, answering every request with `status` and `body`.
 struct Server {

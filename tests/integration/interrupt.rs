@@ -5,8 +5,8 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use crate::process::{all_pids, stat_ids, Reaper};
 use crate::support::{alive, wait_until, Sandbox};
+use crate::support::{all_pids, stat_ids, Reaper};
 
 const LIMIT: Duration = Duration::from_secs(30);
 

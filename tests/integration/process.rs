@@ -1,107 +1,12 @@
 //! `h.process(...)`: background services that outlive galley, tracked by a pidfile.
 
-use std::cell::RefCell;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::path::Path;
+use std::process::Command;
 use std::time::Duration;
 
-use crate::support::{alive, kill_group, wait_until, Sandbox};
+use crate::support::{alive, environ, read_pid, stat_ids, value_of, wait_until, Reaper, Sandbox};
 
 const LIMIT: Duration = Duration::from_secs(20);
-
-/// Kills, when dropped, every process the test started: the pids it was told about (and their
-/// process groups) and every process whose working directory is inside the sandbox. Declare it
-/// after the sandbox so that it runs before the sandbox is deleted.
-pub(crate) struct Reaper {
-    dir: PathBuf,
-    pids: RefCell<Vec<i64>>,
-}
-
-impl Reaper {
-    pub(crate) fn new(sb: &Sandbox) -> Self {
-        Reaper {
-            dir: sb.path().canonicalize().unwrap(),
-            pids: RefCell::new(Vec::new()),
-        }
-    }
-
-    /// Remembers a pid (and its process group) to kill at the end.
-    pub(crate) fn track(&self, pid: i64) {
-        self.pids.borrow_mut().push(pid);
-    }
-
-    /// Live processes whose working directory is inside the sandbox.
-    pub(crate) fn in_sandbox(&self) -> Vec<i64> {
-        all_pids()
-            .into_iter()
-            .filter(|pid| {
-                std::fs::read_link(format!("/proc/{pid}/cwd"))
-                    .map(|cwd| cwd.starts_with(&self.dir))
-                    .unwrap_or(false)
-            })
-            .filter(|pid| alive(*pid))
-            .collect()
-    }
-}
-
-impl Drop for Reaper {
-    fn drop(&mut self) {
-        let mut pids = self.pids.borrow().clone();
-        pids.extend(self.in_sandbox());
-        for pid in pids.into_iter().filter(|pid| alive(*pid)) {
-            if stat_ids(pid).is_some_and(|(_, pgid, _)| pgid == pid) {
-                kill_group(pid);
-            }
-            let _ = Command::new("kill")
-                .args(["-KILL", &pid.to_string()])
-                .stderr(Stdio::null())
-                .status();
-        }
-    }
-}
-
-/// Every pid in /proc.
-pub(crate) fn all_pids() -> Vec<i64> {
-    std::fs::read_dir("/proc")
-        .unwrap()
-        .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
-        .collect()
-}
-
-/// (ppid, pgid, sid) of a process, from /proc/PID/stat.
-pub(crate) fn stat_ids(pid: i64) -> Option<(i64, i64, i64)> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let rest = stat.rsplit_once(')')?.1;
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    // state ppid pgrp session ...
-    Some((
-        fields[1].parse().ok()?,
-        fields[2].parse().ok()?,
-        fields[3].parse().ok()?,
-    ))
-}
-
-/// The environment of a process as `KEY=value` strings (empty if unreadable).
-pub(crate) fn environ(pid: i64) -> Vec<String> {
-    std::fs::read(format!("/proc/{pid}/environ"))
-        .map(|bytes| {
-            bytes
-                .split(|b| *b == 0)
-                .filter(|v| !v.is_empty())
-                .map(|v| String::from_utf8_lossy(v).into_owned())
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
-/// Reads a pid from a file.
-fn read_pid(path: impl AsRef<Path>) -> i64 {
-    let path = path.as_ref();
-    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    text.trim()
-        .parse()
-        .unwrap_or_else(|_| panic!("{} holds {text:?}, not a pid", path.display()))
-}
 
 /// Waits until a file exists and holds a pid.
 fn wait_pid(path: &str) -> i64 {
@@ -109,16 +14,6 @@ fn wait_pid(path: &str) -> i64 {
         std::fs::read_to_string(path).is_ok_and(|t| t.trim().parse::<i64>().is_ok())
     });
     read_pid(path)
-}
-
-/// The value after `key=` on a line of galley's output.
-fn value_of(stdout: &str, key: &str) -> String {
-    let prefix = format!("{key}=");
-    stdout
-        .lines()
-        .find_map(|l| l.strip_prefix(&prefix))
-        .unwrap_or_else(|| panic!("no `{key}=` line in:\n{stdout}"))
-        .to_string()
 }
 
 /// A recipe declaring `app` as a service in `dir` with the options given, then running `body`.

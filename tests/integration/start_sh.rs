@@ -2,7 +2,9 @@
 
 use std::time::Duration;
 
-use crate::support::{alive, http_get, kill_group, wait_until, GitOrigin, Sandbox};
+use crate::support::{
+    alive, all_pids, environ, http_get, read_pid, wait_until, GitOrigin, Reaper, Sandbox,
+};
 
 const BRANCH: &str = "release/0.0.1";
 const PYPROJECT: &str = "[project]\nname = \"app\"\nversion = \"0.0.1\"\nrequires-python = \">=3.8\"\ndependencies = []\n";
@@ -10,31 +12,15 @@ const GITIGNORE: &str = ".venv/\napp.pid\napp.log\nuv.lock\n";
 
 /// Every live process that Galley started as the service `app` from `dir`.
 fn app_processes(dir: &str) -> Vec<i64> {
-    let mut found = Vec::new();
-    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Ok(pid) = entry.file_name().to_string_lossy().parse::<i64>() else {
-            continue;
-        };
-        let environ = std::fs::read(format!("/proc/{pid}/environ")).unwrap_or_default();
-        let marked = environ
-            .split(|b| *b == 0)
-            .any(|var| var == b"GALLEY_SERVICE=app");
-        let cwd = std::fs::read_link(format!("/proc/{pid}/cwd")).unwrap_or_default();
-        if marked && cwd.to_string_lossy() == dir && alive(pid) {
-            found.push(pid);
-        }
-    }
-    found
-}
-
-struct KillOnDrop(String);
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        for pid in app_processes(&self.0) {
-            kill_group(pid);
-        }
-    }
+    all_pids()
+        .into_iter()
+        .filter(|pid| environ(*pid).iter().any(|var| var == "GALLEY_SERVICE=app"))
+        .filter(|pid| {
+            std::fs::read_link(format!("/proc/{pid}/cwd"))
+                .is_ok_and(|cwd| cwd.to_string_lossy() == dir)
+        })
+        .filter(|pid| alive(*pid))
+        .collect()
 }
 
 #[test]
@@ -54,7 +40,7 @@ fn start_recipe_twice_leaves_exactly_one_app_serving_the_new_commit() {
     );
     let first_sha = crate::support::sh(&origin.work, &["git", "rev-parse", "HEAD"]);
     let dir = sb.join("app");
-    let _cleanup = KillOnDrop(dir.clone());
+    let _reaper = Reaper::new(&sb);
     let port = crate::support::free_port().to_string();
     let recipe = concat!(env!("CARGO_MANIFEST_DIR"), "/recipes/start.rhai");
     let url = origin.url();
@@ -89,11 +75,7 @@ fn start_recipe_twice_leaves_exactly_one_app_serving_the_new_commit() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(serving(&port).contains(&first_sha), "{}", serving(&port));
-    let first_pid: i64 = std::fs::read_to_string(format!("{dir}/app.pid"))
-        .unwrap()
-        .trim()
-        .parse()
-        .unwrap();
+    let first_pid = read_pid(format!("{dir}/app.pid"));
 
     let second_sha = origin.push(&[("CHANGELOG", "second\n")], "second commit");
     let out = deploy();
@@ -105,11 +87,7 @@ fn start_recipe_twice_leaves_exactly_one_app_serving_the_new_commit() {
     );
 
     assert!(serving(&port).contains(&second_sha), "{}", serving(&port));
-    let pid: i64 = std::fs::read_to_string(format!("{dir}/app.pid"))
-        .unwrap()
-        .trim()
-        .parse()
-        .unwrap();
+    let pid = read_pid(format!("{dir}/app.pid"));
     wait_until("the old app to be gone", Duration::from_secs(10), || {
         !alive(first_pid)
     });

@@ -2,18 +2,8 @@
 
 use std::path::Path;
 
-use crate::process::Reaper;
 use crate::support::{alive, Run, Sandbox};
-
-/// The value after `key=` on a line of galley's output.
-fn value_of(stdout: &str, key: &str) -> String {
-    let prefix = format!("{key}=");
-    stdout
-        .lines()
-        .find_map(|l| l.strip_prefix(&prefix))
-        .unwrap_or_else(|| panic!("no `{key}=` line in:\n{stdout}"))
-        .to_string()
-}
+use crate::support::{value_of, Reaper};
 
 /// Writes `recipe.rhai` and runs `galley run recipe.rhai ARGS...` with extra environment variables.
 fn run_env(sb: &Sandbox, text: &str, args: &[&str], env: &[(&str, &str)]) -> Run {
