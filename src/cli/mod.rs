@@ -108,6 +108,9 @@ struct RunArgs {
     /// Stop a recipe after this many script operations (endless-loop guard).
     #[arg(long, value_name = "N", default_value_t = crate::engine::DEFAULT_MAX_OPERATIONS)]
     max_operations: u64,
+    /// How many hosts `parallel` and `rolling` work on at once.
+    #[arg(long, value_name = "N", default_value_t = 16, value_parser = clap::value_parser!(u64).range(1..=1024))]
+    max_parallel: u64,
     #[command(flatten)]
     output: OutputArgs,
 }
@@ -122,6 +125,7 @@ fn inspecting(mode: OutputMode) -> (std::sync::Arc<crate::exec::Ctx>, tokio::run
         printer: crate::exec::Printer::new(mode, Masker::default()),
         dry_run: true,
         cancel: tokio_util::sync::CancellationToken::new(),
+        max_parallel: 1,
         runtime: runtime.handle().clone(),
     });
     (ctx, runtime)

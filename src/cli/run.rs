@@ -48,6 +48,7 @@ pub fn run(args: RunArgs) -> i32 {
         printer: Printer::new(mode, masker.clone()),
         dry_run: args.dry_run,
         cancel: cancel.clone(),
+        max_parallel: args.max_parallel as usize,
         runtime: runtime.handle().clone(),
     });
     // The handler is installed now, before the recipe starts, so no Ctrl-C can slip past it.

@@ -126,6 +126,10 @@ pub enum Action {
     },
     /// Remove a file if it exists.
     Remove { path: String },
+    /// Copy a local file to the host.
+    Upload { local: String, remote: String },
+    /// Copy a file from the host to the local machine.
+    Download { remote: String, local: String },
     /// Send a signal to a service's process group.
     Signal {
         service: String,
@@ -177,6 +181,12 @@ impl fmt::Display for Action {
             } => write!(f, "signal {signal} to {service} (process group {pid})"),
             Action::Check { what } => write!(f, "check {what}"),
             Action::Remove { path } => write!(f, "rm -f {}", quote(path)),
+            Action::Upload { local, remote } => {
+                write!(f, "upload {} -> {}", quote(local), quote(remote))
+            }
+            Action::Download { remote, local } => {
+                write!(f, "download {} -> local {}", quote(remote), quote(local))
+            }
         }
     }
 }

@@ -4,6 +4,7 @@
 pub mod action;
 pub mod mask;
 pub mod output;
+pub mod stream;
 
 use std::future::Future;
 use std::time::Duration;
@@ -24,6 +25,8 @@ pub struct Ctx {
     pub dry_run: bool,
     /// Set by Ctrl-C (or by watch mode); every wait observes it.
     pub cancel: CancellationToken,
+    /// How many hosts `parallel` and `rolling` work on at once.
+    pub max_parallel: usize,
     /// The runtime whose clients (process, http) the primitives drive.
     pub runtime: tokio::runtime::Handle,
 }

@@ -27,6 +27,36 @@ pub enum Stream {
     Stderr,
 }
 
+/// How one item of a fan-out ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    Ok,
+    Failed,
+    Interrupted,
+    Skipped,
+}
+
+impl Outcome {
+    fn word(self) -> &'static str {
+        match self {
+            Outcome::Ok => "ok",
+            Outcome::Failed => "failed",
+            Outcome::Interrupted => "interrupted",
+            Outcome::Skipped => "skipped",
+        }
+    }
+}
+
+/// One line of a fan-out's summary table.
+pub struct SummaryRow {
+    pub name: String,
+    pub outcome: Outcome,
+    /// How long it ran; `None` when it never started.
+    pub took: Option<Duration>,
+    /// Why it failed or was skipped.
+    pub note: String,
+}
+
 /// Prints run events; cheap to clone, safe to share between threads.
 #[derive(Clone)]
 pub struct Printer {
@@ -175,6 +205,55 @@ impl Printer {
             (format!("failed after {secs:.2}s"), RED)
         };
         self.emit(&self.paint(code, &text));
+    }
+
+    /// The table at the end of `parallel` or `rolling`: each item's result and duration.
+    pub fn summary(&self, title: &str, rows: &[SummaryRow]) {
+        if self.mode == OutputMode::Json {
+            let rows: Vec<serde_json::Value> = rows
+                .iter()
+                .map(|r| {
+                    serde_json::json!({
+                        "name": r.name, "result": r.outcome.word(),
+                        "seconds": r.took.map(|t| t.as_secs_f64()), "note": r.note,
+                    })
+                })
+                .collect();
+            return self
+                .emit_json(serde_json::json!({ "event": "summary", "of": title, "rows": rows }));
+        }
+        let ok = rows.iter().filter(|r| r.outcome == Outcome::Ok).count();
+        let width = rows
+            .iter()
+            .map(|r| r.name.chars().count())
+            .max()
+            .unwrap_or(0)
+            .max(4);
+        let mut lines =
+            vec![self.paint(BOLD, &format!("{title}: {ok} of {} succeeded", rows.len()))];
+        lines.push(format!(
+            "  {:width$}  {:11}  {:>8}",
+            "host", "result", "time"
+        ));
+        for row in rows {
+            let took = row
+                .took
+                .map(|t| format!("{:.2}s", t.as_secs_f64()))
+                .unwrap_or_else(|| "-".into());
+            let word = format!("{:11}", row.outcome.word());
+            let word = match row.outcome {
+                Outcome::Ok => self.paint(GREEN, &word),
+                Outcome::Skipped => self.paint(DIM, &word),
+                _ => self.paint(RED, &word),
+            };
+            let mut line = format!("  {:width$}  {word}  {took:>8}", row.name);
+            if !row.note.is_empty() {
+                line.push_str("  ");
+                line.push_str(&row.note);
+            }
+            lines.push(line);
+        }
+        self.emit(&self.masker.mask(&lines.join("\n")));
     }
 
     /// Shows a spinner with `message` on a terminal until the returned guard is dropped.

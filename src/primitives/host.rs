@@ -35,6 +35,12 @@ pub trait Transport: Send + Sync {
     fn remove(&self, ctx: &Ctx, path: &str) -> Result<(), Failure>;
     /// Points `link` at `target`, atomically replacing an existing link.
     fn symlink(&self, ctx: &Ctx, target: &str, link: &str) -> Result<(), Failure>;
+    /// Copies a local file to the host, atomically, keeping its mode.
+    fn upload(&self, ctx: &Ctx, local: &str, remote: &str) -> Result<(), Failure>;
+    /// Copies a file from the host to a local path, atomically.
+    fn download(&self, ctx: &Ctx, remote: &str, local: &str) -> Result<(), Failure>;
+    /// A local address (`127.0.0.1:PORT`) that reaches `127.0.0.1:port` on the host.
+    fn forward(&self, ctx: &Ctx, port: u16) -> Result<String, Failure>;
 }
 
 /// A machine that recipes act on.
@@ -91,6 +97,12 @@ impl Host {
                     Command::new(["kill", &format!("-{signal}"), "--", &format!("-{pid}")]).quiet();
                 t.run(ctx, &cmd)
             }
+            Action::Upload { local, remote } => {
+                t.upload(ctx, &local, &remote).map(|_| Output::ok())
+            }
+            Action::Download { remote, local } => {
+                t.download(ctx, &remote, &local).map(|_| Output::ok())
+            }
             Action::Check { .. } => Ok(Output::ok()),
         }
     }
@@ -130,6 +142,11 @@ impl Host {
     /// Whether a path exists (runs even in a dry run).
     pub fn exists(&self, path: &str) -> Result<bool, Failure> {
         self.transport.exists(&self.ctx, path)
+    }
+
+    /// A local address that reaches `127.0.0.1:port` on the host (itself, for the local host).
+    pub fn forward(&self, port: u16) -> Result<String, Failure> {
+        self.transport.forward(&self.ctx, port)
     }
 
     /// Writes a file atomically.
@@ -263,6 +280,34 @@ pub fn register(engine: &mut Engine, ctx: &Arc<Ctx>) {
         })
         .map(|_| ())
         .map_err(Failure::into_rhai)
+    });
+    engine.register_fn("upload", |h: &mut Host, local: &str, remote: &str| {
+        h.perform(Action::Upload {
+            local: local.to_string(),
+            remote: remote.to_string(),
+        })
+        .map(|_| ())
+        .map_err(Failure::into_rhai)
+    });
+    engine.register_fn("download", |h: &mut Host, remote: &str, local: &str| {
+        h.perform(Action::Download {
+            remote: remote.to_string(),
+            local: local.to_string(),
+        })
+        .map(|_| ())
+        .map_err(Failure::into_rhai)
+    });
+    engine.register_fn("forward", |h: &mut Host, port: i64| {
+        let port = u16::try_from(port).ok().filter(|p| *p > 0).ok_or_else(|| {
+            super::options::bad_value(
+                "forward",
+                "the port",
+                "a port number (1-65535)",
+                &Dynamic::from(port),
+            )
+            .into_rhai()
+        })?;
+        h.forward(port).map_err(Failure::into_rhai)
     });
     engine.register_fn("symlink", |h: &mut Host, target: &str, link: &str| {
         h.perform(Action::Symlink {

@@ -8,9 +8,10 @@ use std::time::{Duration, Instant};
 
 use nix::sys::signal::{killpg, Signal};
 use nix::unistd::Pid;
-use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWriteExt, BufReader};
+use tokio::io::AsyncWriteExt;
 
 use super::host::Transport;
+use crate::exec::stream::collect_lines;
 use crate::exec::{Command, Ctx, Output, Printer, Stream};
 use crate::report::failure::{last_lines, STDERR_TAIL};
 use crate::report::Failure;
@@ -117,6 +118,29 @@ impl Transport for LocalTransport {
             err(e)
         })
     }
+
+    fn upload(&self, ctx: &Ctx, local: &str, remote: &str) -> Result<(), Failure> {
+        self.copy(ctx, local, remote)
+    }
+
+    fn download(&self, ctx: &Ctx, remote: &str, local: &str) -> Result<(), Failure> {
+        self.copy(ctx, remote, local)
+    }
+
+    fn forward(&self, _ctx: &Ctx, port: u16) -> Result<String, Failure> {
+        Ok(format!("127.0.0.1:{port}"))
+    }
+}
+
+impl LocalTransport {
+    /// Copies `from` to `to` through a temp file beside `to`, keeping `from`'s mode.
+    fn copy(&self, ctx: &Ctx, from: &str, to: &str) -> Result<(), Failure> {
+        let content = self.read(ctx, from)?;
+        let mode = std::fs::metadata(from)
+            .map(|m| m.permissions().mode() & 0o7777)
+            .ok();
+        self.write(ctx, to, &content, mode)
+    }
 }
 
 /// Runs `cmd` in its own process group, streaming its lines, honouring timeout and cancellation.
@@ -157,12 +181,14 @@ async fn run_command(
     let quiet = cmd.quiet;
     let out = tokio::spawn(collect_lines(
         child.stdout.take(),
+        "local".into(),
         Stream::Stdout,
         printer.clone(),
         quiet,
     ));
     let err = tokio::spawn(collect_lines(
         child.stderr.take(),
+        "local".into(),
         Stream::Stderr,
         printer.clone(),
         quiet,
@@ -223,28 +249,4 @@ async fn run_command(
             what: format!("running `{}` on local", cmd.display()),
         }),
     }
-}
-
-/// Reads `pipe` line by line, printing each line (unless quiet) and returning all of it.
-async fn collect_lines<R: AsyncRead + Unpin>(
-    pipe: Option<R>,
-    stream: Stream,
-    printer: Printer,
-    quiet: bool,
-) -> String {
-    let Some(pipe) = pipe else {
-        return String::new();
-    };
-    let mut lines = BufReader::new(pipe).split(b'\n');
-    let mut all = String::new();
-    while let Ok(Some(bytes)) = lines.next_segment().await {
-        let line = String::from_utf8_lossy(&bytes);
-        let line = line.strip_suffix('\r').unwrap_or(&line);
-        if !quiet {
-            printer.line("local", stream, line);
-        }
-        all.push_str(line);
-        all.push('\n');
-    }
-    all
 }

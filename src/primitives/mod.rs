@@ -1,6 +1,7 @@
 //! The recipe API: one module per domain, each registering itself into the engine.
 
 pub mod data;
+pub mod fanout;
 pub mod flow;
 pub mod git;
 pub mod health;
@@ -8,6 +9,7 @@ pub mod host;
 pub mod local;
 pub mod options;
 pub mod process;
+pub mod ssh;
 pub mod values;
 
 use std::sync::Arc;
@@ -31,6 +33,8 @@ pub fn at_call(
 /// Registers every primitive.
 pub fn register_all(engine: &mut Engine, ctx: &Arc<Ctx>, inputs: values::RunInputs) {
     host::register(engine, ctx);
+    ssh::register(engine, ctx);
+    fanout::register(engine, ctx);
     process::register(engine);
     git::register(engine);
     health::register(engine, ctx);

@@ -89,8 +89,27 @@ pub enum Failure {
         path: String,
         error: String,
     },
+    /// An SSH connection that could not be made, or that was lost.
+    Ssh {
+        host: String,
+        problem: SshProblem,
+        message: String,
+        detail: Vec<String>,
+        help: String,
+    },
     /// Anything else, with a hint.
     Other { message: String, help: String },
+}
+
+/// Which of the usual SSH problems it was; each has its own report code.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SshProblem {
+    Unreachable,
+    Auth,
+    HostKeyUnknown,
+    HostKeyChanged,
+    Lost,
+    Other,
 }
 
 impl Failure {
@@ -110,6 +129,14 @@ impl Failure {
             Failure::UnknownOption { .. } => "galley::unknown_option",
             Failure::BadValue { .. } => "galley::bad_value",
             Failure::Io { .. } => "galley::io",
+            Failure::Ssh { problem, .. } => match problem {
+                SshProblem::Unreachable => "galley::ssh_unreachable",
+                SshProblem::Auth => "galley::ssh_auth",
+                SshProblem::HostKeyUnknown => "galley::ssh_host_key_unknown",
+                SshProblem::HostKeyChanged => "galley::ssh_host_key_changed",
+                SshProblem::Lost => "galley::ssh_connection_lost",
+                SshProblem::Other => "galley::ssh",
+            },
             Failure::Other { .. } => "galley::error",
         }
     }
@@ -131,9 +158,10 @@ impl Failure {
             Failure::Pidfile { path, .. } => {
                 format!("if no such process is running, remove {path} and run again")
             }
-            Failure::Service { help, .. } | Failure::Git { help, .. } | Failure::Other { help, .. } => {
-                help.clone()
-            }
+            Failure::Service { help, .. }
+            | Failure::Git { help, .. }
+            | Failure::Ssh { help, .. }
+            | Failure::Other { help, .. } => help.clone(),
             Failure::MissingSecret { name, .. } => format!(
                 "export {name}=... before running, or put `{name}=...` in a file passed with --secrets FILE"
             ),
@@ -160,6 +188,7 @@ impl Failure {
             }
             Failure::Service { log_tail, .. } => tail_block("log", log_tail),
             Failure::Git { detail, .. } => tail_block("git said", detail),
+            Failure::Ssh { detail, .. } => tail_block("ssh said", detail),
             _ => Vec::new(),
         }
     }
@@ -265,6 +294,7 @@ impl fmt::Display for Failure {
                 path,
                 error,
             } => write!(f, "{operation} {path} on {host} failed: {error}"),
+            Failure::Ssh { host, message, .. } => write!(f, "ssh to {host}: {message}"),
             Failure::Other { message, .. } => write!(f, "{message}"),
         }
     }

@@ -277,8 +277,18 @@ pub fn from_rhai(err: &EvalAltResult, cx: &Context) -> Report {
     let mut frames: Vec<(String, Position, String)> = Vec::new();
     let mut key = cx.main.to_string();
     let mut current = err;
+    let mut fanout: Option<String> = None;
     loop {
         match current {
+            EvalAltResult::ErrorInFunctionCall(name, _, inner, pos)
+                if name.starts_with(crate::primitives::fanout::ITEM_FRAME) =>
+            {
+                let mut parts = name.split(crate::primitives::fanout::ITEM_FRAME).skip(1);
+                let item = parts.next().unwrap_or_default();
+                fanout = parts.next().map(str::to_string);
+                frames.push((key.clone(), *pos, format!("on {item}, in this fan-out")));
+                current = inner;
+            }
             EvalAltResult::ErrorInFunctionCall(name, source, inner, pos) => {
                 if let Some(owner) = cx.sources.closure_source(name) {
                     frames.push((key.clone(), *pos, "in this call of a closure".to_string()));
@@ -303,6 +313,12 @@ pub fn from_rhai(err: &EvalAltResult, cx: &Context) -> Report {
     }
     let mut report = innermost(current, cx);
     report = report.at(cx.sources, &key, current.position(), "here");
+    if let Some(summary) = fanout {
+        let help = report.help.take().unwrap_or_default();
+        report.help = Some(format!(
+            "{summary}; this is the first failure, the table above has the others. {help}"
+        ));
+    }
     report.related = frames
         .into_iter()
         .rev()

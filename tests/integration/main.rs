@@ -11,5 +11,7 @@ mod interrupt;
 mod process;
 mod reports;
 mod smoke;
+mod ssh;
+mod ssh_fixture;
 mod start_sh;
 mod values;

@@ -1,0 +1,479 @@
+//! The OpenSSH master connection behind an ssh host: launched once, kept alive in a Galley-owned
+//! control directory (ControlPersist) so that later runs resume it instead of paying for a new
+//! key exchange, and turned into a clear report when it cannot be made.
+
+use std::fs::File;
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use nix::fcntl::{Flock, FlockArg};
+use openssh::Session;
+
+use crate::exec::Ctx;
+use crate::report::failure::SshProblem;
+use crate::report::Failure;
+
+/// Where to connect: `user@host:port`, each part but the host optional.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Destination {
+    pub user: Option<String>,
+    pub host: String,
+    pub port: Option<u16>,
+}
+
+impl Destination {
+    /// Parses `user@host:port`, `host`, `user@host` or `[::1]:22`.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let (user, rest) = match text.rsplit_once('@') {
+            Some((user, rest)) if !user.is_empty() => (Some(user.to_string()), rest),
+            Some(_) => return Err("the user before `@` is empty".into()),
+            None => (None, text),
+        };
+        let (host, port) = if let Some(bracketed) = rest.strip_prefix('[') {
+            let (host, after) = bracketed
+                .split_once(']')
+                .ok_or("an IPv6 address needs a closing `]`")?;
+            let port = match after.strip_prefix(':') {
+                Some(p) => Some(p),
+                None if after.is_empty() => None,
+                None => return Err(format!("unexpected {after:?} after the address")),
+            };
+            (host.to_string(), port)
+        } else {
+            match rest.split_once(':') {
+                Some((host, port)) => (host.to_string(), Some(port)),
+                None => (rest.to_string(), None),
+            }
+        };
+        if host.is_empty() || host.contains(char::is_whitespace) {
+            return Err("the host name is missing or contains spaces".into());
+        }
+        let port = match port {
+            Some(p) => Some(
+                p.parse::<u16>()
+                    .ok()
+                    .filter(|p| *p > 0)
+                    .ok_or_else(|| format!("`{p}` is not a port number"))?,
+            ),
+            None => None,
+        };
+        Ok(Destination { user, host, port })
+    }
+
+    /// The address as ssh and known_hosts spell it: `host` or `[host]:port`.
+    pub fn address(&self) -> String {
+        match self.port {
+            Some(port) if port != 22 => format!("[{}]:{port}", self.host),
+            _ => self.host.clone(),
+        }
+    }
+}
+
+/// How to connect and how long to keep the connection.
+#[derive(Clone, Debug)]
+pub struct MasterOptions {
+    pub identity: Option<String>,
+    pub known_hosts_file: Option<String>,
+    /// `StrictHostKeyChecking=accept-new` instead of `yes`.
+    pub accept_new: bool,
+    pub jump: Vec<String>,
+    pub connect_timeout: Duration,
+    /// Keep the master alive this long after the last use; `None` closes it when the run ends.
+    pub persist: Option<Duration>,
+}
+
+/// A live master connection.
+pub struct Master {
+    pub session: Session,
+    pub socket: PathBuf,
+    /// Whether this run launched it (rather than resuming one a previous run left).
+    pub launched: bool,
+}
+
+/// The folder for control sockets: `$GALLEY_CONTROL_DIR`, `$XDG_RUNTIME_DIR/galley` or
+/// `/tmp/galley-UID`. Created with mode 0700 and refused unless it is ours and private: anyone
+/// who can reach a control socket can run commands on that host.
+pub fn control_dir() -> Result<PathBuf, Failure> {
+    let dir = if let Some(dir) = std::env::var_os("GALLEY_CONTROL_DIR").filter(|d| !d.is_empty()) {
+        PathBuf::from(dir)
+    } else if let Some(runtime) = std::env::var_os("XDG_RUNTIME_DIR").filter(|d| !d.is_empty()) {
+        PathBuf::from(runtime).join("galley")
+    } else {
+        PathBuf::from(format!("/tmp/galley-{}", nix::unistd::getuid()))
+    };
+    let problem = |what: String| Failure::Other {
+        message: format!(
+            "cannot use {} for ssh control sockets: {what}",
+            dir.display()
+        ),
+        help: "set GALLEY_CONTROL_DIR to a private folder (mode 0700) with a short path".into(),
+    };
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(&dir)
+        .map_err(|e| problem(e.to_string()))?;
+    let meta = std::fs::metadata(&dir).map_err(|e| problem(e.to_string()))?;
+    if meta.uid() != nix::unistd::getuid().as_raw() {
+        return Err(problem("it belongs to another user".into()));
+    }
+    if meta.permissions().mode() & 0o077 != 0 {
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700))
+            .map_err(|e| problem(e.to_string()))?;
+    }
+    Ok(dir)
+}
+
+/// FNV-1a: a hash that stays the same across builds, so a new Galley finds the old sockets.
+fn stable_hash(parts: &[&str]) -> u64 {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for part in parts {
+        for byte in part.bytes().chain([0]) {
+            hash ^= u64::from(byte);
+            hash = hash.wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+    hash
+}
+
+/// The control socket for a destination and the options that shape its connection; short,
+/// because socket paths over ~107 bytes fail.
+fn socket_path(dir: &Path, dest: &Destination, opts: &MasterOptions) -> PathBuf {
+    let port = dest.port.map(|p| p.to_string()).unwrap_or_default();
+    let jump = opts.jump.join(",");
+    let hash = stable_hash(&[
+        dest.user.as_deref().unwrap_or(""),
+        &dest.host,
+        &port,
+        opts.identity.as_deref().unwrap_or(""),
+        opts.known_hosts_file.as_deref().unwrap_or(""),
+        &jump,
+    ]);
+    dir.join(format!("{hash:016x}"))
+}
+
+/// The `ssh` argv that starts a master in the background once it is connected and authenticated.
+fn master_argv(dest: &Destination, opts: &MasterOptions, socket: &Path, log: &Path) -> Vec<String> {
+    let persist = match opts.persist {
+        Some(idle) => format!("ControlPersist={}s", idle.as_secs().max(1)),
+        // Until the run ends and closes it explicitly.
+        None => "ControlPersist=yes".into(),
+    };
+    let mut argv: Vec<String> = vec![
+        "ssh".into(),
+        "-M".into(),
+        "-f".into(),
+        "-N".into(),
+        "-S".into(),
+        socket.to_string_lossy().into(),
+        "-E".into(),
+        log.to_string_lossy().into(),
+        "-o".into(),
+        persist,
+        "-o".into(),
+        "BatchMode=yes".into(),
+        "-o".into(),
+        format!(
+            "StrictHostKeyChecking={}",
+            if opts.accept_new { "accept-new" } else { "yes" }
+        ),
+        "-o".into(),
+        format!("ConnectTimeout={}", opts.connect_timeout.as_secs().max(1)),
+        "-o".into(),
+        "ServerAliveInterval=15".into(),
+        "-o".into(),
+        "ServerAliveCountMax=3".into(),
+    ];
+    if let Some(port) = dest.port {
+        argv.extend(["-p".into(), port.to_string()]);
+    }
+    if let Some(user) = &dest.user {
+        argv.extend(["-l".into(), user.clone()]);
+    }
+    if let Some(identity) = &opts.identity {
+        argv.extend([
+            "-i".into(),
+            identity.clone(),
+            "-o".into(),
+            "IdentitiesOnly=yes".into(),
+        ]);
+    }
+    if let Some(file) = &opts.known_hosts_file {
+        argv.extend(["-o".into(), format!("UserKnownHostsFile={file}")]);
+    }
+    if !opts.jump.is_empty() {
+        argv.extend(["-J".into(), opts.jump.join(",")]);
+    }
+    // `--` so that a host name can never be taken for an option.
+    argv.extend(["--".into(), dest.host.clone()]);
+    argv
+}
+
+/// Resumes the master a previous run left for this destination, or launches a new one.
+pub fn open(
+    ctx: &Ctx,
+    name: &str,
+    dest: &Destination,
+    opts: &MasterOptions,
+) -> Result<Master, Failure> {
+    let dir = control_dir()?;
+    let socket = socket_path(&dir, dest, opts);
+    let log = socket.with_extension("log");
+    // One launcher at a time per socket: two runs that start together share one master.
+    let lock_file = File::create(socket.with_extension("lock")).map_err(|e| Failure::Io {
+        host: "local".into(),
+        operation: "create".into(),
+        path: socket.with_extension("lock").display().to_string(),
+        error: e.to_string(),
+    })?;
+    let _lock = Flock::lock(lock_file, FlockArg::LockExclusive).map_err(|(_, e)| Failure::Io {
+        host: "local".into(),
+        operation: "lock".into(),
+        path: socket.with_extension("lock").display().to_string(),
+        error: e.to_string(),
+    })?;
+
+    if socket.exists() {
+        let session = Session::resume_mux(socket.clone().into_boxed_path(), None);
+        if ctx
+            .wait("checking the ssh connection", session.check())?
+            .is_ok()
+        {
+            return Ok(Master {
+                session,
+                socket,
+                launched: false,
+            });
+        }
+        // A master that died (host rebooted, persist expired mid-check) leaves its socket behind.
+        let _ = std::fs::remove_file(&socket);
+    }
+
+    let argv = master_argv(dest, opts, &socket, &log);
+    let _ = std::fs::remove_file(&log);
+    let limit = opts.connect_timeout + Duration::from_secs(10);
+    let launch = async {
+        let mut child = tokio::process::Command::new(&argv[0])
+            .args(&argv[1..])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()?;
+        match tokio::time::timeout(limit, child.wait()).await {
+            Ok(status) => status.map(Some),
+            Err(_) => Ok(None),
+        }
+    };
+    let status = ctx
+        .wait(&format!("connecting to {name}"), launch)?
+        .map_err(|e| Failure::Spawn {
+            host: "local".into(),
+            command: "ssh".into(),
+            error: format!("cannot run the OpenSSH client: {e}"),
+        })?;
+    let said = std::fs::read_to_string(&log).unwrap_or_default();
+    let _ = std::fs::remove_file(&log);
+    match status {
+        Some(status) if status.success() => Ok(Master {
+            session: Session::resume_mux(socket.clone().into_boxed_path(), None),
+            socket,
+            launched: true,
+        }),
+        Some(_) => Err(classify(name, dest, opts, &said)),
+        None => Err(unreachable(
+            name,
+            dest,
+            opts,
+            &format!("no answer within {}s", limit.as_secs()),
+        )),
+    }
+}
+
+fn unreachable(name: &str, dest: &Destination, opts: &MasterOptions, why: &str) -> Failure {
+    Failure::Ssh {
+        host: name.to_string(),
+        problem: SshProblem::Unreachable,
+        message: format!(
+            "cannot reach {} (connect timeout {}s): {why}",
+            dest.address(),
+            opts.connect_timeout.as_secs()
+        ),
+        detail: Vec::new(),
+        help: "check that the host is up, that sshd listens on that port, and that no firewall \
+               is in the way; raise #{ connect_timeout: \"30s\" } for a slow network"
+            .into(),
+    }
+}
+
+/// Turns what `ssh` wrote to its log into a report that says which of the usual things went wrong.
+fn classify(name: &str, dest: &Destination, opts: &MasterOptions, said: &str) -> Failure {
+    let lines: Vec<String> = said
+        .lines()
+        .map(|l| l.trim_end_matches('\r').to_string())
+        .filter(|l| !l.trim().is_empty() && !l.starts_with("@@@"))
+        .collect();
+    let tail = crate::report::failure::last_lines(&lines.join("\n"), 12);
+    let has = |needle: &str| said.contains(needle);
+    let known_hosts = opts
+        .known_hosts_file
+        .clone()
+        .unwrap_or_else(|| "~/.ssh/known_hosts".into());
+    let address = dest.address();
+    let failure = |problem, message: String, help: String| Failure::Ssh {
+        host: name.to_string(),
+        problem,
+        message,
+        detail: tail.clone(),
+        help,
+    };
+    if has("REMOTE HOST IDENTIFICATION HAS CHANGED") || has("has changed and you have requested") {
+        let fingerprint = said
+            .split_whitespace()
+            .find(|w| w.starts_with("SHA256:"))
+            .map(|w| w.trim_end_matches('.').to_string())
+            .unwrap_or_else(|| "(not shown)".into());
+        let offending = said
+            .lines()
+            .find_map(|l| {
+                l.split_once(" key in ")
+                    .map(|(_, at)| at.trim().to_string())
+            })
+            .unwrap_or_else(|| known_hosts.clone());
+        let file = offending
+            .rsplit_once(':')
+            .map(|(f, _)| f.to_string())
+            .unwrap_or_else(|| offending.clone());
+        return failure(
+            SshProblem::HostKeyChanged,
+            format!(
+                "the host key of {address} has changed: it now sends {fingerprint}, which does \
+                 not match {offending}"
+            ),
+            format!(
+                "this is what a man-in-the-middle attack looks like, so Galley refuses to connect. \
+                 If the server was reinstalled or its key rotated, confirm the new fingerprint with \
+                 its administrator, then remove the old key with `ssh-keygen -R '{address}' -f {file}` \
+                 and connect once with #{{ known_hosts: \"accept-new\" }}"
+            ),
+        );
+    }
+    if has("host key is known for") || has("Host key verification failed") {
+        return failure(
+            SshProblem::HostKeyUnknown,
+            format!("the host key of {address} is not in {known_hosts}"),
+            format!(
+                "add it after checking its fingerprint: `ssh-keyscan -p {} {} >> {known_hosts}`, \
+                 or accept a new host once with #{{ known_hosts: \"accept-new\" }}",
+                dest.port.unwrap_or(22),
+                dest.host
+            ),
+        );
+    }
+    if has("Permission denied") || has("Too many authentication failures") {
+        let tried = match &opts.identity {
+            Some(identity) => format!("the identity {identity}"),
+            None => "ssh's default identities (~/.ssh/id_*) and the agent".into(),
+        };
+        let user = dest
+            .user
+            .clone()
+            .unwrap_or_else(|| "(your local user)".into());
+        return failure(
+            SshProblem::Auth,
+            format!("{address} refused to authenticate user {user} with {tried}"),
+            "add the public key to that user's ~/.ssh/authorized_keys on the host, or pass the \
+             right key with #{ identity: \"~/.ssh/deploy_key\" }"
+                .into(),
+        );
+    }
+    for (needle, why) in [
+        (
+            "Connection refused",
+            "connection refused (is sshd running on that port?)",
+        ),
+        ("timed out", "the connection timed out"),
+        ("No route to host", "no route to host"),
+        (
+            "Could not resolve hostname",
+            "the host name does not resolve",
+        ),
+        (
+            "Name or service not known",
+            "the host name does not resolve",
+        ),
+        ("Network is unreachable", "the network is unreachable"),
+        ("Connection reset", "the connection was reset"),
+        ("Connection closed", "the server closed the connection"),
+    ] {
+        if has(needle) {
+            return match unreachable(name, dest, opts, why) {
+                Failure::Ssh {
+                    host,
+                    problem,
+                    message,
+                    help,
+                    ..
+                } => Failure::Ssh {
+                    host,
+                    problem,
+                    message,
+                    detail: tail.clone(),
+                    help,
+                },
+                other => other,
+            };
+        }
+    }
+    failure(
+        SshProblem::Other,
+        format!("ssh could not connect to {address}"),
+        "ssh's own words are above; `ssh -v` with the same options shows more".into(),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_destinations() {
+        let d = Destination::parse("deploy@web1:2222").unwrap();
+        assert_eq!(d.user.as_deref(), Some("deploy"));
+        assert_eq!(d.host, "web1");
+        assert_eq!(d.port, Some(2222));
+        assert_eq!(d.address(), "[web1]:2222");
+        let d = Destination::parse("web1").unwrap();
+        assert_eq!((d.user, d.port, d.address()), (None, None, "web1".into()));
+        assert_eq!(Destination::parse("[::1]:22").unwrap().host, "::1");
+        assert!(Destination::parse("web1:http").is_err());
+        assert!(Destination::parse("@web1").is_err());
+    }
+
+    #[test]
+    fn socket_names_depend_on_every_connection_option() {
+        let dest = Destination::parse("root@h:1").unwrap();
+        let opts = MasterOptions {
+            identity: None,
+            known_hosts_file: None,
+            accept_new: false,
+            jump: Vec::new(),
+            connect_timeout: Duration::from_secs(5),
+            persist: None,
+        };
+        let a = socket_path(Path::new("/d"), &dest, &opts);
+        let b = socket_path(
+            Path::new("/d"),
+            &dest,
+            &MasterOptions {
+                identity: Some("k".into()),
+                ..opts.clone()
+            },
+        );
+        assert_ne!(a, b);
+        assert_eq!(a, socket_path(Path::new("/d"), &dest, &opts));
+        assert!(a.to_string_lossy().len() < 24);
+    }
+}

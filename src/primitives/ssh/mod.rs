@@ -1,0 +1,207 @@
+//! `ssh::connect` and `ssh::hosts`: Hosts reached over SSH, one multiplexed master connection
+//! per host (reused across runs while it persists), sftp for files, forwards for tunnels.
+
+pub mod master;
+pub mod transport;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use rhai::{Array, Dynamic, Engine, Map, Module, NativeCallContext};
+
+use super::at_call;
+use super::host::Host;
+use super::options::{bad_value, Opts};
+use crate::exec::Ctx;
+use crate::report::Failure;
+use master::{Destination, MasterOptions};
+use transport::{Connection, SshTransport};
+
+const CONNECT_OPTIONS: &[&str] = &[
+    "identity",
+    "known_hosts",
+    "known_hosts_file",
+    "jump",
+    "sudo",
+    "connect_timeout",
+    "persist",
+    "name",
+];
+
+/// How long an idle master connection stays up for the next run, unless `persist` says otherwise.
+const DEFAULT_PERSIST: Duration = Duration::from_secs(300);
+const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Connection options as the recipe gave them.
+struct Settings {
+    master: MasterOptions,
+    sudo: bool,
+    name: Option<String>,
+}
+
+impl Settings {
+    fn from(function: &str, opts: Map) -> Result<Self, Failure> {
+        let opts = Opts::new(function, opts, CONNECT_OPTIONS)?;
+        let accept_new =
+            match opts.string("known_hosts")?.as_deref() {
+                None | Some("strict") => false,
+                Some("accept-new") => true,
+                Some(_) => return Err(bad_value(
+                    function,
+                    "option `known_hosts`",
+                    "\"strict\" (the default) or \"accept-new\"; a file goes in `known_hosts_file`",
+                    opts.get("known_hosts").expect("present"),
+                )),
+            };
+        let jump = match opts.get("jump") {
+            None => Vec::new(),
+            Some(v) => match super::options::string_list(v) {
+                Some(list) => list,
+                None => vec![opts.string("jump")?.unwrap_or_default()],
+            },
+        };
+        let persist = match opts.get("persist") {
+            None => Some(DEFAULT_PERSIST),
+            Some(v) if v.as_bool() == Ok(false) => None,
+            Some(v) if v.as_bool() == Ok(true) => Some(DEFAULT_PERSIST),
+            Some(_) => Some(opts.duration("persist")?.unwrap_or(DEFAULT_PERSIST)),
+        };
+        Ok(Settings {
+            master: MasterOptions {
+                identity: opts.string("identity")?.map(|p| expand_home(&p)),
+                known_hosts_file: opts.string("known_hosts_file")?.map(|p| expand_home(&p)),
+                accept_new,
+                jump,
+                connect_timeout: opts
+                    .duration("connect_timeout")?
+                    .unwrap_or(DEFAULT_CONNECT_TIMEOUT),
+                persist,
+            },
+            sudo: opts.bool("sudo")?.unwrap_or(false),
+            name: opts.string("name")?,
+        })
+    }
+}
+
+fn expand_home(path: &str) -> String {
+    match (path.strip_prefix("~/"), std::env::var("HOME")) {
+        (Some(rest), Ok(home)) => format!("{home}/{rest}"),
+        _ => path.to_string(),
+    }
+}
+
+/// Opens (or resumes) the connection to one destination.
+fn connect(
+    ctx: &Arc<Ctx>,
+    function: &str,
+    target: &str,
+    settings: &Settings,
+) -> Result<Host, Failure> {
+    let dest = Destination::parse(target).map_err(|why| Failure::BadValue {
+        function: function.into(),
+        what: "the destination".into(),
+        expected: "\"user@host:port\" (user and port optional)".into(),
+        got: format!("{target:?} ({why})"),
+    })?;
+    let name = settings.name.clone().unwrap_or_else(|| target.to_string());
+    let master = master::open(ctx, &name, &dest, &settings.master)?;
+    let conn = Connection::new(master, settings.master.persist.is_some(), settings.sudo);
+    Ok(Host::new(
+        Arc::new(SshTransport::new(name, Arc::new(conn))),
+        ctx.clone(),
+    ))
+}
+
+/// Connects to every destination at once; a new connection costs a key exchange, so a fleet
+/// pays for one, not for one per host.
+fn hosts(ctx: &Arc<Ctx>, targets: Array, opts: Map) -> Result<Array, Failure> {
+    let settings = Settings::from("ssh::hosts", opts)?;
+    if settings.name.is_some() {
+        return Err(Failure::Other {
+            message: "ssh::hosts: `name` names one host".into(),
+            help: "connect that host with ssh::connect(dest, #{ name: ... }) instead".into(),
+        });
+    }
+    let targets: Vec<String> = targets
+        .into_iter()
+        .map(|t| {
+            t.clone().into_string().map_err(|_| {
+                bad_value(
+                    "ssh::hosts",
+                    "each destination",
+                    "a string such as \"deploy@web1:22\"",
+                    &t,
+                )
+            })
+        })
+        .collect::<Result<_, _>>()?;
+    let results: Vec<Result<Host, Failure>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = targets
+            .iter()
+            .map(|t| scope.spawn(|| connect(ctx, "ssh::hosts", t, &settings)))
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("connect thread"))
+            .collect()
+    });
+    let failed = results.iter().filter(|r| r.is_err()).count();
+    let mut hosts = Array::new();
+    for result in results {
+        match result {
+            Ok(host) => hosts.push(Dynamic::from(host)),
+            Err(Failure::Ssh {
+                host,
+                problem,
+                message,
+                detail,
+                help,
+            }) if failed > 1 => {
+                return Err(Failure::Ssh {
+                    host,
+                    problem,
+                    message,
+                    detail,
+                    help: format!(
+                        "{help} ({failed} of {} hosts could not be reached)",
+                        targets.len()
+                    ),
+                })
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(hosts)
+}
+
+/// Registers the `ssh` module.
+pub fn register(engine: &mut Engine, ctx: &Arc<Ctx>) {
+    let mut module = Module::new();
+    let c = ctx.clone();
+    module.set_native_fn("connect", move |call: NativeCallContext, target: &str| {
+        Settings::from("ssh::connect", Map::new())
+            .and_then(|s| connect(&c, "ssh::connect", target, &s))
+            .map_err(|f| at_call(&call, f.into_rhai()))
+    });
+    let c = ctx.clone();
+    module.set_native_fn(
+        "connect",
+        move |call: NativeCallContext, target: &str, opts: Map| {
+            Settings::from("ssh::connect", opts)
+                .and_then(|s| connect(&c, "ssh::connect", target, &s))
+                .map_err(|f| at_call(&call, f.into_rhai()))
+        },
+    );
+    let c = ctx.clone();
+    module.set_native_fn("hosts", move |call: NativeCallContext, targets: Array| {
+        hosts(&c, targets, Map::new()).map_err(|f| at_call(&call, f.into_rhai()))
+    });
+    let c = ctx.clone();
+    module.set_native_fn(
+        "hosts",
+        move |call: NativeCallContext, targets: Array, opts: Map| {
+            hosts(&c, targets, opts).map_err(|f| at_call(&call, f.into_rhai()))
+        },
+    );
+    engine.register_static_module("ssh", module.into());
+}

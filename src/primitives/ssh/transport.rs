@@ -1,0 +1,599 @@
+//! An ssh host as a `Transport`: commands are channels on the host's one multiplexed master
+//! connection, files go through sftp on that same connection, and tunnels are port forwards.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use openssh::{ForwardType, Session, Socket, Stdio};
+use openssh_sftp_client::error::SftpErrorKind;
+use openssh_sftp_client::metadata::Permissions;
+use openssh_sftp_client::{Error as SftpError, Sftp, SftpAuxiliaryData, SftpOptions};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::sync::OnceCell;
+
+use super::master::Master;
+use crate::exec::action::quote;
+use crate::exec::stream::collect_lines;
+use crate::exec::{Command, Ctx, Output, Stream};
+use crate::primitives::host::Transport;
+use crate::report::failure::{last_lines, SshProblem, STDERR_TAIL};
+use crate::report::Failure;
+
+/// How long a killed remote command's process group gets between TERM and KILL.
+const KILL_GRACE: Duration = Duration::from_secs(2);
+/// How long to keep reading output after a remote command exited.
+const DRAIN_GRACE: Duration = Duration::from_secs(2);
+/// Chunk size for uploads and downloads.
+const CHUNK: usize = 256 * 1024;
+/// Marks the stderr line of a remote command whose working directory is missing.
+const NO_DIR: &str = "galley: no such working directory";
+
+/// One host's master connection and what hangs off it.
+pub struct Connection {
+    session: Arc<Session>,
+    socket: PathBuf,
+    /// Leave the master running for the next run.
+    persist: bool,
+    /// Run commands and the sftp server through `sudo -n`.
+    sudo: bool,
+    sftp: OnceCell<Arc<Sftp>>,
+    /// Remote port -> local port of the tunnels opened in this run.
+    forwards: Mutex<HashMap<u16, u16>>,
+}
+
+impl Drop for Connection {
+    /// Closes this run's tunnels (the master may outlive the run) and, unless it persists, the
+    /// master itself. Plain `ssh -O` calls, because the runtime may already be gone.
+    fn drop(&mut self) {
+        let control = |args: &[String]| {
+            let _ = std::process::Command::new("ssh")
+                .arg("-S")
+                .arg(&self.socket)
+                .args(args)
+                .arg("none")
+                .stdin(std::process::Stdio::null())
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .status();
+        };
+        if self.persist {
+            let forwards = self.forwards.lock().map(|f| f.clone()).unwrap_or_default();
+            for (remote, local) in forwards {
+                control(&[
+                    "-O".into(),
+                    "cancel".into(),
+                    "-L".into(),
+                    format!("127.0.0.1:{local}:127.0.0.1:{remote}"),
+                ]);
+            }
+        } else {
+            control(&["-O".into(), "exit".into()]);
+        }
+    }
+}
+
+impl Connection {
+    /// Wraps a master connection.
+    pub fn new(master: Master, persist: bool, sudo: bool) -> Self {
+        Connection {
+            session: Arc::new(master.session),
+            socket: master.socket,
+            persist,
+            sudo,
+            sftp: OnceCell::new(),
+            forwards: Mutex::default(),
+        }
+    }
+}
+
+/// A host reached over ssh.
+pub struct SshTransport {
+    name: String,
+    conn: Arc<Connection>,
+}
+
+impl SshTransport {
+    /// A transport named `name` over `conn`.
+    pub fn new(name: String, conn: Arc<Connection>) -> Self {
+        SshTransport { name, conn }
+    }
+
+    fn lost(&self, what: &str, error: impl std::fmt::Display) -> Failure {
+        Failure::Ssh {
+            host: self.name.clone(),
+            problem: SshProblem::Lost,
+            message: format!("{what}: {error}"),
+            detail: Vec::new(),
+            help: "the connection to the host broke; check the host and the network, then run \
+                   again"
+                .into(),
+        }
+    }
+
+    fn io_error(&self, operation: &str, path: &str, error: SftpError) -> Failure {
+        let error = match &error {
+            SftpError::SftpError(_, message) => message.to_string(),
+            other => other.to_string(),
+        };
+        Failure::Io {
+            host: self.name.clone(),
+            operation: operation.into(),
+            path: path.into(),
+            error,
+        }
+    }
+
+    /// The sftp session, started on first use: the `sftp` subsystem, or with sudo the
+    /// sftp-server program under `sudo -n` so that files are read and written as root.
+    async fn sftp(&self) -> Result<Arc<Sftp>, Failure> {
+        self.conn
+            .sftp
+            .get_or_try_init(|| async {
+                let session = self.conn.session.clone();
+                let mut cmd = if self.conn.sudo {
+                    Session::to_raw_command(session, "sudo -n /usr/lib/openssh/sftp-server")
+                } else {
+                    Session::to_subsystem(session, "sftp")
+                };
+                cmd.stdin(Stdio::piped())
+                    .stdout(Stdio::piped())
+                    .stderr(Stdio::null());
+                let mut child = cmd
+                    .spawn()
+                    .await
+                    .map_err(|e| self.lost("cannot start sftp", e))?;
+                let (Some(stdin), Some(stdout)) = (child.stdin().take(), child.stdout().take())
+                else {
+                    return Err(self.lost("cannot start sftp", "no pipes"));
+                };
+                Sftp::new_with_auxiliary(
+                    stdin,
+                    stdout,
+                    SftpOptions::new(),
+                    SftpAuxiliaryData::Boxed(Box::new(child)),
+                )
+                .await
+                .map(Arc::new)
+                .map_err(|e| Failure::Ssh {
+                    host: self.name.clone(),
+                    problem: SshProblem::Other,
+                    message: format!("cannot start sftp: {e}"),
+                    detail: Vec::new(),
+                    help: "the host needs an sftp server (`Subsystem sftp` in sshd_config, \
+                           /usr/lib/openssh/sftp-server for sudo)"
+                        .into(),
+                })
+            })
+            .await
+            .cloned()
+    }
+
+    /// Runs `fut` (which needs the sftp session) on the runtime, honouring cancellation.
+    fn with_sftp<T, F>(
+        &self,
+        ctx: &Ctx,
+        what: &str,
+        op: impl FnOnce(Arc<Sftp>) -> F,
+    ) -> Result<T, Failure>
+    where
+        F: std::future::Future<Output = Result<T, Failure>>,
+    {
+        ctx.wait(what, async {
+            let sftp = self.sftp().await?;
+            op(sftp).await
+        })?
+    }
+
+    /// Runs a command on the host's connection and returns its output (quietly).
+    async fn run_quiet(&self, script: &str) -> Result<std::process::Output, openssh::Error> {
+        Session::to_raw_command(self.conn.session.clone(), script)
+            .stdin(Stdio::null())
+            .output()
+            .await
+    }
+
+    async fn run_remote(&self, ctx: &Ctx, cmd: &Command) -> Result<Output, Failure> {
+        let started = Instant::now();
+        let script = remote_script(cmd, self.conn.sudo);
+        let mut child = Session::to_raw_command(self.conn.session.clone(), &script)
+            .stdin(if cmd.stdin.is_some() {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            })
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .await
+            .map_err(|e| self.lost(&format!("cannot run `{}`", cmd.display()), e))?;
+        // The wrapper's first line is the remote pid, which is also its process group (sshd
+        // starts each session's command in a session of its own).
+        let mut stdout = child.stdout().take().map(BufReader::new);
+        let mut first = String::new();
+        if let Some(out) = stdout.as_mut() {
+            let _ = out.read_line(&mut first).await;
+        }
+        let pgid: Option<u32> = first.trim().parse().ok();
+        let out = tokio::spawn(collect_lines(
+            stdout,
+            self.name.clone(),
+            Stream::Stdout,
+            ctx.printer.clone(),
+            cmd.quiet,
+        ));
+        let err = tokio::spawn(collect_lines(
+            child.stderr().take(),
+            self.name.clone(),
+            Stream::Stderr,
+            ctx.printer.clone(),
+            cmd.quiet,
+        ));
+        if let (Some(text), Some(mut stdin)) = (&cmd.stdin, child.stdin().take()) {
+            let text = text.clone();
+            tokio::spawn(async move {
+                let _ = stdin.write_all(text.as_bytes()).await;
+                let _ = stdin.shutdown().await;
+            });
+        }
+
+        let timeout = cmd.timeout.unwrap_or(Duration::from_secs(u64::MAX / 4));
+        enum End {
+            Exited(Result<std::process::ExitStatus, openssh::Error>),
+            TimedOut,
+            Cancelled,
+        }
+        let wait = child.wait();
+        tokio::pin!(wait);
+        let end = tokio::select! {
+            status = &mut wait => End::Exited(status),
+            _ = tokio::time::sleep(timeout) => End::TimedOut,
+            _ = ctx.cancel.cancelled() => End::Cancelled,
+        };
+        if !matches!(end, End::Exited(_)) {
+            if let Some(pgid) = pgid {
+                let _ = self.run_quiet(&format!("kill -TERM -- -{pgid}")).await;
+                if tokio::time::timeout(KILL_GRACE, &mut wait).await.is_err() {
+                    let _ = self.run_quiet(&format!("kill -KILL -- -{pgid}")).await;
+                }
+            }
+        }
+        let drain = |task: tokio::task::JoinHandle<String>| async move {
+            tokio::time::timeout(DRAIN_GRACE, task)
+                .await
+                .ok()
+                .and_then(Result::ok)
+                .unwrap_or_default()
+        };
+        let stdout = drain(out).await;
+        let stderr = drain(err).await;
+        let code = match end {
+            End::Exited(Ok(status)) => status.code(),
+            // A signal and a lost connection look the same on a mux channel: ask the master.
+            End::Exited(Err(e)) => match self.conn.session.check().await {
+                Ok(()) => None,
+                Err(_) => return Err(self.lost(&format!("while running `{}`", cmd.display()), e)),
+            },
+            End::TimedOut => {
+                return Err(Failure::Timeout {
+                    host: self.name.clone(),
+                    command: cmd.display(),
+                    after: timeout,
+                    stderr_tail: last_lines(&stderr, STDERR_TAIL),
+                })
+            }
+            End::Cancelled => {
+                return Err(Failure::Interrupted {
+                    what: format!("running `{}` on {}", cmd.display(), self.name),
+                })
+            }
+        };
+        // The local transport cannot start a missing program or enter a missing folder; the
+        // remote shell reports the same with 127 and 126: make them the same failure.
+        let not_started = match code {
+            Some(126) if stderr.contains(NO_DIR) => Some(format!(
+                "working directory {} does not exist",
+                cmd.dir.as_deref().unwrap_or("")
+            )),
+            Some(127) if stderr.contains("not found") && !cmd.shell => {
+                Some(format!("`{}` not found", cmd.argv[0]))
+            }
+            _ => None,
+        };
+        if let Some(error) = not_started {
+            return Err(Failure::Spawn {
+                host: self.name.clone(),
+                command: cmd.display(),
+                error,
+            });
+        }
+        Ok(Output {
+            code,
+            stdout,
+            stderr,
+            duration: started.elapsed(),
+        })
+    }
+}
+
+/// The shell text that runs `cmd` on the remote side: every word quoted, so that what arrives
+/// is exactly the argv the recipe gave. It first prints its pid (for timeouts and Ctrl-C).
+fn remote_script(cmd: &Command, sudo: bool) -> String {
+    let mut words: Vec<String> = Vec::new();
+    if sudo {
+        words.extend(["sudo", "-n", "--"].map(String::from));
+    }
+    if !cmd.env.is_empty() {
+        words.push("env".into());
+        words.extend(cmd.env.iter().map(|(k, v)| format!("{k}={v}")));
+    }
+    words.extend(cmd.argv.iter().cloned());
+    let exec: Vec<String> = words.iter().map(|w| quote(w)).collect();
+    let cd = match &cmd.dir {
+        Some(dir) => format!(
+            "cd -- {} 2>/dev/null || {{ echo '{NO_DIR}' >&2; exit 126; }}; ",
+            quote(dir)
+        ),
+        None => String::new(),
+    };
+    format!("echo $$; {cd}exec {}", exec.join(" "))
+}
+
+/// A name beside `path` for writing before the atomic rename.
+fn temp_beside(path: &str) -> String {
+    let (dir, name) = match path.rsplit_once('/') {
+        Some((dir, name)) => (format!("{dir}/"), name),
+        None => (String::new(), path),
+    };
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    format!("{dir}.{name}.galley-{}-{nanos}", std::process::id())
+}
+
+fn is_missing(e: &SftpError) -> bool {
+    matches!(e, SftpError::SftpError(SftpErrorKind::NoSuchFile, _))
+}
+
+impl SshTransport {
+    /// Writes `source` to `path` through a temp file beside it, fsync, then rename.
+    async fn write_atomic(
+        &self,
+        sftp: &Sftp,
+        path: &str,
+        mode: Option<u32>,
+        mut source: impl tokio::io::AsyncRead + Unpin,
+    ) -> Result<(), Failure> {
+        let err = |e| self.io_error("write", path, e);
+        let mut fs = sftp.fs();
+        let mode = match mode {
+            Some(mode) => mode,
+            None => match fs.metadata(path).await {
+                Ok(meta) => meta
+                    .permissions()
+                    .map(|p| p.as_raw().bits() & 0o7777)
+                    .unwrap_or(0o644),
+                Err(_) => 0o644,
+            },
+        };
+        let tmp = temp_beside(path);
+        let written = async {
+            let mut file = sftp
+                .options()
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .open(&tmp)
+                .await?;
+            let mut buf = vec![0u8; CHUNK];
+            loop {
+                let n = source.read(&mut buf).await.map_err(SftpError::IOError)?;
+                if n == 0 {
+                    break;
+                }
+                file.write_all(&buf[..n]).await?;
+            }
+            if sftp.support_fsync() {
+                file.sync_all().await?;
+            }
+            file.set_permissions(Permissions::from(mode as u16)).await?;
+            file.close().await?;
+            // posix-rename replaces the old file in one step: readers see old or new, never half.
+            fs.rename(&tmp, path).await
+        }
+        .await;
+        if let Err(e) = written {
+            let _ = fs.remove_file(&tmp).await;
+            return Err(err(e));
+        }
+        Ok(())
+    }
+}
+
+impl Transport for SshTransport {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn run(&self, ctx: &Ctx, cmd: &Command) -> Result<Output, Failure> {
+        let _context = ctx.runtime.enter();
+        ctx.runtime.block_on(self.run_remote(ctx, cmd))
+    }
+
+    fn write(
+        &self,
+        ctx: &Ctx,
+        path: &str,
+        content: &[u8],
+        mode: Option<u32>,
+    ) -> Result<(), Failure> {
+        self.with_sftp(ctx, &format!("writing {path}"), |sftp| async move {
+            self.write_atomic(&sftp, path, mode, content).await
+        })
+    }
+
+    fn read(&self, ctx: &Ctx, path: &str) -> Result<Vec<u8>, Failure> {
+        self.with_sftp(ctx, &format!("reading {path}"), |sftp| async move {
+            let bytes = sftp
+                .fs()
+                .read(path)
+                .await
+                .map_err(|e| self.io_error("read", path, e))?;
+            Ok(bytes.to_vec())
+        })
+    }
+
+    fn exists(&self, ctx: &Ctx, path: &str) -> Result<bool, Failure> {
+        self.with_sftp(ctx, &format!("looking for {path}"), |sftp| async move {
+            match sftp.fs().symlink_metadata(path).await {
+                Ok(_) => Ok(true),
+                Err(e) if is_missing(&e) => Ok(false),
+                Err(e) => Err(self.io_error("stat", path, e)),
+            }
+        })
+    }
+
+    fn mkdir(&self, ctx: &Ctx, path: &str) -> Result<(), Failure> {
+        self.with_sftp(ctx, &format!("creating {path}"), |sftp| async move {
+            let mut fs = sftp.fs();
+            let mut prefix = PathBuf::new();
+            for part in Path::new(path).components() {
+                prefix.push(part);
+                if fs
+                    .metadata(&prefix)
+                    .await
+                    .is_ok_and(|m| m.file_type().is_some_and(|t| t.is_dir()))
+                {
+                    continue;
+                }
+                if let Err(e) = fs.create_dir(&prefix).await {
+                    // Another process may have made it meanwhile.
+                    if !fs
+                        .metadata(&prefix)
+                        .await
+                        .is_ok_and(|m| m.file_type().is_some_and(|t| t.is_dir()))
+                    {
+                        return Err(self.io_error("mkdir", path, e));
+                    }
+                }
+            }
+            Ok(())
+        })
+    }
+
+    fn remove(&self, ctx: &Ctx, path: &str) -> Result<(), Failure> {
+        self.with_sftp(ctx, &format!("removing {path}"), |sftp| async move {
+            match sftp.fs().remove_file(path).await {
+                Err(e) if !is_missing(&e) => Err(self.io_error("remove", path, e)),
+                _ => Ok(()),
+            }
+        })
+    }
+
+    fn symlink(&self, ctx: &Ctx, target: &str, link: &str) -> Result<(), Failure> {
+        self.with_sftp(ctx, &format!("linking {link}"), |sftp| async move {
+            let mut fs = sftp.fs();
+            let tmp = temp_beside(link);
+            let made = async {
+                fs.symlink(target, &tmp).await?;
+                fs.rename(&tmp, link).await
+            }
+            .await;
+            if let Err(e) = made {
+                let _ = fs.remove_file(&tmp).await;
+                return Err(self.io_error("symlink", link, e));
+            }
+            Ok(())
+        })
+    }
+
+    fn upload(&self, ctx: &Ctx, local: &str, remote: &str) -> Result<(), Failure> {
+        let local_error = |e: std::io::Error| Failure::Io {
+            host: "local".into(),
+            operation: "read".into(),
+            path: local.into(),
+            error: e.to_string(),
+        };
+        let file = std::fs::File::open(local).map_err(local_error)?;
+        let mode = {
+            use std::os::unix::fs::PermissionsExt;
+            file.metadata().map_err(local_error)?.permissions().mode() & 0o7777
+        };
+        self.with_sftp(ctx, &format!("uploading {local}"), |sftp| async move {
+            let source = tokio::fs::File::from_std(file);
+            self.write_atomic(&sftp, remote, Some(mode), source).await
+        })
+    }
+
+    fn download(&self, ctx: &Ctx, remote: &str, local: &str) -> Result<(), Failure> {
+        let content = self.with_sftp(ctx, &format!("downloading {remote}"), |sftp| async move {
+            let err = |e| self.io_error("download", remote, e);
+            let mut file = sftp.open(remote).await.map_err(err)?;
+            let mut all = Vec::new();
+            let chunk = CHUNK as u32;
+            while let Some(bytes) = file
+                .read(chunk, bytes::BytesMut::with_capacity(chunk as usize))
+                .await
+                .map_err(err)?
+            {
+                all.extend_from_slice(&bytes);
+            }
+            Ok(all)
+        })?;
+        super::super::local::LocalTransport.write(ctx, local, &content, None)
+    }
+
+    fn forward(&self, ctx: &Ctx, port: u16) -> Result<String, Failure> {
+        let mut forwards = self.conn.forwards.lock().expect("forwards lock");
+        if let Some(local) = forwards.get(&port) {
+            return Ok(format!("127.0.0.1:{local}"));
+        }
+        let mut last_error = String::new();
+        // The free port is found by binding 0; another program may take it before ssh does.
+        for _ in 0..3 {
+            let local = std::net::TcpListener::bind("127.0.0.1:0")
+                .and_then(|l| l.local_addr())
+                .map(|a| a.port())
+                .map_err(|e| self.lost("cannot find a free local port", e))?;
+            let request = self.conn.session.request_port_forward(
+                ForwardType::Local,
+                Socket::new("127.0.0.1", local),
+                Socket::new("127.0.0.1", port),
+            );
+            match ctx.wait(&format!("opening a tunnel to port {port}"), request)? {
+                Ok(()) => {
+                    forwards.insert(port, local);
+                    return Ok(format!("127.0.0.1:{local}"));
+                }
+                Err(e) => last_error = e.to_string(),
+            }
+        }
+        Err(Failure::Ssh {
+            host: self.name.clone(),
+            problem: SshProblem::Other,
+            message: format!("cannot open a tunnel to 127.0.0.1:{port}: {last_error}"),
+            detail: Vec::new(),
+            help: "the host's sshd must allow it (`AllowTcpForwarding yes`)".into(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn remote_scripts_quote_every_word() {
+        let mut cmd = Command::new(["printf", "%s\n", "a b", "$(x)", "it's"]);
+        cmd.dir = Some("/srv/my app".into());
+        cmd.env = vec![("K".into(), "v w".into())];
+        assert_eq!(
+            remote_script(&cmd, false),
+            "echo $$; cd -- '/srv/my app' 2>/dev/null || { echo 'galley: no such working \
+             directory' >&2; exit 126; }; exec env 'K=v w' printf '%s\n' 'a b' '$(x)' 'it'\\''s'"
+        );
+        assert!(remote_script(&Command::new(["id"]), true).ends_with("exec sudo -n -- id"));
+    }
+}
