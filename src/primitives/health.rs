@@ -6,6 +6,7 @@ use std::time::Duration;
 use rhai::{Dynamic, Engine, Map, Module, NativeCallContext};
 
 use super::at_call;
+use super::host::Host;
 
 use super::options::Opts;
 use crate::exec::{Action, Ctx};
@@ -98,16 +99,68 @@ fn error_chain(e: &dyn std::error::Error) -> String {
     text
 }
 
+/// The host named by `on`, if any.
+fn on_host(function: &str, opts: &Opts) -> Result<Option<Host>, Failure> {
+    match opts.get("on") {
+        None => Ok(None),
+        Some(v) => v.clone().try_cast::<Host>().map(Some).ok_or_else(|| {
+            super::options::bad_value(
+                function,
+                "option `on`",
+                "a Host (local() or ssh::connect(...))",
+                v,
+            )
+        }),
+    }
+}
+
+/// Where to send a check for `host:port` on `on`: through a tunnel when `on` is an ssh host,
+/// because apps usually listen on the server's loopback only.
+fn reach(function: &str, on: &Host, host: &str, port: u16) -> Result<String, Failure> {
+    if !matches!(host, "127.0.0.1" | "localhost" | "[::1]" | "::1") {
+        return Err(Failure::Other {
+            message: format!("{function}: with `on`, the address must be the host's own loopback, not {host}"),
+            help: "write the URL as the host itself would reach the app, e.g. http://127.0.0.1:8080/health".into(),
+        });
+    }
+    on.forward(port)
+}
+
 fn http(ctx: &Ctx, url: &str, opts: Map) -> Result<Map, Failure> {
     let opts = Opts::new("health::http", opts, HTTP_OPTIONS)?;
-    let policy = Policy::from(&opts)?;
+    if let Some(on) = on_host("health::http", &opts)? {
+        let mut direct = reqwest::Url::parse(url).map_err(|e| Failure::BadValue {
+            function: "health::http".into(),
+            what: "the URL".into(),
+            expected: "a URL such as \"http://127.0.0.1:8080/health\"".into(),
+            got: format!("{url:?} ({e})"),
+        })?;
+        let host = direct.host_str().unwrap_or_default().to_string();
+        let port = direct.port_or_known_default().unwrap_or(80);
+        let local = reach("health::http", &on, &host, port)?;
+        let (ip, local_port) = local.rsplit_once(':').unwrap_or((&local, ""));
+        let _ = direct.set_ip_host(ip.parse().expect("forward gives an IP address"));
+        let _ = direct.set_port(local_port.parse().ok());
+        return check_http(
+            ctx,
+            direct.as_str(),
+            &format!("{url} on {}", on.name()),
+            &opts,
+        );
+    }
+    check_http(ctx, url, url, &opts)
+}
+
+/// Polls `url`; failures and progress name it as `shown`.
+fn check_http(ctx: &Ctx, url: &str, shown: &str, opts: &Opts) -> Result<Map, Failure> {
+    let policy = Policy::from(opts)?;
     let expect = opts.int("expect")?.unwrap_or(200);
     let contains = opts.string("contains")?;
     let mut result = Map::new();
     if ctx.dry_run {
         poll(
             ctx,
-            url,
+            shown,
             &Policy {
                 retries: 1,
                 ..policy
@@ -117,8 +170,8 @@ fn http(ctx: &Ctx, url: &str, opts: Map) -> Result<Map, Failure> {
         result.insert("status".into(), Dynamic::from(expect));
         return Ok(result);
     }
-    let (body, attempts) = poll(ctx, url, &policy, || {
-        let response = ctx.wait(&format!("checking {url}"), async {
+    let (body, attempts) = poll(ctx, shown, &policy, || {
+        let response = ctx.wait(&format!("checking {shown}"), async {
             let response = client().get(url).timeout(policy.timeout).send().await?;
             let status = response.status().as_u16();
             let body = response.text().await.unwrap_or_default();
@@ -151,12 +204,30 @@ fn http(ctx: &Ctx, url: &str, opts: Map) -> Result<Map, Failure> {
 
 fn tcp(ctx: &Ctx, addr: &str, opts: Map) -> Result<Map, Failure> {
     let opts = Opts::new("health::tcp", opts, TCP_OPTIONS)?;
-    let policy = Policy::from(&opts)?;
+    if let Some(on) = on_host("health::tcp", &opts)? {
+        let (host, port) = addr
+            .rsplit_once(':')
+            .and_then(|(h, p)| Some((h, p.parse::<u16>().ok()?)))
+            .ok_or_else(|| Failure::BadValue {
+                function: "health::tcp".into(),
+                what: "the address".into(),
+                expected: "\"HOST:PORT\"".into(),
+                got: format!("{addr:?}"),
+            })?;
+        let local = reach("health::tcp", &on, host, port)?;
+        return check_tcp(ctx, &local, &format!("{addr} on {}", on.name()), &opts);
+    }
+    check_tcp(ctx, addr, addr, &opts)
+}
+
+/// Polls a TCP connect to `addr`; failures and progress name it as `shown`.
+fn check_tcp(ctx: &Ctx, addr: &str, shown: &str, opts: &Opts) -> Result<Map, Failure> {
+    let policy = Policy::from(opts)?;
     let mut result = Map::new();
     if ctx.dry_run {
         poll(
             ctx,
-            addr,
+            shown,
             &Policy {
                 retries: 1,
                 ..policy
@@ -165,15 +236,17 @@ fn tcp(ctx: &Ctx, addr: &str, opts: Map) -> Result<Map, Failure> {
         )?;
         return Ok(result);
     }
-    let (_, attempts) = poll(ctx, addr, &policy, || {
+    let (_, attempts) = poll(ctx, shown, &policy, || {
         let connect = async {
             tokio::time::timeout(policy.timeout, tokio::net::TcpStream::connect(addr)).await
         };
-        Ok(match ctx.wait(&format!("connecting to {addr}"), connect)? {
-            Ok(Ok(_)) => Ok(()),
-            Ok(Err(e)) => Err(e.to_string()),
-            Err(_) => Err(format!("no answer within {:?}", policy.timeout)),
-        })
+        Ok(
+            match ctx.wait(&format!("connecting to {shown}"), connect)? {
+                Ok(Ok(_)) => Ok(()),
+                Ok(Err(e)) => Err(e.to_string()),
+                Err(_) => Err(format!("no answer within {:?}", policy.timeout)),
+            },
+        )
     })?;
     result.insert("attempts".into(), Dynamic::from(i64::from(attempts)));
     Ok(result)

@@ -337,6 +337,7 @@ fn classify(name: &str, dest: &Destination, opts: &MasterOptions, said: &str) ->
             .unwrap_or_else(|| "(not shown)".into());
         let offending = said
             .lines()
+            .filter(|l| l.starts_with("Offending"))
             .find_map(|l| {
                 l.split_once(" key in ")
                     .map(|(_, at)| at.trim().to_string())
