@@ -420,6 +420,15 @@ def pyinfra_setup(fleet, work):
     return argv, dict(os.environ)
 
 
+def remote_python():
+    """The hosts are this machine: name a python for Ansible's modules rather than let it
+    discover one (auto_silent may find a pyenv shim on root's PATH that has no such version)."""
+    for python in ("/usr/bin/python3", peer_bin("python")):
+        if os.access(python, os.X_OK):
+            return python
+    return "auto_silent"
+
+
 def ansible_setup(fleet, work):
     inv = os.path.join(work, "hosts.ini")
     with open(inv, "w") as f:
@@ -434,7 +443,7 @@ def ansible_setup(fleet, work):
                 f"private_key_file = {fleet.key}\n"
                 "host_key_checking = True\n"
                 f"forks = {HOSTS}\n"
-                "interpreter_python = auto_silent\n"
+                f"interpreter_python = {remote_python()}\n"
                 "\n[ssh_connection]\n"
                 "ssh_args = -o ControlMaster=auto -o ControlPersist=60s "
                 f"-o UserKnownHostsFile={fleet.known_hosts}\n"

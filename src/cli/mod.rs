@@ -2,6 +2,7 @@
 //! parse error, 130 interrupted.
 
 mod check;
+mod disconnect;
 mod docs;
 mod list;
 mod run;
@@ -34,7 +35,8 @@ recipe line that failed.",
 galley run deploy.rhai deploy --set branch=main   then call its `deploy` task\n  \
 galley run deploy.rhai --dry-run             print every action, change nothing\n  \
 galley check deploy.rhai                     find syntax errors and unknown functions\n  \
-galley list deploy.rhai                      show the recipe's tasks\n\n\
+galley list deploy.rhai                      show the recipe's tasks\n  \
+galley disconnect                            close kept-open SSH connections\n\n\
 Exit codes: 0 ok, 1 the recipe failed, 2 usage or parse error, 130 interrupted."
 )]
 struct Cli {
@@ -81,6 +83,11 @@ its `///` doc comment is shown beside it. Run one with `galley run FILE TASK`."
         #[command(flatten)]
         output: OutputArgs,
     },
+    /// Close the SSH connections that earlier runs kept open for reuse.
+    #[command(
+        after_help = "Galley keeps each host's SSH master connection open for a while after a run (`persist`, 5 minutes by default) so that the next run does not pay for a new handshake. This closes them now, for example after changing a host's keys. They live in GALLEY_CONTROL_DIR, $XDG_RUNTIME_DIR/galley or /tmp/galley-UID."
+    )]
+    Disconnect,
 }
 
 #[derive(Args)]
@@ -159,5 +166,6 @@ pub fn main() -> i32 {
         Commands::Check { files, output } => check::check(&files, output.output),
         Commands::List { file, output } => list::list(&file, output.output),
         Commands::Docs { filter } => docs::docs(filter.as_deref()),
+        Commands::Disconnect => disconnect::disconnect(),
     }
 }

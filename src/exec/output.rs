@@ -258,7 +258,9 @@ impl Printer {
 
     /// Shows a spinner with `message` on a terminal until the returned guard is dropped.
     pub fn spinner(&self, message: &str) -> SpinnerGuard {
-        if !self.color {
+        let mut current = self.spinner.lock().expect("spinner lock");
+        // One spinner at a time: with hosts in parallel, the first wait keeps the line.
+        if !self.color || current.is_some() {
             return SpinnerGuard { printer: None };
         }
         let bar = ProgressBar::new_spinner();
@@ -267,7 +269,7 @@ impl Printer {
         );
         bar.set_message(self.masker.mask(message));
         bar.enable_steady_tick(Duration::from_millis(100));
-        *self.spinner.lock().expect("spinner lock") = Some(bar);
+        *current = Some(bar);
         SpinnerGuard {
             printer: Some(self.clone()),
         }

@@ -37,6 +37,12 @@ pub struct SshHost {
 impl Fleet {
     /// Generates keys, starts `n` sshd and waits until each answers with its SSH banner.
     pub fn start(n: usize) -> Fleet {
+        Fleet::start_with(n, &[])
+    }
+
+    /// Like `start`, with `extra_config` lines (such as `SetEnv PATH=...`) added to each
+    /// host's sshd_config.
+    pub fn start_with(n: usize, extra_config: &[String]) -> Fleet {
         let dir = tempfile::Builder::new()
             .prefix("gs-")
             .tempdir_in("/tmp")
@@ -48,7 +54,13 @@ impl Fleet {
         std::fs::set_permissions("/run/sshd", std::fs::Permissions::from_mode(0o755))
             .expect("chmod /run/sshd");
         let hosts: Vec<SshHost> = (0..n)
-            .map(|i| SshHost::start(&dir.path().join(format!("host{i}")), &client_pub))
+            .map(|i| {
+                SshHost::start(
+                    &dir.path().join(format!("host{i}")),
+                    &client_pub,
+                    extra_config,
+                )
+            })
             .collect();
         let known_hosts = dir.path().join("known_hosts");
         let lines: String = hosts
@@ -76,6 +88,13 @@ impl Fleet {
         std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700))
             .expect("chmod control dir");
         dir
+    }
+
+    /// A `galley` command in `sb` that keeps its ssh control sockets in the fleet's folder.
+    pub fn galley(&self, sb: &super::Sandbox) -> Command {
+        let mut cmd = sb.galley();
+        cmd.env("GALLEY_CONTROL_DIR", self.control_dir());
+        cmd
     }
 
     /// Runs `script` on host `i` with the plain `ssh` client, trusting only the fleet's known_hosts.
@@ -117,7 +136,7 @@ impl Drop for Fleet {
 
 impl SshHost {
     /// Writes the host key and config into `dir` and starts sshd, retrying on a port taken meanwhile.
-    fn start(dir: &Path, client_pub: &Path) -> SshHost {
+    fn start(dir: &Path, client_pub: &Path, extra_config: &[String]) -> SshHost {
         let root = dir.join("root");
         std::fs::create_dir_all(&root).expect("create host root");
         let host_key = dir.join("host_key");
@@ -134,11 +153,12 @@ impl SshHost {
         let log = dir.join("sshd.log");
         for _ in 0..5 {
             let port = free_port();
-            std::fs::write(
-                &config,
-                sshd_config(port, &host_key, &dir.join("sshd.pid"), &authorized),
-            )
-            .expect("write sshd_config");
+            let mut text = sshd_config(port, &host_key, &dir.join("sshd.pid"), &authorized);
+            for line in extra_config {
+                text.push_str(line);
+                text.push('\n');
+            }
+            std::fs::write(&config, text).expect("write sshd_config");
             let out = std::fs::File::create(&log).expect("create sshd.log");
             let mut child = Command::new("/usr/sbin/sshd")
                 .arg("-D")
