@@ -291,7 +291,10 @@ pub fn from_rhai(err: &EvalAltResult, cx: &Context) -> Report {
             }
             EvalAltResult::ErrorInFunctionCall(name, source, inner, pos) => {
                 if let Some(owner) = cx.sources.closure_source(name) {
-                    frames.push((key.clone(), *pos, "in this call of a closure".to_string()));
+                    // A fan-out's item frame already marks this spot.
+                    if fanout.is_none() || frames.last().map(|f| f.1) != Some(*pos) {
+                        frames.push((key.clone(), *pos, "in this call of a closure".to_string()));
+                    }
                     key = owner;
                 } else {
                     frames.push((key.clone(), *pos, format!("in this call to `{name}`")));

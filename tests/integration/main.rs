@@ -5,6 +5,7 @@ mod support;
 
 mod cli;
 mod dry_run;
+mod fanout;
 mod git;
 mod health;
 mod interrupt;

@@ -447,7 +447,10 @@ mod tests {
         assert_eq!(d.port, Some(2222));
         assert_eq!(d.address(), "[web1]:2222");
         let d = Destination::parse("web1").unwrap();
-        assert_eq!((d.user, d.port, d.address()), (None, None, "web1".into()));
+        assert_eq!(
+            (d.user.clone(), d.port, d.address()),
+            (None, None, "web1".into())
+        );
         assert_eq!(Destination::parse("[::1]:22").unwrap().host, "::1");
         assert!(Destination::parse("web1:http").is_err());
         assert!(Destination::parse("@web1").is_err());

@@ -1,0 +1,464 @@
+//! `parallel` and `rolling` over a fleet of real sshd servers on loopback: every host runs its
+//! whole pipeline on its own, failures are reported per host, and a summary table ends the run.
+
+use std::path::Path;
+
+use crate::support::sshd::Fleet;
+use crate::support::{flat, Run, Sandbox};
+
+/// Writes `recipe.rhai` and runs it with plain output (plus `args`) against the fleet.
+fn run(sb: &Sandbox, fleet: &Fleet, recipe: &str, args: &[&str]) -> Run {
+    sb.write("recipe.rhai", recipe);
+    let out = fleet
+        .galley(sb)
+        .args(["run", "recipe.rhai", "--output", "plain"])
+        .args(args)
+        .output()
+        .expect("galley runs");
+    let run = Run::from(out);
+    println!(
+        "--- stdout ---\n{}\n--- stderr ---\n{}",
+        run.stdout, run.stderr
+    );
+    run
+}
+
+/// A shell loop that waits (at most 30 s) for `file` to exist, as a Rhai argv.
+fn wait_for(file: &Path) -> String {
+    format!(
+        r#"["sh", "-c", "for i in $(seq 600); do [ -e '{}' ] && exit 0; sleep 0.05; done; exit 1"]"#,
+        file.display()
+    )
+}
+
+/// Rhai code that connects to the first `n` hosts of the fleet as `hs`, and a map `roots` from
+/// each host's name to its root folder.
+fn connect_all(fleet: &Fleet, n: usize) -> String {
+    let dests: Vec<String> = (0..n).map(|i| format!("\"{}\"", fleet.dest(i))).collect();
+    let roots: Vec<String> = (0..n)
+        .map(|i| {
+            format!(
+                "\"{}\": \"{}\"",
+                fleet.dest(i),
+                fleet.hosts[i].root.display()
+            )
+        })
+        .collect();
+    format!(
+        "let hs = ssh::hosts([{}], {});\nlet roots = #{{ {} }};\n",
+        dests.join(", "),
+        fleet.options(),
+        roots.join(", ")
+    )
+}
+
+/// The fields of the summary table's row for `name`: [name, result, time, note...].
+fn row(stdout: &str, name: &str) -> Vec<String> {
+    let prefix = format!("  {name} ");
+    let line = stdout
+        .lines()
+        .find(|l| l.starts_with(&prefix))
+        .unwrap_or_else(|| panic!("no summary row for {name} in:\n{stdout}"));
+    line.split_whitespace().map(str::to_string).collect()
+}
+
+/// `text` without any whitespace, to match text that a report may have wrapped anywhere.
+fn squash(text: &str) -> String {
+    text.split_whitespace().collect()
+}
+
+/// The result word in the summary table for `name`.
+fn result_of(stdout: &str, name: &str) -> String {
+    row(stdout, name)[1].clone()
+}
+
+#[test]
+fn parallel_runs_every_host_and_prints_a_summary() {
+    let sb = Sandbox::new();
+    let fleet = Fleet::start(3);
+    let recipe = format!(
+        r#"{connect}
+let results = parallel(hs, |h| {{
+    let root = roots[h.name];
+    h.write(root + "/name", h.name);
+    h.run(["echo", "out:" + h.name]);
+    "done:" + h.name
+}});
+print("results=" + results);
+"#,
+        connect = connect_all(&fleet, 3)
+    );
+    let r = run(&sb, &fleet, &recipe, &[]).expect_code(0);
+    for i in 0..3 {
+        let dest = fleet.dest(i);
+        let written = std::fs::read_to_string(fleet.hosts[i].root.join("name")).unwrap();
+        assert_eq!(written, dest, "host {i} wrote its own name");
+        assert!(
+            r.stdout
+                .lines()
+                .any(|l| l == format!("[{dest}] out:{dest}")),
+            "the output of {dest} carries its own prefix:\n{}",
+            r.stdout
+        );
+        assert_eq!(result_of(&r.stdout, &dest), "ok");
+    }
+    // No host's output line carries another host's prefix.
+    for line in r.stdout.lines().filter(|l| l.contains("] out:")) {
+        let (prefix, rest) = line.split_once("] out:").unwrap();
+        assert_eq!(prefix.trim_start_matches('['), rest, "{line}");
+    }
+    let expected = format!(
+        "results=[\"done:{}\", \"done:{}\", \"done:{}\"]",
+        fleet.dest(0),
+        fleet.dest(1),
+        fleet.dest(2)
+    );
+    assert!(
+        r.stdout.lines().any(|l| l == expected),
+        "results in the order of the hosts ({expected}):\n{}",
+        r.stdout
+    );
+    assert!(
+        r.stdout.contains("parallel: 3 of 3 succeeded"),
+        "{}",
+        r.stdout
+    );
+}
+
+#[test]
+fn parallel_hosts_do_not_run_in_lockstep() {
+    let sb = Sandbox::new();
+    let fleet = Fleet::start(3);
+    // Host 0 ("B") waits in its first command for a file that host 1 ("A") creates in its
+    // second. Running the hosts one after the other (B first), or step by step in lockstep,
+    // would never create it; only hosts that each go through their own pipeline finish.
+    let a_step2 = fleet.hosts[1].root.join("a_step2");
+    let b_done = fleet.hosts[0].root.join("b_done");
+    let recipe = format!(
+        r#"{connect}
+let a = "{a}";
+let b = "{b}";
+parallel(hs, |h| {{
+    let root = roots[h.name];
+    if h.name == b {{
+        h.run({wait});
+        h.run(["touch", "{b_done}"]);
+    }} else if h.name == a {{
+        h.run(["touch", root + "/a_step1"]);
+        h.run(["touch", "{a_step2}"]);
+    }} else {{
+        h.run(["touch", root + "/c_done"]);
+    }}
+}});
+"#,
+        connect = connect_all(&fleet, 3),
+        a = fleet.dest(1),
+        b = fleet.dest(0),
+        wait = wait_for(&a_step2),
+        a_step2 = a_step2.display(),
+        b_done = b_done.display(),
+    );
+    let r = run(&sb, &fleet, &recipe, &[]).expect_code(0);
+    assert!(b_done.exists(), "host B went on after A's second step");
+    assert!(fleet.hosts[2].root.join("c_done").exists());
+    assert!(
+        r.stdout.contains("parallel: 3 of 3 succeeded"),
+        "{}",
+        r.stdout
+    );
+}
+
+#[test]
+fn one_failing_host_fails_the_run_after_the_others_finish() {
+    let sb = Sandbox::new();
+    let fleet = Fleet::start(3);
+    let bad = fleet.dest(1);
+    // The others wait until the failing host is about to fail, so that their later steps run
+    // after the failure.
+    let failing_now = sb.path().join("failing_now");
+    let failing = format!("touch {}; echo boom >&2; exit 3", failing_now.display());
+    let recipe = format!(
+        r#"{connect}
+parallel(hs, |h| {{
+    let root = roots[h.name];
+    h.run(["touch", root + "/step1"]);
+    if h.name == "{bad}" {{
+        h.run(["sh", "-c", "{failing}"]);
+    }} else {{
+        h.run({wait});
+    }}
+    h.run(["touch", root + "/after"]);
+}});
+print("not reached");
+"#,
+        connect = connect_all(&fleet, 3),
+        failing = failing,
+        wait = wait_for(&failing_now),
+    );
+    let r = run(&sb, &fleet, &recipe, &[]).expect_code(1);
+    for i in [0, 2] {
+        assert!(
+            fleet.hosts[i].root.join("after").exists(),
+            "host {i} finished its pipeline"
+        );
+        assert_eq!(result_of(&r.stdout, &fleet.dest(i)), "ok");
+    }
+    assert!(fleet.hosts[1].root.join("step1").exists());
+    assert!(
+        !fleet.hosts[1].root.join("after").exists(),
+        "the failing host stopped at its failure"
+    );
+    assert!(!r.stdout.contains("not reached"));
+
+    let failed = row(&r.stdout, &bad);
+    assert_eq!(failed[1], "failed", "{failed:?}");
+    let note = failed[3..].join(" ");
+    assert!(note.contains("exit code 3"), "{note}");
+    assert!(
+        r.stdout.contains("parallel: 2 of 3 succeeded"),
+        "{}",
+        r.stdout
+    );
+
+    let report = flat(&r.stderr);
+    assert!(report.contains("galley::command_failed"), "{}", r.stderr);
+    assert!(
+        squash(&report).contains(&squash(&format!(
+            "command failed on {bad} with exit code 3"
+        ))),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        squash(&report).contains(&squash(&format!("exit code 3: sh -c '{failing}'"))),
+        "the report shows the command:\n{}",
+        r.stderr
+    );
+    assert!(report.contains("boom"), "stderr tail:\n{}", r.stderr);
+    assert!(
+        squash(&report).contains(&squash(&format!("1 of 3 failed ({bad})"))),
+        "{}",
+        r.stderr
+    );
+    for other in [fleet.dest(0), fleet.dest(2)] {
+        assert!(
+            !r.stderr.contains(&other),
+            "only the failing host is in the report:\n{}",
+            r.stderr
+        );
+    }
+}
+
+#[test]
+fn max_parallel_one_runs_one_host_at_a_time() {
+    let sb = Sandbox::new();
+    let fleet = Fleet::start(3);
+    let lock = sb.path().join("lock");
+    std::fs::create_dir(&lock).unwrap();
+    let ids: Vec<String> = (0..3)
+        .map(|i| format!("\"{}\": \"{i}\"", fleet.dest(i)))
+        .collect();
+    let recipe = format!(
+        r#"{connect}
+let ids = #{{ {ids} }};
+parallel(hs, |h| {{
+    let mine = "{lock}/running." + ids[h.name];
+    h.run(["touch", mine]);
+    // Fails when another host's marker is there too.
+    h.run(["sh", "-c", "n=$(ls '{lock}' | grep -c '^running[.]'); echo \"running: $n\"; [ \"$n\" -eq 1 ]"]);
+    h.run(["touch", "{lock}/seen." + ids[h.name]]);
+    h.run(["rm", mine]);
+}});
+"#,
+        connect = connect_all(&fleet, 3),
+        ids = ids.join(", "),
+        lock = lock.display(),
+    );
+    let r = run(&sb, &fleet, &recipe, &["--max-parallel", "1"]).expect_code(0);
+    for i in 0..3 {
+        assert!(lock.join(format!("seen.{i}")).exists(), "host {i} ran");
+    }
+    assert_eq!(r.stdout.matches("running: 1").count(), 3, "{}", r.stdout);
+    assert!(
+        r.stdout.contains("parallel: 3 of 3 succeeded"),
+        "{}",
+        r.stdout
+    );
+}
+
+#[test]
+fn parallel_runs_all_hosts_at_once_by_default() {
+    let sb = Sandbox::new();
+    let fleet = Fleet::start(3);
+    let barrier = sb.path().join("barrier");
+    std::fs::create_dir(&barrier).unwrap();
+    // Each host arrives, then waits until all three have arrived: only hosts running at the
+    // same time get past it.
+    let recipe = format!(
+        r#"{connect}
+let n = 0;
+parallel(hs, |h| {{
+    h.run(["sh", "-c", "mktemp '{barrier}/here.XXXXXX'"]);
+    h.run(["sh", "-c", "for i in $(seq 600); do [ $(ls '{barrier}' | wc -l) -ge 3 ] && exit 0; sleep 0.05; done; exit 1"]);
+}});
+"#,
+        connect = connect_all(&fleet, 3),
+        barrier = barrier.display(),
+    );
+    run(&sb, &fleet, &recipe, &[]).expect_code(0);
+}
+
+/// A rolling deploy over 4 hosts in batches of 2 in which host 1 (in the first batch) fails.
+fn rolling_recipe(fleet: &Fleet, max_failures: usize) -> String {
+    format!(
+        r#"{connect}
+let results = rolling(hs, #{{ batch: 2, max_failures: {max_failures} }}, |h| {{
+    let root = roots[h.name];
+    if h.name == "{bad}" {{
+        h.run(["sh", "-c", "echo boom >&2; exit 3"]);
+    }}
+    h.run(["touch", root + "/deployed"]);
+    h.name
+}});
+print("results=" + results);
+"#,
+        connect = connect_all(fleet, 4),
+        bad = fleet.dest(1),
+    )
+}
+
+#[test]
+fn rolling_stops_after_the_batch_that_exceeds_max_failures() {
+    let sb = Sandbox::new();
+    let fleet = Fleet::start(4);
+    let r = run(&sb, &fleet, &rolling_recipe(&fleet, 0), &[]).expect_code(1);
+    let batch1 = format!("==> batch 1 of 2: {}, {}", fleet.dest(0), fleet.dest(1));
+    assert!(
+        r.stdout.lines().any(|l| l == batch1),
+        "{batch1}:\n{}",
+        r.stdout
+    );
+    assert!(!r.stdout.contains("==> batch 2 of 2"), "{}", r.stdout);
+    assert!(fleet.hosts[0].root.join("deployed").exists());
+    assert!(!fleet.hosts[1].root.join("deployed").exists());
+    for i in [2, 3] {
+        assert!(
+            !fleet.hosts[i].root.join("deployed").exists(),
+            "host {i} in the second batch never ran"
+        );
+        assert_eq!(result_of(&r.stdout, &fleet.dest(i)), "skipped");
+    }
+    assert_eq!(result_of(&r.stdout, &fleet.dest(0)), "ok");
+    assert_eq!(result_of(&r.stdout, &fleet.dest(1)), "failed");
+    assert!(
+        r.stdout.contains("rolling: 1 of 4 succeeded"),
+        "{}",
+        r.stdout
+    );
+    assert!(!r.stdout.contains("results="));
+    let report = flat(&r.stderr);
+    assert!(report.contains("galley::command_failed"), "{}", r.stderr);
+    assert!(
+        squash(&report).contains(&squash(&format!("1 of 4 failed ({})", fleet.dest(1)))),
+        "{}",
+        r.stderr
+    );
+}
+
+#[test]
+fn rolling_within_max_failures_runs_every_batch_and_succeeds() {
+    let sb = Sandbox::new();
+    let fleet = Fleet::start(4);
+    let r = run(&sb, &fleet, &rolling_recipe(&fleet, 1), &[]).expect_code(0);
+    for (n, pair) in [(1, [0, 1]), (2, [2, 3])] {
+        let line = format!(
+            "==> batch {n} of 2: {}, {}",
+            fleet.dest(pair[0]),
+            fleet.dest(pair[1])
+        );
+        assert!(r.stdout.lines().any(|l| l == line), "{line}:\n{}", r.stdout);
+    }
+    for i in [0, 2, 3] {
+        assert!(fleet.hosts[i].root.join("deployed").exists(), "host {i}");
+        assert_eq!(result_of(&r.stdout, &fleet.dest(i)), "ok");
+    }
+    assert!(!fleet.hosts[1].root.join("deployed").exists());
+    let failed = row(&r.stdout, &fleet.dest(1));
+    assert_eq!(failed[1], "failed", "{failed:?}");
+    assert!(failed[3..].join(" ").contains("exit code 3"), "{failed:?}");
+    assert!(
+        r.stdout.contains("rolling: 3 of 4 succeeded"),
+        "{}",
+        r.stdout
+    );
+    let expected = format!(
+        "results=[\"{}\", (), \"{}\", \"{}\"]",
+        fleet.dest(0),
+        fleet.dest(2),
+        fleet.dest(3)
+    );
+    assert!(
+        r.stdout.lines().any(|l| l == expected),
+        "{expected}:\n{}",
+        r.stdout
+    );
+}
+
+#[test]
+fn parallel_over_plain_values_returns_results_in_order() {
+    let sb = Sandbox::new();
+    let r = sb
+        .run_recipe(
+            "let h = local();\nlet out = parallel([1, 2, 3], |x| x * 10);\nprint(out);\n",
+            &[],
+        )
+        .expect_code(0);
+    println!("{}", r.stdout);
+    assert!(
+        r.stdout.lines().any(|l| l == "[10, 20, 30]"),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        r.stdout.contains("parallel: 3 of 3 succeeded"),
+        "{}",
+        r.stdout
+    );
+    for item in ["1", "2", "3"] {
+        assert_eq!(result_of(&r.stdout, item), "ok");
+    }
+}
+
+#[test]
+fn json_output_has_one_summary_event() {
+    let sb = Sandbox::new();
+    let fleet = Fleet::start(3);
+    let recipe = format!(
+        "{connect}\nparallel(hs, |h| h.run([\"true\"]));\n",
+        connect = connect_all(&fleet, 3)
+    );
+    sb.write("recipe.rhai", &recipe);
+    let out = fleet
+        .galley(&sb)
+        .args(["run", "recipe.rhai", "--output", "json"])
+        .output()
+        .expect("galley runs");
+    let r = Run::from(out).expect_code(0);
+    let events: Vec<serde_json::Value> = r
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect();
+    let summaries: Vec<&serde_json::Value> =
+        events.iter().filter(|e| e["event"] == "summary").collect();
+    assert_eq!(summaries.len(), 1, "{}", r.stdout);
+    let summary = summaries[0];
+    assert_eq!(summary["of"], "parallel");
+    let rows = summary["rows"].as_array().expect("rows");
+    let names: Vec<&str> = rows.iter().map(|r| r["name"].as_str().unwrap()).collect();
+    assert_eq!(names, [fleet.dest(0), fleet.dest(1), fleet.dest(2)]);
+    for row in rows {
+        assert_eq!(row["result"], "ok", "{row}");
+        assert!(row["seconds"].as_f64().is_some(), "{row}");
+    }
+}
