@@ -67,7 +67,7 @@ fn opts(fleet: &Fleet, extra: &str) -> String {
 
 /// The pids of the ssh master processes (`ssh -M ... -S <control dir>/...`) of this control dir.
 fn masters(control: &Path) -> Vec<i64> {
-    let control = control.to_string_lossy().into_owned();
+    let control = format!("{}/", control.display());
     all_pids()
         .into_iter()
         .filter(|pid| {
@@ -114,6 +114,27 @@ impl Drop for CloseMasters {
 
 /// Kills a child (and waits for it) when dropped.
 struct KillOnDrop(Child);
+
+impl KillOnDrop {
+    /// Waits for a `galley` started with piped stdout and stderr, and returns what it printed.
+    fn finish(&mut self) -> Run {
+        use std::io::Read;
+        let mut stdout = String::new();
+        let mut stderr = String::new();
+        if let Some(mut pipe) = self.0.stdout.take() {
+            pipe.read_to_string(&mut stdout).unwrap();
+        }
+        if let Some(mut pipe) = self.0.stderr.take() {
+            pipe.read_to_string(&mut stderr).unwrap();
+        }
+        let status = self.0.wait().expect("wait for galley");
+        Run {
+            code: status.code().unwrap_or(-1),
+            stdout,
+            stderr,
+        }
+    }
+}
 
 impl Drop for KillOnDrop {
     fn drop(&mut self) {
@@ -192,6 +213,7 @@ fn runs_commands_and_files_over_ssh() {
     ];
     let args_rhai: Vec<String> = args.iter().map(|a| lit(a)).collect();
     let env_value = "two words; $(echo no) 'q' \"dq\" `bt`";
+    let stdin_text = "line 1\n$(echo no) 'q'\n\nno newline at the end";
     let recipe = format!(
         r#"
 let h = ssh::connect("{dest}", {opts});
@@ -200,6 +222,7 @@ print("got=" + out.stdout);
 h.run(["sh", "-c", "printf '%s\\0' \"$@\" > \"$0\"", "{root}/args.bin", {args}]);
 h.run(["sh", "-c", "printf '%s' \"$GREETING\" > {root}/env.txt"], #{{ env: #{{ GREETING: {env} }} }});
 h.run(["sh", "-c", "pwd > ../pwd.txt"], #{{ dir: "{root}/my dir" }});
+h.run(["sh", "-c", "cat > {root}/stdin.txt"], #{{ stdin: {stdin} }});
 let r = h.run("echo \"$PWD\"", #{{ dir: "{root}/my dir" }});
 print("shellpwd=" + r.stdout);
 h.mkdir("{root}/a/b");
@@ -217,9 +240,9 @@ print("pwd=" + r.stdout);
         opts = fleet.options(),
         args = args_rhai.join(", "),
         env = lit(env_value),
+        stdin = lit(stdin_text),
     );
     let r = run(&sb, &fleet, &recipe);
-    println!("{}\n---\n{}", r.stdout, r.stderr);
     let r = r.expect_code(0);
     assert!(
         r.stdout.contains("got=a b|$(echo no)|it's|;|*|x\ny|"),
@@ -243,12 +266,18 @@ print("pwd=" + r.stdout);
         format!("{root}/my dir\n"),
         "a dir with a space in its name"
     );
-    assert_eq!(value_of(&r.stdout, "shellpwd"), format!("{root}/my dir"));
-    assert!(r.stdout.contains("read=hello"));
-    assert!(r.stdout.contains("exists=true,false"));
-    assert!(r.stdout.contains("link=hello"));
-    assert!(r.stdout.contains("gone=false"));
-    assert_eq!(value_of(&r.stdout, "pwd"), format!("{root}/a"));
+    assert_eq!(
+        std::fs::read(format!("{root}/stdin.txt")).unwrap(),
+        stdin_text.as_bytes(),
+        "stdin arrives verbatim"
+    );
+    let out = &r.stdout;
+    assert_eq!(value_of(out, "shellpwd"), format!("{root}/my dir"), "{out}");
+    assert_eq!(value_of(out, "read"), "hello", "{out}");
+    assert_eq!(value_of(out, "exists"), "true,false", "{out}");
+    assert_eq!(value_of(out, "link"), "hello", "{out}");
+    assert_eq!(value_of(out, "gone"), "false", "{out}");
+    assert_eq!(value_of(out, "pwd"), format!("{root}/a"), "{out}");
 }
 
 #[test]
@@ -359,6 +388,19 @@ print("removed=" + h.exists("{r}/dangling"));
         .filter(|n| n.contains(".galley-"))
         .collect();
     assert!(leftovers.is_empty(), "temp files left: {leftovers:?}");
+
+    let recipe = format!(
+        "let h = ssh::connect(\"{dest}\", {opts});\nh.read(\"{r}/missing.txt\");\n",
+        dest = fleet.dest(0),
+        opts = fleet.options(),
+    );
+    let missing = run(&sb, &fleet, &recipe).expect_code(1);
+    assert!(says(&missing.stderr, "galley::io"), "{}", missing.stderr);
+    assert!(
+        says(&missing.stderr, &format!("{r}/missing.txt")),
+        "{}",
+        missing.stderr
+    );
 }
 
 #[test]
@@ -699,7 +741,7 @@ fn remote_sleep(
         sleep = sleep.or_else(|| {
             group(pgid).into_iter().find(|p| {
                 std::fs::read(format!("/proc/{p}/cmdline"))
-                    .is_ok_and(|c| c.starts_with(b"sleep\0600"))
+                    .is_ok_and(|c| c.starts_with(b"sleep\x00600"))
             })
         });
         sleep.is_some()
@@ -821,7 +863,7 @@ fn a_refused_key_is_an_auth_failure_naming_the_identity() {
     let r = run(&sb, &fleet, &recipe).expect_code(1);
     assert!(says(&r.stderr, "galley::ssh_auth"), "{}", r.stderr);
     assert!(
-        says(&r.stderr, &*key.to_string_lossy()),
+        says(&r.stderr, &key.to_string_lossy()),
         "the report names the identity:\n{}",
         r.stderr
     );
@@ -854,7 +896,7 @@ print("ran=" + h.run(["echo", "ok"]).stdout);
     );
     assert!(says(&r.stderr, "accept-new"), "{}", r.stderr);
     assert!(
-        says(&r.stderr, &*known.to_string_lossy()),
+        says(&r.stderr, &known.to_string_lossy()),
         "names the file:\n{}",
         r.stderr
     );
@@ -893,6 +935,14 @@ fn a_changed_host_key_is_refused_even_with_accept_new() {
         ),
     );
     let known_text = known.to_string_lossy().into_owned();
+    let sent = sb.write("host0.pub", &format!("{}\n", fleet.hosts[0].host_key_pub));
+    let fingerprint =
+        crate::support::sh(sb.path(), &["ssh-keygen", "-lf", &sent.to_string_lossy()])
+            .split_whitespace()
+            .nth(1)
+            .expect("a fingerprint")
+            .to_string();
+    assert!(fingerprint.starts_with("SHA256:"), "{fingerprint}");
     for extra in ["", ", known_hosts: \"accept-new\""] {
         let recipe = format!(
             r#"let h = ssh::connect("{dest}", #{{ identity: {key}, known_hosts_file: {kh}{extra} }});
@@ -907,7 +957,11 @@ print("connected");"#,
             "{extra}: {}",
             r.stderr
         );
-        assert!(says(&r.stderr, "SHA256:"), "{extra}: {}", r.stderr);
+        assert!(
+            says(&r.stderr, &format!("it now sends {fingerprint}")),
+            "{extra}: the report shows host 0's fingerprint {fingerprint}:\n{}",
+            r.stderr
+        );
         assert!(
             says(&r.stderr, &format!("{known_text}:1")),
             "{extra}: the report names the offending line:\n{}",
@@ -923,6 +977,16 @@ print("connected");"#,
         ),
         "the known_hosts file is untouched"
     );
+}
+
+/// A remote shell loop that waits until `file` exists; it also ends when `dir` (the test's
+/// sandbox) is gone, so that a loop orphaned by a broken connection cannot outlive the test.
+fn wait_for(file: &Path, dir: &Path) -> String {
+    format!(
+        "while [ ! -e {} ] && [ -d {} ]; do sleep 0.05; done",
+        file.display(),
+        dir.display()
+    )
 }
 
 #[test]
@@ -948,13 +1012,32 @@ fn the_master_persists_across_runs_unless_persist_is_false() {
         "the second run resumed the same master"
     );
 
-    // Host 1 without persistence: its master goes when the run ends, also when the run fails.
-    run(
-        &sb,
-        &fleet,
-        &recipe(1, "persist: false", "h.run([\"true\"]);"),
-    )
-    .expect_code(0);
+    // Host 1 without persistence: while the run waits, its master is there; when the run ends
+    // it is gone, also when the run fails.
+    let go = sb.path().join("go");
+    sb.write(
+        "recipe.rhai",
+        &recipe(
+            1,
+            "persist: false",
+            &format!(
+                "h.run([\"sh\", \"-c\", {}]);",
+                lit(&wait_for(&go, sb.path()))
+            ),
+        ),
+    );
+    let mut waiting = KillOnDrop(
+        galley(&sb, &fleet)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start galley"),
+    );
+    wait_until("host 1's master to start", LIMIT, || {
+        masters(&control).len() == 2
+    });
+    std::fs::write(&go, "").unwrap();
+    waiting.finish().expect_code(0);
     wait_until("host 1's master to close", LIMIT, || {
         masters(&control) == first
     });
@@ -968,6 +1051,131 @@ fn the_master_persists_across_runs_unless_persist_is_false() {
         masters(&control) == first
     });
     assert!(alive(first[0]), "host 0's master is still there");
+
+    // A master that died leaves its socket behind; the next run starts a new one.
+    crate::support::sh(sb.path(), &["kill", "-KILL", &first[0].to_string()]);
+    wait_until("the master to die", LIMIT, || !alive(first[0]));
+    let r = run(
+        &sb,
+        &fleet,
+        &recipe(0, "", "print(\"ran=\" + h.run([\"echo\", \"ok\"]).stdout);"),
+    )
+    .expect_code(0);
+    assert_eq!(value_of(&r.stdout, "ran"), "ok");
+    let second = masters(&control);
+    assert_eq!(second.len(), 1, "one new master: {second:?}");
+    assert_ne!(second, first);
+}
+
+#[test]
+fn runs_that_start_together_share_one_master() {
+    let sb = Sandbox::new();
+    let fleet = Fleet::start(1);
+    let control = fleet.control_dir();
+    let _close = CloseMasters(control.clone());
+    let runs: Vec<KillOnDrop> = (0..3)
+        .map(|i| {
+            let name = format!("recipe{i}.rhai");
+            sb.write(
+                &name,
+                &format!(
+                    "let h = ssh::connect(\"{}\", {});\nprint(\"ran=\" + h.run([\"echo\", \"{i}\"]).stdout);\n",
+                    fleet.dest(0),
+                    fleet.options()
+                ),
+            );
+            let mut cmd = sb.galley();
+            cmd.env("GALLEY_CONTROL_DIR", &control)
+                .args(["run", &name, "--output", "plain"])
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped());
+            KillOnDrop(cmd.spawn().expect("start galley"))
+        })
+        .collect();
+    for (i, mut child) in runs.into_iter().enumerate() {
+        let r = child.finish().expect_code(0);
+        assert_eq!(value_of(&r.stdout, "ran"), i.to_string());
+    }
+    let left = masters(&control);
+    assert_eq!(left.len(), 1, "the runs share one master: {left:?}");
+}
+
+#[test]
+fn persist_false_keeps_the_master_while_another_host_of_the_run_uses_it() {
+    let sb = Sandbox::new();
+    let fleet = Fleet::start(1);
+    let control = fleet.control_dir();
+    let _close = CloseMasters(control.clone());
+    // `check` connects to the same destination with the same options, so both hosts share one
+    // master; `check`'s host goes out of scope while `h` still needs the connection.
+    let recipe = format!(
+        r#"
+fn check(dest, o) {{
+    let inner = ssh::connect(dest, o);
+    inner.run(["true"]);
+}}
+let h = ssh::connect("{dest}", {o});
+h.run(["true"]);
+check("{dest}", {o});
+print("after=" + h.run(["echo", "still"]).stdout);
+"#,
+        dest = fleet.dest(0),
+        o = opts(&fleet, "persist: false"),
+    );
+    let r = run(&sb, &fleet, &recipe).expect_code(0);
+    assert_eq!(value_of(&r.stdout, "after"), "still");
+    wait_until("the master to close at the end of the run", LIMIT, || {
+        masters(&control).is_empty()
+    });
+}
+
+#[test]
+fn a_persist_false_run_does_not_break_another_run_using_the_same_master() {
+    let sb = Sandbox::new();
+    let fleet = Fleet::start(1);
+    let control = fleet.control_dir();
+    let _close = CloseMasters(control.clone());
+    let started = sb.path().join("started");
+    let go = sb.path().join("go");
+    // Run A (default persist) launches the master and waits in a remote command until `go`.
+    let wait = format!(
+        "touch {}; {}; echo done",
+        started.display(),
+        wait_for(&go, sb.path())
+    );
+    sb.write(
+        "a.rhai",
+        &format!(
+            "let h = ssh::connect(\"{}\", {});\nprint(\"a=\" + h.run([\"sh\", \"-c\", {}]).stdout);\n",
+            fleet.dest(0),
+            fleet.options(),
+            lit(&wait)
+        ),
+    );
+    let mut a = sb.galley();
+    a.env("GALLEY_CONTROL_DIR", &control)
+        .args(["run", "a.rhai", "--output", "plain"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut a = KillOnDrop(a.spawn().expect("start run A"));
+    wait_until("run A's remote command to start", LIMIT, || {
+        started.exists()
+    });
+    // Run B, with the same destination and options but persist: false, resumes A's master.
+    let b = run(
+        &sb,
+        &fleet,
+        &format!(
+            "let h = ssh::connect(\"{}\", {});\nh.run([\"true\"]);\n",
+            fleet.dest(0),
+            opts(&fleet, "persist: false")
+        ),
+    );
+    std::fs::write(&go, "").unwrap();
+    let a = a.finish();
+    b.expect_code(0);
+    let a = a.expect_code(0);
+    assert_eq!(value_of(&a.stdout, "a"), "done");
 }
 
 /// A recipe that connects `h` to host 0 of `fleet`, then runs `body`.

@@ -82,14 +82,15 @@ pub struct MasterOptions {
     pub connect_timeout: Duration,
     /// Keep the master alive this long after the last use; `None` closes it when the run ends.
     pub persist: Option<Duration>,
+    /// Commands and files go through sudo (not a master setting, but part of the socket's name
+    /// so that each connection has one meaning).
+    pub sudo: bool,
 }
 
 /// A live master connection.
 pub struct Master {
     pub session: Session,
     pub socket: PathBuf,
-    /// Whether this run launched it (rather than resuming one a previous run left).
-    pub launched: bool,
 }
 
 /// The folder for control sockets: `$GALLEY_CONTROL_DIR`, `$XDG_RUNTIME_DIR/galley` or
@@ -139,7 +140,8 @@ fn stable_hash(parts: &[&str]) -> u64 {
 }
 
 /// The control socket for a destination and the options that shape its connection; short,
-/// because socket paths over ~107 bytes fail.
+/// because socket paths over ~107 bytes fail. A connection that does not persist belongs to
+/// this run alone, so that closing it can never cut off another run's commands.
 fn socket_path(dir: &Path, dest: &Destination, opts: &MasterOptions) -> PathBuf {
     let port = dest.port.map(|p| p.to_string()).unwrap_or_default();
     let jump = opts.jump.join(",");
@@ -150,8 +152,17 @@ fn socket_path(dir: &Path, dest: &Destination, opts: &MasterOptions) -> PathBuf 
         opts.identity.as_deref().unwrap_or(""),
         opts.known_hosts_file.as_deref().unwrap_or(""),
         &jump,
+        if opts.sudo { "sudo" } else { "" },
     ]);
-    dir.join(format!("{hash:016x}"))
+    match opts.persist {
+        Some(_) => dir.join(format!("{hash:016x}")),
+        None => dir.join(format!("{hash:016x}-{}", std::process::id())),
+    }
+}
+
+/// The control socket `open` uses for this destination and these options.
+pub fn socket_for(dest: &Destination, opts: &MasterOptions) -> Result<PathBuf, Failure> {
+    Ok(socket_path(&control_dir()?, dest, opts))
 }
 
 /// The `ssh` argv that starts a master in the background once it is connected and authenticated.
@@ -217,9 +228,8 @@ pub fn open(
     name: &str,
     dest: &Destination,
     opts: &MasterOptions,
+    socket: PathBuf,
 ) -> Result<Master, Failure> {
-    let dir = control_dir()?;
-    let socket = socket_path(&dir, dest, opts);
     let log = socket.with_extension("log");
     // One launcher at a time per socket: two runs that start together share one master.
     let lock_file = File::create(socket.with_extension("lock")).map_err(|e| Failure::Io {
@@ -241,11 +251,7 @@ pub fn open(
             .wait("checking the ssh connection", session.check())?
             .is_ok()
         {
-            return Ok(Master {
-                session,
-                socket,
-                launched: false,
-            });
+            return Ok(Master { session, socket });
         }
         // A master that died (host rebooted, persist expired mid-check) leaves its socket behind.
         let _ = std::fs::remove_file(&socket);
@@ -280,7 +286,6 @@ pub fn open(
         Some(status) if status.success() => Ok(Master {
             session: Session::resume_mux(socket.clone().into_boxed_path(), None),
             socket,
-            launched: true,
         }),
         Some(_) => Err(classify(name, dest, opts, &said)),
         None => Err(unreachable(
@@ -465,7 +470,8 @@ mod tests {
             accept_new: false,
             jump: Vec::new(),
             connect_timeout: Duration::from_secs(5),
-            persist: None,
+            persist: Some(Duration::from_secs(1)),
+            sudo: false,
         };
         let a = socket_path(Path::new("/d"), &dest, &opts);
         let b = socket_path(
@@ -479,5 +485,12 @@ mod tests {
         assert_ne!(a, b);
         assert_eq!(a, socket_path(Path::new("/d"), &dest, &opts));
         assert!(a.to_string_lossy().len() < 24);
+        let private = MasterOptions {
+            persist: None,
+            ..opts.clone()
+        };
+        assert!(socket_path(Path::new("/d"), &dest, &private)
+            .to_string_lossy()
+            .ends_with(&format!("-{}", std::process::id())));
     }
 }

@@ -4,7 +4,9 @@
 pub mod master;
 pub mod transport;
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::Duration;
 
 use rhai::{Array, Dynamic, Engine, Map, Module, NativeCallContext};
@@ -35,7 +37,6 @@ const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Connection options as the recipe gave them.
 struct Settings {
     master: MasterOptions,
-    sudo: bool,
     name: Option<String>,
 }
 
@@ -66,6 +67,7 @@ impl Settings {
             Some(v) if v.as_bool() == Ok(true) => Some(DEFAULT_PERSIST),
             Some(_) => Some(opts.duration("persist")?.unwrap_or(DEFAULT_PERSIST)),
         };
+        let sudo = opts.bool("sudo")?.unwrap_or(false);
         Ok(Settings {
             master: MasterOptions {
                 identity: opts.string("identity")?.map(|p| expand_home(&p)),
@@ -76,8 +78,8 @@ impl Settings {
                     .duration("connect_timeout")?
                     .unwrap_or(DEFAULT_CONNECT_TIMEOUT),
                 persist,
+                sudo,
             },
-            sudo: opts.bool("sudo")?.unwrap_or(false),
             name: opts.string("name")?,
         })
     }
@@ -104,12 +106,39 @@ fn connect(
         got: format!("{target:?} ({why})"),
     })?;
     let name = settings.name.clone().unwrap_or_else(|| target.to_string());
-    let master = master::open(ctx, &name, &dest, &settings.master)?;
-    let conn = Connection::new(master, settings.master.persist.is_some(), settings.sudo);
+    let socket = master::socket_for(&dest, &settings.master)?;
+    // Hosts of one run that reach the same destination share one connection, so that none of
+    // them closes it under the others.
+    let shared = live()
+        .lock()
+        .expect("connections lock")
+        .get(&socket)
+        .and_then(Weak::upgrade);
+    let conn = match shared {
+        Some(conn) => conn,
+        None => {
+            let master = master::open(ctx, &name, &dest, &settings.master, socket.clone())?;
+            let conn = Arc::new(Connection::new(
+                master,
+                settings.master.persist.is_some(),
+                settings.master.sudo,
+            ));
+            let mut live = live().lock().expect("connections lock");
+            live.retain(|_, c| c.strong_count() > 0);
+            live.insert(socket, Arc::downgrade(&conn));
+            conn
+        }
+    };
     Ok(Host::new(
-        Arc::new(SshTransport::new(name, Arc::new(conn))),
+        Arc::new(SshTransport::new(name, conn)),
         ctx.clone(),
     ))
+}
+
+/// This process's open connections, by control socket.
+fn live() -> &'static Mutex<HashMap<PathBuf, Weak<Connection>>> {
+    static LIVE: OnceLock<Mutex<HashMap<PathBuf, Weak<Connection>>>> = OnceLock::new();
+    LIVE.get_or_init(Mutex::default)
 }
 
 /// Connects to every destination at once; a new connection costs a key exchange, so a fleet

@@ -23,8 +23,9 @@ use crate::report::Failure;
 
 /// How long a killed remote command's process group gets between TERM and KILL.
 const KILL_GRACE: Duration = Duration::from_secs(2);
-/// How long to keep reading output after a remote command exited.
-const DRAIN_GRACE: Duration = Duration::from_secs(2);
+/// How long to keep reading output after a remote command exited: the exit status and the
+/// output travel separately (control socket and pipes), so on a busy machine output may trail.
+const DRAIN_GRACE: Duration = Duration::from_secs(5);
 /// Chunk size for uploads and downloads.
 const CHUNK: usize = 256 * 1024;
 /// Marks the stderr line of a remote command whose working directory is missing.
@@ -270,6 +271,12 @@ impl SshTransport {
         let stderr = drain(err).await;
         let code = match end {
             End::Exited(Ok(status)) => status.code(),
+            // The openssh crate reports exit code 127 as an error of its own.
+            End::Exited(Err(openssh::Error::Remote(e)))
+                if e.kind() == std::io::ErrorKind::NotFound =>
+            {
+                Some(127)
+            }
             // A signal and a lost connection look the same on a mux channel: ask the master.
             End::Exited(Err(e)) => match self.conn.session.check().await {
                 Ok(()) => None,
