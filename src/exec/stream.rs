@@ -28,3 +28,13 @@ pub async fn collect_lines<R: AsyncRead + Unpin>(
     }
     all
 }
+
+/// The output a reader task collected, waiting at most `grace` for it: a detached grandchild
+/// may keep the pipe open long after the command itself exited.
+pub async fn drain(task: tokio::task::JoinHandle<String>, grace: std::time::Duration) -> String {
+    tokio::time::timeout(grace, task)
+        .await
+        .ok()
+        .and_then(Result::ok)
+        .unwrap_or_default()
+}

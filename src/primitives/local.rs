@@ -11,7 +11,7 @@ use nix::unistd::Pid;
 use tokio::io::AsyncWriteExt;
 
 use super::host::Transport;
-use crate::exec::stream::collect_lines;
+use crate::exec::stream::{collect_lines, drain};
 use crate::exec::{Command, Ctx, Output, Printer, Stream};
 use crate::report::failure::{last_lines, STDERR_TAIL};
 use crate::report::Failure;
@@ -223,15 +223,8 @@ async fn run_command(
             }
         }
     }
-    let drain = |task: tokio::task::JoinHandle<String>| async move {
-        tokio::time::timeout(DRAIN_GRACE, task)
-            .await
-            .ok()
-            .and_then(Result::ok)
-            .unwrap_or_default()
-    };
-    let stdout = drain(out).await;
-    let stderr = drain(err).await;
+    let stdout = drain(out, DRAIN_GRACE).await;
+    let stderr = drain(err, DRAIN_GRACE).await;
     match end {
         End::Exited(code) => Ok(Output {
             code,

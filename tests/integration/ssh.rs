@@ -1250,3 +1250,60 @@ fn a_missing_remote_dir_is_not_started() {
         r.stderr
     );
 }
+
+#[test]
+fn a_jump_host_reaches_the_target_through_it() {
+    let sb = Sandbox::new();
+    let mut fleet = Fleet::start(3);
+    let recipe = format!(
+        r#"
+let h = ssh::connect("{dest}", #{{ identity: "{key}", known_hosts_file: "{kh}", jump: "{jump}" }});
+print("via=" + h.run(["sh", "-c", "echo $SSH_CLIENT"]).stdout);
+"#,
+        dest = fleet.dest(1),
+        key = fleet.key.display(),
+        kh = fleet.known_hosts.display(),
+        jump = fleet.dest(0),
+    );
+    let r = run(&sb, &fleet, &recipe).expect_code(0);
+    assert!(
+        r.stdout.contains(&format!("[{}] $ run", fleet.dest(1))),
+        "{}",
+        r.stdout
+    );
+    // The same connection through a jump host that is down fails: the jump is really taken.
+    fleet.hosts[2].stop();
+    let through_dead = recipe.replace(&fleet.dest(0), &fleet.dest(2));
+    let r = run(&sb, &fleet, &through_dead).expect_code(1);
+    assert!(r.stderr.contains("galley::ssh_unreachable"), "{}", r.stderr);
+}
+
+#[test]
+fn disconnect_closes_the_connections_runs_kept() {
+    let sb = Sandbox::new();
+    let fleet = Fleet::start(2);
+    let recipe = format!(
+        "ssh::hosts([{}, {}], {});",
+        lit(&fleet.dest(0)),
+        lit(&fleet.dest(1)),
+        opts(&fleet, "")
+    );
+    run(&sb, &fleet, &recipe).expect_code(0);
+    let control = fleet.control_dir();
+    assert_eq!(masters(&control).len(), 2, "both connections are kept");
+    let out = sb
+        .galley()
+        .env("GALLEY_CONTROL_DIR", &control)
+        .arg("disconnect")
+        .output()
+        .expect("galley runs");
+    let r = Run::from(out).expect_code(0);
+    assert!(
+        r.stdout.contains("closed 2 ssh connections"),
+        "{}",
+        r.stdout
+    );
+    wait_until("the masters to exit", Duration::from_secs(10), || {
+        masters(&control).is_empty()
+    });
+}

@@ -165,6 +165,30 @@ pub fn socket_for(dest: &Destination, opts: &MasterOptions) -> Result<PathBuf, F
     Ok(socket_path(&control_dir()?, dest, opts))
 }
 
+/// The ssh config for connections through jump hosts: the identity, known_hosts and checking
+/// mode apply to the jump hosts too, and the user's and the system's own config still follow.
+fn jump_config(opts: &MasterOptions) -> String {
+    let mut lines = vec![
+        "Host *".to_string(),
+        "  BatchMode yes".into(),
+        format!(
+            "  StrictHostKeyChecking {}",
+            if opts.accept_new { "accept-new" } else { "yes" }
+        ),
+        format!("  ConnectTimeout {}", opts.connect_timeout.as_secs().max(1)),
+    ];
+    if let Some(identity) = &opts.identity {
+        lines.push(format!("  IdentityFile \"{identity}\""));
+        lines.push("  IdentitiesOnly yes".into());
+    }
+    if let Some(file) = &opts.known_hosts_file {
+        lines.push(format!("  UserKnownHostsFile \"{file}\""));
+    }
+    lines.push("  Include ~/.ssh/config".into());
+    lines.push("  Include /etc/ssh/ssh_config".into());
+    lines.join("\n") + "\n"
+}
+
 /// The `ssh` argv that starts a master in the background once it is connected and authenticated.
 fn master_argv(dest: &Destination, opts: &MasterOptions, socket: &Path, log: &Path) -> Vec<String> {
     let persist = match opts.persist {
@@ -215,7 +239,13 @@ fn master_argv(dest: &Destination, opts: &MasterOptions, socket: &Path, log: &Pa
         argv.extend(["-o".into(), format!("UserKnownHostsFile={file}")]);
     }
     if !opts.jump.is_empty() {
-        argv.extend(["-J".into(), opts.jump.join(",")]);
+        // ssh hands `-F FILE` (and nothing else) on to the connections to the jump hosts.
+        argv.extend([
+            "-F".into(),
+            socket.with_extension("config").to_string_lossy().into(),
+            "-J".into(),
+            opts.jump.join(","),
+        ]);
     }
     // `--` so that a host name can never be taken for an option.
     argv.extend(["--".into(), dest.host.clone()]);
@@ -257,6 +287,15 @@ pub fn open(
         let _ = std::fs::remove_file(&socket);
     }
 
+    if !opts.jump.is_empty() {
+        let config = socket.with_extension("config");
+        std::fs::write(&config, jump_config(opts)).map_err(|e| Failure::Io {
+            host: "local".into(),
+            operation: "write".into(),
+            path: config.display().to_string(),
+            error: e.to_string(),
+        })?;
+    }
     let argv = master_argv(dest, opts, &socket, &log);
     let _ = std::fs::remove_file(&log);
     let limit = opts.connect_timeout + Duration::from_secs(10);

@@ -15,7 +15,7 @@ use tokio::sync::OnceCell;
 
 use super::master::Master;
 use crate::exec::action::quote;
-use crate::exec::stream::collect_lines;
+use crate::exec::stream::{collect_lines, drain};
 use crate::exec::{Command, Ctx, Output, Stream};
 use crate::primitives::host::Transport;
 use crate::report::failure::{last_lines, SshProblem, STDERR_TAIL};
@@ -260,15 +260,8 @@ impl SshTransport {
                 }
             }
         }
-        let drain = |task: tokio::task::JoinHandle<String>| async move {
-            tokio::time::timeout(DRAIN_GRACE, task)
-                .await
-                .ok()
-                .and_then(Result::ok)
-                .unwrap_or_default()
-        };
-        let stdout = drain(out).await;
-        let stderr = drain(err).await;
+        let stdout = drain(out, DRAIN_GRACE).await;
+        let stderr = drain(err, DRAIN_GRACE).await;
         let code = match end {
             End::Exited(Ok(status)) => status.code(),
             // The openssh crate reports exit code 127 as an error of its own.
