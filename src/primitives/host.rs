@@ -41,6 +41,12 @@ pub trait Transport: Send + Sync {
     fn download(&self, ctx: &Ctx, remote: &str, local: &str) -> Result<(), Failure>;
     /// A local address (`127.0.0.1:PORT`) that reaches `127.0.0.1:port` on the host.
     fn forward(&self, ctx: &Ctx, port: u16) -> Result<String, Failure>;
+    /// A local path of a Unix socket that reaches the socket `path` on the host.
+    fn forward_socket(&self, ctx: &Ctx, path: &str) -> Result<String, Failure>;
+    /// Whether this is the machine Galley runs on.
+    fn is_local(&self) -> bool {
+        false
+    }
 }
 
 /// A machine that recipes act on.
@@ -66,15 +72,20 @@ impl Host {
         &self.ctx
     }
 
-    /// Announces `action` and performs it, unless this is a dry run. A run's `Output` is returned.
-    pub fn perform(&self, action: Action) -> Result<Output, Failure> {
-        let quiet = matches!(&action, Action::Run(cmd) if cmd.quiet);
+    /// Prints `action` (as "would ..." in a dry run); true when it should be carried out.
+    pub fn announce(&self, action: &Action) -> bool {
+        let quiet = matches!(action, Action::Run(cmd) if cmd.quiet);
         if !quiet || self.ctx.dry_run {
             self.ctx
                 .printer
                 .action(self.name(), &action.to_string(), self.ctx.dry_run);
         }
-        if self.ctx.dry_run {
+        !self.ctx.dry_run
+    }
+
+    /// Announces `action` and performs it, unless this is a dry run. A run's `Output` is returned.
+    pub fn perform(&self, action: Action) -> Result<Output, Failure> {
+        if !self.announce(&action) {
             return Ok(Output::ok());
         }
         let t = &self.transport;
@@ -103,7 +114,7 @@ impl Host {
             Action::Download { remote, local } => {
                 t.download(ctx, &remote, &local).map(|_| Output::ok())
             }
-            Action::Check { .. } => Ok(Output::ok()),
+            Action::Check { .. } | Action::Docker { .. } => Ok(Output::ok()),
         }
     }
 
@@ -149,6 +160,16 @@ impl Host {
         self.transport.forward(&self.ctx, port)
     }
 
+    /// A local socket path that reaches the Unix socket `path` on the host.
+    pub fn forward_socket(&self, path: &str) -> Result<String, Failure> {
+        self.transport.forward_socket(&self.ctx, path)
+    }
+
+    /// Whether this is the machine Galley runs on.
+    pub fn is_local(&self) -> bool {
+        self.transport.is_local()
+    }
+
     /// Writes a file atomically.
     pub fn write(&self, path: &str, content: &[u8], mode: Option<u32>) -> Result<(), Failure> {
         self.perform(Action::Write {
@@ -162,7 +183,8 @@ impl Host {
 
 type RhaiResult<T> = Result<T, Box<rhai::EvalAltResult>>;
 
-fn output_map(out: &Output) -> Map {
+/// A finished command as the map recipes get back (`code`, `ok`, `stdout`, `stderr`, `duration`).
+pub fn output_map(out: &Output) -> Map {
     let mut map = Map::new();
     map.insert(
         "code".into(),

@@ -130,6 +130,14 @@ impl Transport for LocalTransport {
     fn forward(&self, _ctx: &Ctx, port: u16) -> Result<String, Failure> {
         Ok(format!("127.0.0.1:{port}"))
     }
+
+    fn forward_socket(&self, _ctx: &Ctx, path: &str) -> Result<String, Failure> {
+        Ok(path.to_string())
+    }
+
+    fn is_local(&self) -> bool {
+        true
+    }
 }
 
 impl LocalTransport {

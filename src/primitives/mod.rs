@@ -1,6 +1,7 @@
 //! The recipe API: one module per domain, each registering itself into the engine.
 
 pub mod data;
+pub mod docker;
 pub mod fanout;
 pub mod flow;
 pub mod git;
@@ -36,6 +37,7 @@ pub fn register_all(engine: &mut Engine, ctx: &Arc<Ctx>, inputs: values::RunInpu
     ssh::register(engine, ctx);
     fanout::register(engine, ctx);
     process::register(engine);
+    docker::register(engine);
     git::register(engine);
     health::register(engine, ctx);
     data::register(engine);

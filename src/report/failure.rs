@@ -97,8 +97,28 @@ pub enum Failure {
         detail: Vec<String>,
         help: String,
     },
+    /// A Docker Engine call that failed, in Docker's own words and with what to do.
+    Docker {
+        host: String,
+        problem: DockerProblem,
+        message: String,
+        detail: Vec<String>,
+        help: String,
+    },
     /// Anything else, with a hint.
     Other { message: String, help: String },
+}
+
+/// Which of the usual Docker problems it was; each has its own report code.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DockerProblem {
+    Unreachable,
+    ImageNotFound,
+    PortAllocated,
+    NameInUse,
+    Build,
+    Auth,
+    Other,
 }
 
 /// Which of the usual SSH problems it was; each has its own report code.
@@ -137,6 +157,15 @@ impl Failure {
                 SshProblem::Lost => "galley::ssh_connection_lost",
                 SshProblem::Other => "galley::ssh",
             },
+            Failure::Docker { problem, .. } => match problem {
+                DockerProblem::Unreachable => "galley::docker_unreachable",
+                DockerProblem::ImageNotFound => "galley::docker_image_not_found",
+                DockerProblem::PortAllocated => "galley::docker_port_allocated",
+                DockerProblem::NameInUse => "galley::docker_name_in_use",
+                DockerProblem::Build => "galley::docker_build",
+                DockerProblem::Auth => "galley::docker_auth",
+                DockerProblem::Other => "galley::docker",
+            },
             Failure::Other { .. } => "galley::error",
         }
     }
@@ -161,6 +190,7 @@ impl Failure {
             Failure::Service { help, .. }
             | Failure::Git { help, .. }
             | Failure::Ssh { help, .. }
+            | Failure::Docker { help, .. }
             | Failure::Other { help, .. } => help.clone(),
             Failure::MissingSecret { name, .. } => format!(
                 "export {name}=... before running, or put `{name}=...` in a file passed with --secrets FILE"
@@ -189,6 +219,7 @@ impl Failure {
             Failure::Service { log_tail, .. } => tail_block("log", log_tail),
             Failure::Git { detail, .. } => tail_block("git said", detail),
             Failure::Ssh { detail, .. } => tail_block("ssh said", detail),
+            Failure::Docker { detail, .. } => tail_block("docker said", detail),
             _ => Vec::new(),
         }
     }
@@ -295,6 +326,7 @@ impl fmt::Display for Failure {
                 error,
             } => write!(f, "{operation} {path} on {host} failed: {error}"),
             Failure::Ssh { host, message, .. } => write!(f, "ssh to {host}: {message}"),
+            Failure::Docker { host, message, .. } => write!(f, "docker on {host}: {message}"),
             Failure::Other { message, .. } => write!(f, "{message}"),
         }
     }

@@ -4,6 +4,7 @@
 mod support;
 
 mod cli;
+mod docker;
 mod dry_run;
 mod fanout;
 mod git;

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+pub mod docker;
 pub mod sshd;
 
 /// A temporary working directory in which recipes are written and `galley` is run.

@@ -40,8 +40,9 @@ pub struct Connection {
     /// Run commands and the sftp server through `sudo -n`.
     sudo: bool,
     sftp: OnceCell<Arc<Sftp>>,
-    /// Remote port -> local port of the tunnels opened in this run.
-    forwards: Mutex<HashMap<u16, u16>>,
+    /// The tunnels opened in this run: what they reach on the host -> their local end
+    /// (`127.0.0.1:PORT` or a socket path), spelled as `ssh -L` takes them.
+    forwards: Mutex<HashMap<String, String>>,
 }
 
 impl Drop for Connection {
@@ -59,17 +60,21 @@ impl Drop for Connection {
                 .stderr(std::process::Stdio::null())
                 .status();
         };
-        if self.persist {
-            let forwards = self.forwards.lock().map(|f| f.clone()).unwrap_or_default();
-            for (remote, local) in forwards {
+        let forwards = self.forwards.lock().map(|f| f.clone()).unwrap_or_default();
+        for (remote, local) in forwards {
+            if self.persist {
                 control(&[
                     "-O".into(),
                     "cancel".into(),
                     "-L".into(),
-                    format!("127.0.0.1:{local}:127.0.0.1:{remote}"),
+                    format!("{local}:{remote}"),
                 ]);
             }
-        } else {
+            if local.starts_with('/') {
+                let _ = std::fs::remove_file(&local);
+            }
+        }
+        if !self.persist {
             control(&["-O".into(), "exit".into()]);
         }
     }
@@ -546,26 +551,62 @@ impl Transport for SshTransport {
     }
 
     fn forward(&self, ctx: &Ctx, port: u16) -> Result<String, Failure> {
-        let mut forwards = self.conn.forwards.lock().expect("forwards lock");
-        if let Some(local) = forwards.get(&port) {
-            return Ok(format!("127.0.0.1:{local}"));
-        }
-        let mut last_error = String::new();
-        // The free port is found by binding 0; another program may take it before ssh does.
-        for _ in 0..3 {
-            let local = std::net::TcpListener::bind("127.0.0.1:0")
+        // The free port is found by binding 0; another program may take it before ssh does,
+        // hence a few tries.
+        self.tunnel(ctx, &format!("127.0.0.1:{port}"), 3, || {
+            std::net::TcpListener::bind("127.0.0.1:0")
                 .and_then(|l| l.local_addr())
-                .map(|a| a.port())
-                .map_err(|e| self.lost("cannot find a free local port", e))?;
+                .map(|a| format!("127.0.0.1:{}", a.port()))
+                .map_err(|e| self.lost("cannot find a free local port", e))
+        })
+    }
+
+    fn forward_socket(&self, ctx: &Ctx, path: &str) -> Result<String, Failure> {
+        let local = format!(
+            "{}.{}-{}.sock",
+            self.conn.socket.display(),
+            std::process::id(),
+            self.conn.forwards.lock().expect("forwards lock").len()
+        );
+        self.tunnel(ctx, path, 1, || {
+            let _ = std::fs::remove_file(&local);
+            Ok(local.clone())
+        })
+    }
+}
+
+impl SshTransport {
+    /// Opens (once per run) a local forward to `remote` (`127.0.0.1:PORT` or a socket path) and
+    /// returns its local end, which `pick` chooses.
+    fn tunnel(
+        &self,
+        ctx: &Ctx,
+        remote: &str,
+        tries: usize,
+        pick: impl Fn() -> Result<String, Failure>,
+    ) -> Result<String, Failure> {
+        let mut forwards = self.conn.forwards.lock().expect("forwards lock");
+        if let Some(local) = forwards.get(remote) {
+            return Ok(local.clone());
+        }
+        let socket = |end: &str| -> Socket<'static> {
+            match end.rsplit_once(':').and_then(|(h, p)| Some((h, p.parse::<u16>().ok()?))) {
+                Some((host, port)) if !end.starts_with('/') => Socket::new(host.to_string(), port),
+                _ => Socket::from(PathBuf::from(end)),
+            }
+        };
+        let mut last_error = String::new();
+        for _ in 0..tries {
+            let local = pick()?;
             let request = self.conn.session.request_port_forward(
                 ForwardType::Local,
-                Socket::new("127.0.0.1", local),
-                Socket::new("127.0.0.1", port),
+                socket(&local),
+                socket(remote),
             );
-            match ctx.wait(&format!("opening a tunnel to port {port}"), request)? {
+            match ctx.wait(&format!("opening a tunnel to {remote}"), request)? {
                 Ok(()) => {
-                    forwards.insert(port, local);
-                    return Ok(format!("127.0.0.1:{local}"));
+                    forwards.insert(remote.to_string(), local.clone());
+                    return Ok(local);
                 }
                 Err(e) => last_error = e.to_string(),
             }
@@ -573,9 +614,11 @@ impl Transport for SshTransport {
         Err(Failure::Ssh {
             host: self.name.clone(),
             problem: SshProblem::Other,
-            message: format!("cannot open a tunnel to 127.0.0.1:{port}: {last_error}"),
+            message: format!("cannot open a tunnel to {remote}: {last_error}"),
             detail: Vec::new(),
-            help: "the host's sshd must allow it (`AllowTcpForwarding yes`)".into(),
+            help: "the host's sshd must allow it (`AllowTcpForwarding yes`, and \
+                   `AllowStreamLocalForwarding yes` for sockets)"
+                .into(),
         })
     }
 }

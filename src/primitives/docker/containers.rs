@@ -1,0 +1,452 @@
+//! Containers and networks: run, stop, rm, status, inspect, logs, exec, network.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use bollard::models::{
+    ContainerCreateBody, ExecConfig, HostConfig, HostConfigLogConfig, NetworkCreateRequest,
+    PortBinding, RestartPolicy, RestartPolicyNameEnum,
+};
+use bollard::query_parameters::{
+    CreateContainerOptions, InspectContainerOptions, InspectNetworkOptions,
+    ListContainersOptions, LogsOptions, RemoveContainerOptions, StopContainerOptions,
+};
+use futures_util::StreamExt;
+
+use super::client::{is_missing, DockerHost};
+use crate::exec::action::quote;
+use crate::exec::{Action, Output, Stream};
+use crate::report::failure::DockerProblem;
+use crate::report::Failure;
+
+/// A published port: `[ip:]host:container[/proto]`.
+#[derive(Debug, PartialEq)]
+pub struct Publish {
+    pub ip: Option<String>,
+    pub host: String,
+    pub container: String,
+}
+
+impl Publish {
+    /// Parses a port as `docker run -p` takes it.
+    pub fn parse(text: &str) -> Option<Self> {
+        let (spec, proto) = match text.split_once('/') {
+            Some((spec, proto)) => (spec, proto),
+            None => (text, "tcp"),
+        };
+        let parts: Vec<&str> = spec.rsplitn(3, ':').collect();
+        let (ip, host, container) = match parts.as_slice() {
+            [container] => (None, "", *container),
+            [container, host] => (None, *host, *container),
+            [container, host, ip] => (Some(ip.trim_matches(['[', ']']).to_string()), *host, *container),
+            _ => return None,
+        };
+        container.parse::<u16>().ok()?;
+        if !host.is_empty() {
+            host.parse::<u16>().ok()?;
+        }
+        Some(Publish {
+            ip,
+            host: host.to_string(),
+            container: format!("{container}/{proto}"),
+        })
+    }
+}
+
+/// What to run, as the recipe gave it.
+pub struct RunSpec {
+    pub name: Option<String>,
+    pub image: String,
+    pub ports: Vec<String>,
+    pub env: Vec<(String, String)>,
+    pub volumes: Vec<String>,
+    pub restart: Option<String>,
+    pub labels: HashMap<String, String>,
+    pub network: Option<String>,
+    pub log_driver: Option<String>,
+    pub command: Option<Vec<String>>,
+    /// How the env file was named, for the printed command.
+    pub env_file: Option<String>,
+}
+
+impl RunSpec {
+    /// The command line the docker CLI would take for the same container.
+    fn display(&self) -> String {
+        let mut words = vec!["run".to_string(), "-d".into()];
+        if let Some(name) = &self.name {
+            words.extend(["--name".into(), quote(name)]);
+        }
+        for port in &self.ports {
+            words.extend(["-p".into(), quote(port)]);
+        }
+        if let Some(file) = &self.env_file {
+            words.extend(["--env-file".into(), quote(file)]);
+        }
+        for (k, v) in &self.env {
+            words.extend(["-e".into(), quote(&format!("{k}={v}"))]);
+        }
+        for volume in &self.volumes {
+            words.extend(["-v".into(), quote(volume)]);
+        }
+        if let Some(restart) = &self.restart {
+            words.extend(["--restart".into(), quote(restart)]);
+        }
+        let mut labels: Vec<_> = self.labels.iter().collect();
+        labels.sort();
+        for (k, v) in labels {
+            words.extend(["--label".into(), quote(&format!("{k}={v}"))]);
+        }
+        if let Some(network) = &self.network {
+            words.extend(["--network".into(), quote(network)]);
+        }
+        if let Some(driver) = &self.log_driver {
+            words.extend(["--log-driver".into(), quote(driver)]);
+        }
+        words.push(quote(&self.image));
+        if let Some(command) = &self.command {
+            words.extend(command.iter().map(|w| quote(w)));
+        }
+        words.join(" ")
+    }
+}
+
+fn restart_policy(text: &str) -> Option<RestartPolicy> {
+    let (name, retries) = match text.split_once(':') {
+        Some((name, n)) => (name, n.parse::<i64>().ok()),
+        None => (text, None),
+    };
+    let name = match name {
+        "no" => RestartPolicyNameEnum::NO,
+        "always" => RestartPolicyNameEnum::ALWAYS,
+        "unless-stopped" => RestartPolicyNameEnum::UNLESS_STOPPED,
+        "on-failure" => RestartPolicyNameEnum::ON_FAILURE,
+        _ => return None,
+    };
+    Some(RestartPolicy {
+        name: Some(name),
+        maximum_retry_count: retries,
+    })
+}
+
+/// Creates and starts a container; returns its id.
+pub fn run(docker: &DockerHost, spec: &RunSpec) -> Result<String, Failure> {
+    let bad = |what: &str, expected: &str, got: &str| Failure::BadValue {
+        function: "run".into(),
+        what: what.into(),
+        expected: expected.into(),
+        got: format!("{got:?}"),
+    };
+    let mut exposed = Vec::new();
+    let mut bindings: HashMap<String, Option<Vec<PortBinding>>> = HashMap::new();
+    let mut host_ports = Vec::new();
+    for port in &spec.ports {
+        let publish = Publish::parse(port).ok_or_else(|| {
+            bad(
+                "a port",
+                "\"HOST:CONTAINER\", \"IP:HOST:CONTAINER\" or \"CONTAINER\" (with /udp if needed)",
+                port,
+            )
+        })?;
+        exposed.push(publish.container.clone());
+        if !publish.host.is_empty() {
+            host_ports.push(publish.host.clone());
+        }
+        bindings
+            .entry(publish.container)
+            .or_insert_with(|| Some(Vec::new()))
+            .get_or_insert_with(Vec::new)
+            .push(PortBinding {
+                host_ip: publish.ip,
+                host_port: Some(publish.host),
+            });
+    }
+    let restart = match &spec.restart {
+        Some(text) => Some(restart_policy(text).ok_or_else(|| {
+            bad(
+                "option `restart`",
+                "\"no\", \"always\", \"unless-stopped\" or \"on-failure[:N]\"",
+                text,
+            )
+        })?),
+        None => None,
+    };
+    if !docker.host.announce(&Action::Docker {
+        what: spec.display(),
+    }) {
+        return Ok(String::new());
+    }
+    let body = ContainerCreateBody {
+        image: Some(spec.image.clone()),
+        cmd: spec.command.clone(),
+        env: Some(spec.env.iter().map(|(k, v)| format!("{k}={v}")).collect()),
+        labels: Some(spec.labels.clone()),
+        exposed_ports: Some(exposed),
+        host_config: Some(HostConfig {
+            port_bindings: Some(bindings),
+            binds: (!spec.volumes.is_empty()).then(|| spec.volumes.clone()),
+            restart_policy: restart,
+            network_mode: spec.network.clone(),
+            log_config: spec.log_driver.as_ref().map(|driver| HostConfigLogConfig {
+                typ: Some(driver.clone()),
+                config: None,
+            }),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let options = CreateContainerOptions {
+        name: spec.name.clone(),
+        ..Default::default()
+    };
+    let shown = spec.name.clone().unwrap_or_else(|| spec.image.clone());
+    let created = docker.call(
+        &format!("creating container {shown}"),
+        docker.api.create_container(Some(options), body),
+    )?;
+    let started = docker
+        .host
+        .ctx()
+        .wait("starting a container", docker.api.start_container(&created.id, None))?;
+    if let Err(e) = started {
+        let mut failure = docker.failure(&format!("starting container {shown}"), &e);
+        // A container that never started would keep the name (and block the next try).
+        let _ = docker.host.ctx().wait(
+            "removing the container that did not start",
+            docker.api.remove_container(
+                &created.id,
+                Some(RemoveContainerOptions {
+                    force: true,
+                    ..Default::default()
+                }),
+            ),
+        );
+        if let Failure::Docker {
+            problem: DockerProblem::PortAllocated,
+            message,
+            ..
+        } = &mut failure
+        {
+            let holders = port_holders(docker, &host_ports);
+            if !holders.is_empty() {
+                message.push_str(&format!("; held by {}", holders.join(", ")));
+            }
+        }
+        return Err(failure);
+    }
+    Ok(created.id)
+}
+
+/// Which running containers publish any of `ports`, as "port P (container NAME)".
+fn port_holders(docker: &DockerHost, ports: &[String]) -> Vec<String> {
+    let Ok(Ok(containers)) = docker.host.ctx().wait(
+        "listing containers",
+        docker.api.list_containers(None::<ListContainersOptions>),
+    ) else {
+        return Vec::new();
+    };
+    let mut holders = Vec::new();
+    for container in containers {
+        let name = container
+            .names
+            .and_then(|n| n.first().cloned())
+            .unwrap_or_default();
+        for port in container.ports.unwrap_or_default() {
+            let public = port.public_port.map(|p| p.to_string()).unwrap_or_default();
+            if ports.contains(&public) {
+                let holder = format!("port {public} (container {})", name.trim_start_matches('/'));
+                if !holders.contains(&holder) {
+                    holders.push(holder);
+                }
+            }
+        }
+    }
+    holders
+}
+
+/// Stops a container (TERM, then KILL after `timeout`); a missing one is not an error.
+pub fn stop(docker: &DockerHost, name: &str, timeout: Duration) -> Result<(), Failure> {
+    if !docker.host.announce(&Action::Docker {
+        what: format!("stop -t {} {}", timeout.as_secs(), quote(name)),
+    }) {
+        return Ok(());
+    }
+    let options = StopContainerOptions {
+        t: Some(timeout.as_secs() as i32),
+        ..Default::default()
+    };
+    let result = docker.host.ctx().wait(
+        "stopping a container",
+        docker.api.stop_container(name, Some(options)),
+    )?;
+    match result {
+        Err(e) if !is_missing(&e) => Err(docker.failure(&format!("stopping {name}"), &e)),
+        _ => Ok(()),
+    }
+}
+
+/// Removes a container; a missing one is not an error.
+pub fn rm(docker: &DockerHost, name: &str, force: bool) -> Result<(), Failure> {
+    let flag = if force { "-f " } else { "" };
+    if !docker.host.announce(&Action::Docker {
+        what: format!("rm {flag}{}", quote(name)),
+    }) {
+        return Ok(());
+    }
+    let options = RemoveContainerOptions {
+        force,
+        ..Default::default()
+    };
+    let result = docker.host.ctx().wait(
+        "removing a container",
+        docker.api.remove_container(name, Some(options)),
+    )?;
+    match result {
+        Err(e) if !is_missing(&e) => Err(docker.failure(&format!("removing {name}"), &e)),
+        _ => Ok(()),
+    }
+}
+
+/// The container's state: "running", "exited", "created", ... or "missing".
+pub fn status(docker: &DockerHost, name: &str) -> Result<String, Failure> {
+    let result = docker.host.ctx().wait(
+        "inspecting a container",
+        docker
+            .api
+            .inspect_container(name, None::<InspectContainerOptions>),
+    )?;
+    match result {
+        Ok(info) => Ok(info
+            .state
+            .and_then(|s| s.status)
+            .map(|s| s.to_string())
+            .unwrap_or_else(|| "unknown".into())),
+        Err(e) if is_missing(&e) => Ok("missing".into()),
+        Err(e) => Err(docker.failure(&format!("inspecting {name}"), &e)),
+    }
+}
+
+/// Docker's inspect document of the container.
+pub fn inspect(docker: &DockerHost, name: &str) -> Result<serde_json::Value, Failure> {
+    let info = docker.call(
+        &format!("inspecting {name}"),
+        docker
+            .api
+            .inspect_container(name, None::<InspectContainerOptions>),
+    )?;
+    Ok(serde_json::to_value(info).unwrap_or_default())
+}
+
+/// The last `tail` lines of the container's output (stdout and stderr).
+pub fn logs(docker: &DockerHost, name: &str, tail: Option<u64>) -> Result<String, Failure> {
+    let options = LogsOptions {
+        stdout: true,
+        stderr: true,
+        tail: tail.map(|n| n.to_string()).unwrap_or_else(|| "all".into()),
+        ..Default::default()
+    };
+    let api = docker.api.clone();
+    docker.call(&format!("reading the logs of {name}"), async move {
+        let mut stream = api.logs(name, Some(options));
+        let mut text = String::new();
+        while let Some(chunk) = stream.next().await {
+            text.push_str(&chunk?.to_string());
+        }
+        Ok(text)
+    })
+}
+
+/// Runs `argv` inside a running container, streaming its output.
+pub fn exec(docker: &DockerHost, name: &str, argv: &[String]) -> Result<Output, Failure> {
+    let shown: Vec<String> = argv.iter().map(|w| quote(w)).collect();
+    if !docker.host.announce(&Action::Docker {
+        what: format!("exec {} {}", quote(name), shown.join(" ")),
+    }) {
+        return Ok(Output::ok());
+    }
+    let started = Instant::now();
+    let config = ExecConfig {
+        cmd: Some(argv.to_vec()),
+        attach_stdout: Some(true),
+        attach_stderr: Some(true),
+        ..Default::default()
+    };
+    let api = docker.api.clone();
+    let printer = docker.host.ctx().printer.clone();
+    let host = docker.host.name().to_string();
+    docker.call(&format!("running {} in {name}", shown.join(" ")), async move {
+        let exec = api.create_exec(name, config).await?;
+        let mut out = Output::default();
+        if let bollard::exec::StartExecResults::Attached { mut output, .. } =
+            api.start_exec(&exec.id, None).await?
+        {
+            while let Some(chunk) = output.next().await {
+                let (stream, text, all) = match chunk? {
+                    bollard::container::LogOutput::StdErr { message } => {
+                        (Stream::Stderr, message, &mut out.stderr)
+                    }
+                    other => (Stream::Stdout, other.into_bytes(), &mut out.stdout),
+                };
+                let text = String::from_utf8_lossy(&text).into_owned();
+                for line in text.lines() {
+                    printer.line(&host, stream, line);
+                }
+                all.push_str(&text);
+            }
+        }
+        let inspected = api.inspect_exec(&exec.id).await?;
+        out.code = inspected.exit_code.map(|c| c as i32);
+        out.duration = started.elapsed();
+        Ok(out)
+    })
+}
+
+/// Creates the network unless it exists.
+pub fn network(docker: &DockerHost, name: &str) -> Result<(), Failure> {
+    let found = docker.host.ctx().wait(
+        "inspecting a network",
+        docker
+            .api
+            .inspect_network(name, None::<InspectNetworkOptions>),
+    )?;
+    match found {
+        Ok(_) => return Ok(()),
+        Err(e) if !is_missing(&e) => {
+            return Err(docker.failure(&format!("inspecting network {name}"), &e))
+        }
+        Err(_) => {}
+    }
+    if !docker.host.announce(&Action::Docker {
+        what: format!("network create {}", quote(name)),
+    }) {
+        return Ok(());
+    }
+    let request = NetworkCreateRequest {
+        name: name.to_string(),
+        driver: Some("bridge".into()),
+        ..Default::default()
+    };
+    docker
+        .call(
+            &format!("creating network {name}"),
+            docker.api.create_network(request),
+        )
+        .map(|_| ())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_published_ports_like_docker_run() {
+        let p = Publish::parse("127.0.0.1:8080:80").unwrap();
+        assert_eq!(
+            (p.ip.as_deref(), p.host.as_str(), p.container.as_str()),
+            (Some("127.0.0.1"), "8080", "80/tcp")
+        );
+        let p = Publish::parse("8080:80/udp").unwrap();
+        assert_eq!((p.host.as_str(), p.container.as_str()), ("8080", "80/udp"));
+        assert_eq!(Publish::parse("80").unwrap().host, "");
+        assert!(Publish::parse("web:80").is_none());
+    }
+}

@@ -1,0 +1,243 @@
+//! Images: tag, pull and push (with progress), list, and prune all but the newest.
+
+use std::collections::HashMap;
+
+use bollard::auth::DockerCredentials;
+use bollard::query_parameters::{
+    CreateImageOptions, ListImagesOptions, PushImageOptions, RemoveImageOptions, TagImageOptions,
+};
+use futures_util::StreamExt;
+use rhai::{Array, Dynamic, Map};
+
+use super::client::DockerHost;
+use crate::exec::{Action, Stream};
+use crate::report::Failure;
+
+/// `repo:tag` split at the tag's colon (not a registry port's); no tag means `latest`.
+pub fn split_reference(reference: &str) -> (String, String) {
+    let name_start = reference.rfind('/').map(|i| i + 1).unwrap_or(0);
+    match reference[name_start..].rfind(':') {
+        Some(i) => (
+            reference[..name_start + i].to_string(),
+            reference[name_start + i + 1..].to_string(),
+        ),
+        None => (reference.to_string(), "latest".to_string()),
+    }
+}
+
+/// Gives `source` (an id or a reference) the name `target`.
+pub fn tag(docker: &DockerHost, source: &str, target: &str) -> Result<(), Failure> {
+    if !docker.host.announce(&Action::Docker {
+        what: format!("tag {source} {target}"),
+    }) {
+        return Ok(());
+    }
+    let (repo, tag) = split_reference(target);
+    let options = TagImageOptions {
+        repo: Some(repo),
+        tag: Some(tag),
+    };
+    docker.call(
+        &format!("tagging {source} as {target}"),
+        docker.api.tag_image(source, Some(options)),
+    )
+}
+
+/// Prints a pull's or push's progress: one line per layer and state, not every byte count.
+struct Progress {
+    seen: std::collections::HashSet<String>,
+}
+
+impl Progress {
+    fn show(&mut self, docker: &DockerHost, id: Option<&str>, status: Option<&str>) {
+        let Some(status) = status else { return };
+        let line = match id {
+            Some(id) => format!("{id}: {status}"),
+            None => status.to_string(),
+        };
+        if self.seen.insert(line.clone()) {
+            docker
+                .host
+                .ctx()
+                .printer
+                .line(docker.host.name(), Stream::Stdout, &line);
+        }
+    }
+}
+
+fn credentials(auth: Option<Map>) -> Option<DockerCredentials> {
+    auth.map(|auth| {
+        let get = |k: &str| {
+            auth.get(k)
+                .map(|v| v.to_string())
+                .filter(|v| !v.is_empty())
+        };
+        DockerCredentials {
+            username: get("username"),
+            password: get("password"),
+            serveraddress: get("server"),
+            ..Default::default()
+        }
+    })
+}
+
+/// Pulls `reference` from its registry.
+pub fn pull(docker: &DockerHost, reference: &str, auth: Option<Map>) -> Result<(), Failure> {
+    if !docker.host.announce(&Action::Docker {
+        what: format!("pull {reference}"),
+    }) {
+        return Ok(());
+    }
+    let (repo, tag) = split_reference(reference);
+    let options = CreateImageOptions {
+        from_image: Some(repo),
+        tag: Some(tag),
+        ..Default::default()
+    };
+    let api = docker.api.clone();
+    let mut progress = Progress {
+        seen: Default::default(),
+    };
+    docker.call(&format!("pulling {reference}"), async {
+        let mut stream = api.create_image(Some(options), None, credentials(auth));
+        while let Some(info) = stream.next().await {
+            let info = info?;
+            progress.show(docker, info.id.as_deref(), info.status.as_deref());
+        }
+        Ok(())
+    })
+}
+
+/// Pushes `reference` to its registry.
+pub fn push(docker: &DockerHost, reference: &str, auth: Option<Map>) -> Result<(), Failure> {
+    if !docker.host.announce(&Action::Docker {
+        what: format!("push {reference}"),
+    }) {
+        return Ok(());
+    }
+    let (repo, tag) = split_reference(reference);
+    let options = PushImageOptions {
+        tag: Some(tag),
+        ..Default::default()
+    };
+    let api = docker.api.clone();
+    let mut progress = Progress {
+        seen: Default::default(),
+    };
+    docker.call(&format!("pushing {reference}"), async {
+        let mut stream = api.push_image(&repo, Some(options), credentials(auth));
+        while let Some(info) = stream.next().await {
+            let info = info?;
+            if let Some(error) = info.error_detail.and_then(|d| d.message) {
+                return Err(bollard::errors::Error::DockerStreamError { error });
+            }
+            progress.show(docker, None, info.status.as_deref());
+        }
+        Ok(())
+    })
+}
+
+/// One image as recipes see it.
+pub struct ImageRow {
+    pub id: String,
+    pub tags: Vec<String>,
+    pub created: i64,
+}
+
+/// The images whose name matches `reference` (all when empty), newest first.
+pub fn list(docker: &DockerHost, reference: Option<&str>) -> Result<Vec<ImageRow>, Failure> {
+    let filters = reference.map(|r| HashMap::from([("reference".to_string(), vec![r.to_string()])]));
+    let options = ListImagesOptions {
+        filters,
+        ..Default::default()
+    };
+    let mut rows: Vec<ImageRow> = docker
+        .call("listing images", docker.api.list_images(Some(options)))?
+        .into_iter()
+        .map(|i| ImageRow {
+            id: i.id,
+            tags: i
+                .repo_tags
+                .into_iter()
+                .filter(|t| t != "<none>:<none>")
+                .collect(),
+            created: i.created,
+        })
+        .collect();
+    rows.sort_by(|a, b| b.created.cmp(&a.created).then(b.id.cmp(&a.id)));
+    Ok(rows)
+}
+
+/// `images` as a Rhai array of maps.
+pub fn to_array(rows: Vec<ImageRow>) -> Array {
+    rows.into_iter()
+        .map(|row| {
+            let mut map = Map::new();
+            map.insert("id".into(), row.id.into());
+            map.insert(
+                "tags".into(),
+                Dynamic::from_array(row.tags.into_iter().map(Dynamic::from).collect()),
+            );
+            map.insert("created".into(), Dynamic::from(row.created));
+            Dynamic::from_map(map)
+        })
+        .collect()
+}
+
+/// Removes all but the `keep` newest images matching `reference`; returns what it removed.
+/// An image that a container still uses is kept, with a warning.
+pub fn prune(docker: &DockerHost, reference: &str, keep: usize) -> Result<Vec<String>, Failure> {
+    let rows = list(docker, Some(reference))?;
+    let mut removed = Vec::new();
+    for row in rows.into_iter().skip(keep) {
+        // Removing each name removes the image with its last one; by id it would refuse.
+        let names = if row.tags.is_empty() {
+            vec![row.id.clone()]
+        } else {
+            row.tags.clone()
+        };
+        for name in names {
+            if !docker.host.announce(&Action::Docker {
+                what: format!("rmi {name}"),
+            }) {
+                removed.push(name);
+                continue;
+            }
+            let api = docker.api.clone();
+            let result = docker.host.ctx().wait(
+                "removing an image",
+                api.remove_image(&name, None::<RemoveImageOptions>, None),
+            )?;
+            match result {
+                Ok(_) => removed.push(name),
+                Err(e) if super::client::is_missing(&e) => {}
+                Err(e) => docker
+                    .host
+                    .ctx()
+                    .printer
+                    .warn(&format!("kept {name}: {}", docker.failure("removing it", &e))),
+            }
+        }
+    }
+    Ok(removed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn references_split_at_the_tag_not_the_registry_port() {
+        let split = |r: &str| split_reference(r);
+        assert_eq!(split("app:1.2"), ("app".into(), "1.2".into()));
+        assert_eq!(split("app"), ("app".into(), "latest".into()));
+        assert_eq!(
+            split("127.0.0.1:5000/team/app:abc"),
+            ("127.0.0.1:5000/team/app".into(), "abc".into())
+        );
+        assert_eq!(
+            split("127.0.0.1:5000/app"),
+            ("127.0.0.1:5000/app".into(), "latest".into())
+        );
+    }
+}
