@@ -137,6 +137,9 @@ pub fn build(docker: &DockerHost, spec: &BuildSpec) -> Result<String, Failure> {
         while let Some(item) = stream.next().await {
             let info = match item {
                 Ok(info) => info,
+                Err(bollard::errors::Error::DockerStreamError { error }) => {
+                    return Err((error, step, step_output))
+                }
                 Err(e) => return Err((e.to_string(), step, step_output)),
             };
             if let Some(text) = &info.stream {
@@ -145,7 +148,9 @@ pub fn build(docker: &DockerHost, spec: &BuildSpec) -> Result<String, Failure> {
                     if line.starts_with("Step ") {
                         step = line.to_string();
                         step_output.clear();
-                    } else {
+                    } else if !line.contains("intermediate container")
+                        && !line.trim_start().starts_with("---> Running in")
+                    {
                         step_output.push(line.to_string());
                     }
                 }
