@@ -118,6 +118,9 @@ struct RunArgs {
     /// How many hosts `parallel` and `rolling` work on at once.
     #[arg(long, value_name = "N", default_value_t = 16, value_parser = clap::value_parser!(u64).range(1..=1024))]
     max_parallel: u64,
+    /// Take deploy locks even if another deploy holds them (after a crash left one behind).
+    #[arg(long)]
+    force_unlock: bool,
     #[command(flatten)]
     output: OutputArgs,
 }
@@ -133,6 +136,7 @@ fn inspecting(mode: OutputMode) -> (std::sync::Arc<crate::exec::Ctx>, tokio::run
         dry_run: true,
         cancel: tokio_util::sync::CancellationToken::new(),
         max_parallel: 1,
+        run: crate::exec::RunInfo::default(),
         runtime: runtime.handle().clone(),
     });
     (ctx, runtime)

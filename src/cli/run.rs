@@ -49,6 +49,20 @@ pub fn run(args: RunArgs) -> i32 {
         dry_run: args.dry_run,
         cancel: cancel.clone(),
         max_parallel: args.max_parallel as usize,
+        run: crate::exec::RunInfo {
+            recipe: std::path::absolute(&args.file)
+                .unwrap_or_else(|_| args.file.clone())
+                .to_string_lossy()
+                .into_owned(),
+            task: args.task.clone().unwrap_or_default(),
+            params: args
+                .set
+                .iter()
+                .filter_map(|p| p.split_once('='))
+                .map(|(k, v)| (k.trim().to_string(), v.to_string()))
+                .collect(),
+            force_unlock: args.force_unlock,
+        },
         runtime: runtime.handle().clone(),
     });
     // The handler is installed now, before the recipe starts, so no Ctrl-C can slip past it.

@@ -27,11 +27,39 @@ pub struct Ctx {
     pub cancel: CancellationToken,
     /// How many hosts `parallel` and `rolling` work on at once.
     pub max_parallel: usize,
+    /// What this run is: recipe, task, params (for the deploy journal and locks).
+    pub run: RunInfo,
     /// The runtime whose clients (process, http) the primitives drive.
     pub runtime: tokio::runtime::Handle,
 }
 
+/// What the command line asked for, as the deploy journal records it.
+#[derive(Clone, Debug, Default)]
+pub struct RunInfo {
+    /// The recipe file, absolute.
+    pub recipe: String,
+    /// The task named on the command line ("" for none).
+    pub task: String,
+    /// The `--set` values.
+    pub params: Vec<(String, String)>,
+    /// `--force-unlock`: take deploy locks even when another deploy holds them.
+    pub force_unlock: bool,
+}
+
 impl Ctx {
+    /// A copy of this context that no Ctrl-C stops: for releasing locks and writing the journal
+    /// after a run was interrupted.
+    pub fn uncancelled(&self) -> Ctx {
+        Ctx {
+            printer: self.printer.clone(),
+            dry_run: self.dry_run,
+            cancel: CancellationToken::new(),
+            max_parallel: self.max_parallel,
+            run: self.run.clone(),
+            runtime: self.runtime.clone(),
+        }
+    }
+
     /// Runs `fut` to completion on the runtime, or fails with `Interrupted` when the run is cancelled.
     pub fn wait<F: Future>(&self, what: &str, fut: F) -> Result<F::Output, Failure> {
         // Futures such as timers must be created inside the runtime's context.

@@ -34,7 +34,7 @@ fn label(item: &Dynamic) -> String {
 }
 
 /// The one-line reason of a failure, for the summary table.
-fn reason(err: &EvalAltResult) -> String {
+pub fn reason(err: &EvalAltResult) -> String {
     let mut current = err;
     while let EvalAltResult::ErrorInFunctionCall(_, _, inner, _) = current {
         current = inner;

@@ -47,6 +47,8 @@ pub trait Transport: Send + Sync {
     fn is_local(&self) -> bool {
         false
     }
+    /// Creates `path` with `content` unless it exists (atomically: O_EXCL); false if it existed.
+    fn create_new(&self, ctx: &Ctx, path: &str, content: &[u8]) -> Result<bool, Failure>;
 }
 
 /// A machine that recipes act on.
@@ -70,6 +72,19 @@ impl Host {
     /// The run's context.
     pub fn ctx(&self) -> &Ctx {
         &self.ctx
+    }
+
+    /// The same host in a context that Ctrl-C does not stop, for cleanup after an interrupt.
+    pub fn uncancelled(&self) -> Host {
+        Host {
+            transport: self.transport.clone(),
+            ctx: Arc::new(self.ctx.uncancelled()),
+        }
+    }
+
+    /// Creates a file unless it exists, atomically; false when it existed.
+    pub fn create_new(&self, path: &str, content: &[u8]) -> Result<bool, Failure> {
+        self.transport.create_new(&self.ctx, path, content)
     }
 
     /// Prints `action` (as "would ..." in a dry run); true when it should be carried out.

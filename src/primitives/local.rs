@@ -138,6 +138,25 @@ impl Transport for LocalTransport {
     fn is_local(&self) -> bool {
         true
     }
+
+    fn create_new(&self, _ctx: &Ctx, path: &str, content: &[u8]) -> Result<bool, Failure> {
+        let err = |e| Self::io_error("create", path, e);
+        if let Some(parent) = Path::new(path).parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent).map_err(err)?;
+        }
+        let mut file = match std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(path)
+        {
+            Ok(file) => file,
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => return Ok(false),
+            Err(e) => return Err(err(e)),
+        };
+        file.write_all(content).map_err(err)?;
+        file.sync_all().map_err(err)?;
+        Ok(true)
+    }
 }
 
 impl LocalTransport {

@@ -1,6 +1,7 @@
 //! The recipe API: one module per domain, each registering itself into the engine.
 
 pub mod data;
+pub mod deploy;
 pub mod docker;
 pub mod fanout;
 pub mod flow;
@@ -8,6 +9,7 @@ pub mod git;
 pub mod health;
 pub mod host;
 pub mod local;
+pub mod nginx;
 pub mod options;
 pub mod process;
 pub mod ssh;
@@ -38,6 +40,8 @@ pub fn register_all(engine: &mut Engine, ctx: &Arc<Ctx>, inputs: values::RunInpu
     fanout::register(engine, ctx);
     process::register(engine);
     docker::register(engine);
+    nginx::register(engine);
+    deploy::register(engine, ctx);
     git::register(engine);
     health::register(engine, ctx);
     data::register(engine);

@@ -105,6 +105,26 @@ pub enum Failure {
         detail: Vec<String>,
         help: String,
     },
+    /// nginx refused a configuration or a reload, in its own words.
+    Nginx {
+        host: String,
+        problem: String,
+        detail: Vec<String>,
+        help: String,
+    },
+    /// Another deploy holds the lock for this app on this host.
+    Locked {
+        host: String,
+        app: String,
+        holder: String,
+        stale: bool,
+    },
+    /// The new version failed after the switch, and the old one was put back.
+    RolledBack {
+        app: String,
+        cause: String,
+        detail: Vec<String>,
+    },
     /// Anything else, with a hint.
     Other { message: String, help: String },
 }
@@ -166,6 +186,9 @@ impl Failure {
                 DockerProblem::Auth => "galley::docker_auth",
                 DockerProblem::Other => "galley::docker",
             },
+            Failure::Nginx { .. } => "galley::nginx",
+            Failure::Locked { .. } => "galley::locked",
+            Failure::RolledBack { .. } => "galley::rolled_back",
             Failure::Other { .. } => "galley::error",
         }
     }
@@ -191,6 +214,7 @@ impl Failure {
             | Failure::Git { help, .. }
             | Failure::Ssh { help, .. }
             | Failure::Docker { help, .. }
+            | Failure::Nginx { help, .. }
             | Failure::Other { help, .. } => help.clone(),
             Failure::MissingSecret { name, .. } => format!(
                 "export {name}=... before running, or put `{name}=...` in a file passed with --secrets FILE"
@@ -207,6 +231,14 @@ impl Failure {
             }
             Failure::BadValue { expected, .. } => format!("pass {expected}"),
             Failure::Io { .. } => "check the path and its permissions on that host".into(),
+            Failure::Locked { app, stale, .. } => {
+                if *stale {
+                    format!("the deploy that took it is gone (killed?): clear the lock with `galley unlock {app}` and run again")
+                } else {
+                    format!("wait for that deploy to finish; if it is gone, `galley unlock {app}` clears the lock")
+                }
+            }
+            Failure::RolledBack { .. } => "the old version is serving again; fix the new version (its failure is above) and deploy again".into(),
         }
     }
 
@@ -220,6 +252,8 @@ impl Failure {
             Failure::Git { detail, .. } => tail_block("git said", detail),
             Failure::Ssh { detail, .. } => tail_block("ssh said", detail),
             Failure::Docker { detail, .. } => tail_block("docker said", detail),
+            Failure::Nginx { detail, .. } => tail_block("nginx said", detail),
+            Failure::RolledBack { detail, .. } => detail.clone(),
             _ => Vec::new(),
         }
     }
@@ -327,6 +361,17 @@ impl fmt::Display for Failure {
             } => write!(f, "{operation} {path} on {host} failed: {error}"),
             Failure::Ssh { host, message, .. } => write!(f, "ssh to {host}: {message}"),
             Failure::Docker { host, message, .. } => write!(f, "docker on {host}: {message}"),
+            Failure::Nginx { host, problem, .. } => write!(f, "nginx on {host}: {problem}"),
+            Failure::Locked {
+                host, app, holder, stale,
+            } => write!(
+                f,
+                "{app} on {host} is locked by {}another deploy: {holder}",
+                if *stale { "a stale lock of " } else { "" }
+            ),
+            Failure::RolledBack { app, cause, .. } => {
+                write!(f, "the new version of {app} failed after the switch and was rolled back: {cause}")
+            }
             Failure::Other { message, .. } => write!(f, "{message}"),
         }
     }

@@ -101,7 +101,8 @@ fn values_of(stdout: &str, key: &str) -> Vec<String> {
 }
 
 /// Asserts that galley failed with exit code 1 and the report `code`, and returns the report with
-/// its wrapped lines joined.
+/// its wrapped lines joined and every space removed: reports wrap at 100 columns, also inside
+/// names at their dashes, so needles (which hold no spaces) are matched against this.
 #[track_caller]
 fn failed_with(run: Run, code: &str) -> String {
     let run = run.expect_code(1);
@@ -111,7 +112,7 @@ fn failed_with(run: Run, code: &str) -> String {
         run.stdout,
         run.stderr
     );
-    flat(&run.stderr)
+    flat(&run.stderr).split_whitespace().collect()
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -561,6 +561,40 @@ impl Transport for SshTransport {
         })
     }
 
+    fn create_new(&self, ctx: &Ctx, path: &str, content: &[u8]) -> Result<bool, Failure> {
+        if let Some((parent, _)) = path.rsplit_once('/').filter(|(p, _)| !p.is_empty()) {
+            self.mkdir(ctx, parent)?;
+        }
+        self.with_sftp(ctx, &format!("creating {path}"), |sftp| async move {
+            let opened = sftp
+                .options()
+                .write(true)
+                .create_new(true)
+                .open(path)
+                .await;
+            let mut file = match opened {
+                Ok(file) => file,
+                // sftp v3 has no "exists" code: tell a clash from a real failure by looking.
+                Err(e) => {
+                    return match sftp.fs().symlink_metadata(path).await {
+                        Ok(_) => Ok(false),
+                        Err(_) => Err(self.io_error("create", path, e)),
+                    }
+                }
+            };
+            let written = async {
+                file.write_all(content).await?;
+                if sftp.support_fsync() {
+                    file.sync_all().await?;
+                }
+                file.close().await
+            }
+            .await;
+            written.map_err(|e| self.io_error("create", path, e))?;
+            Ok(true)
+        })
+    }
+
     fn forward_socket(&self, ctx: &Ctx, path: &str) -> Result<String, Failure> {
         let local = format!(
             "{}.{}-{}.sock",

@@ -1,0 +1,171 @@
+//! `deploy::run`: what every strategy wraps its work in — the deploy lock on each host, the
+//! timing, and one journal record whatever happens (success, failure, rollback, Ctrl-C).
+
+pub mod journal;
+pub mod lock;
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use rhai::{Dynamic, Engine, EvalAltResult, FnPtr, Map, Module, NativeCallContext};
+
+use super::host::Host;
+use super::options::Opts;
+use crate::exec::Ctx;
+use crate::report::Failure;
+
+type RhaiResult<T> = Result<T, Box<EvalAltResult>>;
+
+/// The innermost failure of an error, if a primitive threw it.
+fn failure_of(err: &EvalAltResult) -> Option<Failure> {
+    let mut current = err;
+    while let EvalAltResult::ErrorInFunctionCall(_, _, inner, _) = current {
+        current = inner;
+    }
+    match current {
+        EvalAltResult::ErrorRuntime(value, _) => value.clone().try_cast::<Failure>(),
+        _ => None,
+    }
+}
+
+fn hosts_of(opts: &Opts) -> Result<Vec<Host>, Failure> {
+    let one = opts.get("host").map(|h| vec![h.clone()]);
+    let many = opts
+        .get("hosts")
+        .and_then(|h| h.clone().try_cast::<rhai::Array>());
+    let values = one.or(many).unwrap_or_default();
+    let hosts: Option<Vec<Host>> = values.into_iter().map(|h| h.try_cast::<Host>()).collect();
+    match hosts {
+        Some(hosts) if !hosts.is_empty() => Ok(hosts),
+        _ => Err(Failure::Other {
+            message: "deploy::run needs the host (or hosts) it deploys to".into(),
+            help: "pass #{ app: \"web\", host: h, ... } or #{ hosts: [h1, h2], ... }".into(),
+        }),
+    }
+}
+
+fn run(ctx: &Ctx, call: &NativeCallContext, opts: Map, body: FnPtr) -> RhaiResult<Dynamic> {
+    let opts = Opts::new(
+        "deploy::run",
+        opts,
+        &[
+            "app", "host", "hosts", "strategy", "sha", "branch", "image", "release",
+        ],
+    )
+    .map_err(Failure::into_rhai)?;
+    let app = opts
+        .string("app")
+        .map_err(Failure::into_rhai)?
+        .ok_or_else(|| {
+            Failure::Other {
+                message: "deploy::run needs the app's name".into(),
+                help: "pass #{ app: \"web\", ... }: the lock and the journal are per app".into(),
+            }
+            .into_rhai()
+        })?;
+    let hosts = hosts_of(&opts).map_err(Failure::into_rhai)?;
+    let text = |key: &str| opts.string(key).ok().flatten();
+    let mut locked: Vec<&Host> = Vec::new();
+    for host in &hosts {
+        if let Err(failure) = lock::acquire(host, &app) {
+            for held in locked {
+                let _ = lock::release(held, &app);
+            }
+            return Err(failure.into_rhai());
+        }
+        locked.push(host);
+    }
+    let started = Instant::now();
+    let result = body.call_within_context::<Dynamic>(call, ());
+    let seconds = started.elapsed().as_secs_f64();
+    for host in &hosts {
+        if let Err(failure) = lock::release(host, &app) {
+            ctx.printer.warn(&format!("could not release the lock: {failure}"));
+        }
+    }
+    let (outcome, error) = match &result {
+        Ok(_) => ("ok", None),
+        Err(err) => {
+            let failure = failure_of(err);
+            let outcome = match &failure {
+                Some(Failure::RolledBack { .. }) => "rolled_back",
+                Some(Failure::Interrupted { .. }) => "interrupted",
+                _ if ctx.cancel.is_cancelled() => "interrupted",
+                _ => "failed",
+            };
+            let text = match failure {
+                Some(f) => f.to_string(),
+                None => super::fanout::reason(err),
+            };
+            (outcome, Some(text))
+        }
+    };
+    if !ctx.dry_run {
+        let (when, id) = journal::now();
+        let record = journal::Record {
+            id,
+            who: journal::who(),
+            when,
+            recipe: ctx.run.recipe.clone(),
+            task: ctx.run.task.clone(),
+            params: ctx.run.params.clone(),
+            app: app.clone(),
+            hosts: hosts.iter().map(|h| h.name().to_string()).collect(),
+            strategy: text("strategy").unwrap_or_else(|| "custom".into()),
+            sha: text("sha"),
+            branch: text("branch"),
+            image: text("image"),
+            release: text("release"),
+            result: outcome.into(),
+            seconds,
+            error: error.map(|e| ctx.printer.masker().mask(&e)),
+            rollback_to: ctx
+                .run
+                .params
+                .iter()
+                .find(|(k, _)| k == "rollback_to")
+                .map(|(_, v)| v.clone()),
+        };
+        if let Err(e) = journal::append(&record) {
+            ctx.printer.warn(&format!(
+                "could not write the deploy journal {}: {e}",
+                journal::path().display()
+            ));
+        }
+    }
+    result
+}
+
+/// The failure a strategy throws after it put the old version back: `cause` is what went wrong.
+fn rolled_back(app: &str, cause: &Dynamic, note: &str) -> Failure {
+    let cause_text = match cause.clone().try_cast::<Failure>() {
+        Some(failure) => failure.to_string(),
+        None => cause.to_string(),
+    };
+    let detail = match cause.clone().try_cast::<Failure>() {
+        Some(failure) => failure.details(),
+        None => Vec::new(),
+    };
+    Failure::RolledBack {
+        app: app.to_string(),
+        cause: format!("{cause_text} ({note})"),
+        detail,
+    }
+}
+
+/// Registers the `deploy` module.
+pub fn register(engine: &mut Engine, ctx: &Arc<Ctx>) {
+    let mut module = Module::new();
+    let c = ctx.clone();
+    module.set_native_fn(
+        "run",
+        move |call: NativeCallContext, opts: Map, body: FnPtr| run(&c, &call, opts, body),
+    );
+    module.set_native_fn(
+        "rolled_back",
+        |app: &str, cause: Dynamic, note: &str| -> RhaiResult<Dynamic> {
+            Ok(Dynamic::from(rolled_back(app, &cause, note)))
+        },
+    );
+    engine.register_static_module("deploy", module.into());
+}

@@ -1,0 +1,286 @@
+//! nginx on a host: upstream files written atomically, checked with `nginx -t` (and put back
+//! when the check fails), then a reload that waits until the old workers have finished their
+//! requests, so that a caller can stop the old backend knowing nothing still uses it.
+
+use std::time::{Duration, Instant};
+
+use rhai::{Array, Dynamic, Engine, Map};
+
+use super::host::Host;
+use super::options::Opts;
+use crate::exec::Command;
+use crate::report::failure::{last_lines, STDERR_TAIL};
+use crate::report::Failure;
+
+/// How long a reload may take for the old workers to finish their requests.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(60);
+const POLL: Duration = Duration::from_millis(50);
+
+/// nginx on one host.
+#[derive(Clone)]
+pub struct Nginx {
+    host: Host,
+    conf_dir: String,
+    bin: String,
+    prefix: Option<String>,
+    conf: Option<String>,
+    pidfile: String,
+}
+
+/// One `server` line of an upstream.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Server {
+    pub addr: String,
+    pub weight: Option<i64>,
+    pub backup: bool,
+}
+
+impl Server {
+    fn from(value: &Dynamic) -> Option<Self> {
+        if let Ok(addr) = value.clone().into_string() {
+            return Some(Server {
+                addr,
+                weight: None,
+                backup: false,
+            });
+        }
+        let map = value.read_lock::<Map>()?;
+        Some(Server {
+            addr: map.get("server")?.clone().into_string().ok()?,
+            weight: map.get("weight").and_then(|w| w.as_int().ok()),
+            backup: map
+                .get("backup")
+                .and_then(|b| b.as_bool().ok())
+                .unwrap_or(false),
+        })
+    }
+
+    fn line(&self) -> String {
+        let mut line = format!("    server {}", self.addr);
+        if let Some(weight) = self.weight {
+            line.push_str(&format!(" weight={weight}"));
+        }
+        if self.backup {
+            line.push_str(" backup");
+        }
+        line.push(';');
+        line
+    }
+}
+
+/// The text of an upstream file.
+pub fn render(name: &str, servers: &[Server]) -> String {
+    let mut text = format!("# written by galley: the upstream `{name}`\nupstream {name} {{\n");
+    for server in servers {
+        text.push_str(&server.line());
+        text.push('\n');
+    }
+    text.push_str("}\n");
+    text
+}
+
+/// The servers of an upstream file that `render` wrote.
+pub fn parse(text: &str) -> Vec<String> {
+    text.lines()
+        .filter_map(|l| l.trim().strip_prefix("server "))
+        .filter_map(|rest| rest.trim_end_matches(';').split_whitespace().next())
+        .map(str::to_string)
+        .collect()
+}
+
+impl Nginx {
+    fn new(host: Host, opts: Map) -> Result<Self, Failure> {
+        let opts = Opts::new("nginx", opts, &["conf_dir", "bin", "prefix", "conf", "pidfile"])?;
+        let prefix = opts.string("prefix")?;
+        let pidfile = match (opts.string("pidfile")?, &prefix) {
+            (Some(pidfile), _) => pidfile,
+            (None, Some(prefix)) => format!("{}/logs/nginx.pid", prefix.trim_end_matches('/')),
+            (None, None) => "/run/nginx.pid".into(),
+        };
+        Ok(Nginx {
+            conf_dir: opts
+                .string("conf_dir")?
+                .unwrap_or_else(|| "/etc/nginx/conf.d".into()),
+            bin: opts.string("bin")?.unwrap_or_else(|| "nginx".into()),
+            conf: opts.string("conf")?,
+            prefix,
+            pidfile,
+            host,
+        })
+    }
+
+    fn file(&self, name: &str) -> String {
+        format!("{}/upstream-{name}.conf", self.conf_dir.trim_end_matches('/'))
+    }
+
+    /// `nginx [-p PREFIX] [-c CONF] ARGS...`.
+    fn command(&self, args: &[&str]) -> Command {
+        let mut argv = vec![self.bin.clone()];
+        if let Some(prefix) = &self.prefix {
+            argv.extend(["-p".into(), prefix.clone()]);
+        }
+        if let Some(conf) = &self.conf {
+            argv.extend(["-c".into(), conf.clone()]);
+        }
+        argv.extend(args.iter().map(|a| a.to_string()));
+        Command::new(argv)
+    }
+
+    /// `nginx -t`; the failure carries nginx's own words.
+    fn test(&self) -> Result<(), Failure> {
+        let out = self.host.perform(crate::exec::Action::Run(self.command(&["-t"]).quiet()))?;
+        if out.success() {
+            return Ok(());
+        }
+        Err(Failure::Nginx {
+            host: self.host.name().to_string(),
+            problem: "the configuration test failed (`nginx -t`)".into(),
+            detail: last_lines(&out.stderr, STDERR_TAIL),
+            help: "fix what nginx names above; the previous file was put back and nginx was \
+                   not reloaded, so it still serves the old configuration"
+                .into(),
+        })
+    }
+
+    /// The pids of the master's worker processes.
+    fn workers(&self) -> Vec<String> {
+        let Ok(master) = self.host.read_text(&self.pidfile) else {
+            return Vec::new();
+        };
+        let master = master.trim();
+        self.host
+            .read_text(&format!("/proc/{master}/task/{master}/children"))
+            .map(|c| c.split_whitespace().map(str::to_string).collect())
+            .unwrap_or_default()
+    }
+
+    /// `nginx -s reload`, then waits until every worker that ran before has exited: they
+    /// finish their in-flight requests first, so afterwards nothing uses the old upstream.
+    fn reload(&self) -> Result<(), Failure> {
+        let before = self.workers();
+        self.host.run_checked(self.command(&["-s", "reload"]))?;
+        if self.host.ctx().dry_run || before.is_empty() {
+            return Ok(());
+        }
+        let started = Instant::now();
+        let spinner = self
+            .host
+            .ctx()
+            .printer
+            .spinner("waiting for nginx's old workers to finish their requests");
+        loop {
+            let now = self.workers();
+            // The new workers are up and no old one is left.
+            if !now.is_empty() && now.iter().all(|w| !before.contains(w)) {
+                return Ok(());
+            }
+            if started.elapsed() > DRAIN_TIMEOUT {
+                drop(spinner);
+                return Err(Failure::Nginx {
+                    host: self.host.name().to_string(),
+                    problem: format!(
+                        "old workers still running {}s after the reload",
+                        DRAIN_TIMEOUT.as_secs()
+                    ),
+                    detail: Vec::new(),
+                    help: "a long request or a stuck connection holds them; see nginx's error \
+                           log"
+                    .into(),
+                });
+            }
+            self.host.ctx().sleep(POLL)?;
+        }
+    }
+
+    /// Writes the upstream, tests the configuration (putting the old file back if the test
+    /// fails), and reloads.
+    fn upstream(&self, name: &str, servers: &[Server]) -> Result<(), Failure> {
+        let path = self.file(name);
+        let old = if self.host.exists(&path)? {
+            Some(self.host.read_text(&path)?)
+        } else {
+            None
+        };
+        let new = render(name, servers);
+        if old.as_deref() == Some(new.as_str()) {
+            return Ok(());
+        }
+        self.host.write(&path, new.as_bytes(), None)?;
+        if let Err(failure) = self.test() {
+            match &old {
+                Some(text) => self.host.write(&path, text.as_bytes(), None)?,
+                None => {
+                    self.host.perform(crate::exec::Action::Remove { path })?;
+                }
+            }
+            return Err(failure);
+        }
+        self.reload()
+    }
+
+    fn current_upstream(&self, name: &str) -> Result<Vec<String>, Failure> {
+        let path = self.file(name);
+        if !self.host.exists(&path)? {
+            return Ok(Vec::new());
+        }
+        Ok(parse(&self.host.read_text(&path)?))
+    }
+}
+
+/// Registers `h.nginx(...)` and its methods.
+pub fn register(engine: &mut Engine) {
+    let r = Failure::into_rhai;
+    engine.register_type_with_name::<Nginx>("Nginx");
+    engine.register_fn("nginx", move |h: &mut Host| Nginx::new(h.clone(), Map::new()).map_err(r));
+    engine.register_fn("nginx", move |h: &mut Host, opts: Map| {
+        Nginx::new(h.clone(), opts).map_err(r)
+    });
+    engine.register_fn("upstream", move |n: &mut Nginx, name: &str, servers: Array| {
+        let servers = servers
+            .iter()
+            .map(|s| {
+                Server::from(s).ok_or_else(|| {
+                    super::options::bad_value(
+                        "upstream",
+                        "each server",
+                        "\"127.0.0.1:3031\" or #{ server: \"127.0.0.1:3031\", weight: 5, backup: false }",
+                        s,
+                    )
+                    .into_rhai()
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        n.upstream(name, &servers).map_err(r)
+    });
+    engine.register_fn("test", move |n: &mut Nginx| n.test().map_err(r));
+    engine.register_fn("reload", move |n: &mut Nginx| n.reload().map_err(r));
+    engine.register_fn("current_upstream", move |n: &mut Nginx, name: &str| {
+        n.current_upstream(name)
+            .map(|s| s.into_iter().map(Dynamic::from).collect::<Array>())
+            .map_err(r)
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn upstream_files_round_trip() {
+        let servers = vec![
+            Server {
+                addr: "127.0.0.1:3031".into(),
+                weight: Some(9),
+                backup: false,
+            },
+            Server {
+                addr: "127.0.0.1:3032".into(),
+                weight: None,
+                backup: true,
+            },
+        ];
+        let text = render("app", &servers);
+        assert!(text.contains("upstream app {\n    server 127.0.0.1:3031 weight=9;\n"));
+        assert_eq!(parse(&text), ["127.0.0.1:3031", "127.0.0.1:3032"]);
+    }
+}
