@@ -4,6 +4,7 @@
 mod check;
 mod disconnect;
 mod docs;
+mod history;
 mod list;
 mod run;
 
@@ -88,6 +89,43 @@ its `///` doc comment is shown beside it. Run one with `galley run FILE TASK`."
         after_help = "Galley keeps each host's SSH master connection open for a while after a run (`persist`, 5 minutes by default) so that the next run does not pay for a new handshake. This closes them now, for example after changing a host's keys. They live in GALLEY_CONTROL_DIR, $XDG_RUNTIME_DIR/galley or /tmp/galley-UID."
     )]
     Disconnect,
+    /// Show the deploy journal: who deployed what, where, when, and how it ended.
+    #[command(
+        after_help = "Examples:\n  galley history\n  galley history web --limit 5\n  \
+galley history web --json | jq .\n\nThe journal is $GALLEY_STATE_DIR/journal.jsonl (default \
+~/.local/state/galley/journal.jsonl), one JSON object per deploy."
+    )]
+    History {
+        /// Only this app.
+        app: Option<String>,
+        /// Show at most N deploys (the newest).
+        #[arg(long, default_value_t = 20)]
+        limit: usize,
+        /// One JSON object per line instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Redeploy the previous good version of an app (or the one with --to ID).
+    #[command(
+        after_help = "Runs the recipe and task of that deploy again with the same --set \
+values, pinned to its version: --set sha=..., image=... or release=... (whichever it recorded) \
+and rollback_to=ID. Recipes deploy `params.sha` (or image, release) when it is given. The \
+rollback is journaled like any deploy."
+    )]
+    Rollback {
+        /// The app to roll back.
+        app: String,
+        /// The journal id of the deploy to go back to (see `galley history`).
+        #[arg(long, value_name = "ID")]
+        to: Option<String>,
+        #[command(flatten)]
+        output: OutputArgs,
+    },
+    /// Remove a deploy lock that a killed deploy left on this machine.
+    Unlock {
+        /// The app whose lock to remove.
+        app: String,
+    },
 }
 
 #[derive(Args)]
@@ -171,5 +209,10 @@ pub fn main() -> i32 {
         Commands::List { file, output } => list::list(&file, output.output),
         Commands::Docs { filter } => docs::docs(filter.as_deref()),
         Commands::Disconnect => disconnect::disconnect(),
+        Commands::History { app, limit, json } => history::history(app.as_deref(), limit, json),
+        Commands::Rollback { app, to, output } => {
+            history::rollback(&app, to.as_deref(), output.output)
+        }
+        Commands::Unlock { app } => history::unlock(&app),
     }
 }

@@ -42,6 +42,8 @@ impl Galley {
         let mut engine = Engine::new();
         engine.set_max_operations(max_operations);
         engine.set_max_expr_depths(128, 64);
+        // Rhai's default is 8 in debug builds; strategies nest closures deeper than that.
+        engine.set_max_call_levels(128);
         engine.set_module_resolver(resolver::Resolver::new(sources.clone(), evaluate_imports));
         let cancel = ctx.cancel.clone();
         engine.on_progress(move |_| cancel.is_cancelled().then(|| "interrupted".into()));

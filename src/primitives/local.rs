@@ -141,7 +141,10 @@ impl Transport for LocalTransport {
 
     fn create_new(&self, _ctx: &Ctx, path: &str, content: &[u8]) -> Result<bool, Failure> {
         let err = |e| Self::io_error("create", path, e);
-        if let Some(parent) = Path::new(path).parent().filter(|p| !p.as_os_str().is_empty()) {
+        if let Some(parent) = Path::new(path)
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+        {
             std::fs::create_dir_all(parent).map_err(err)?;
         }
         let mut file = match std::fs::OpenOptions::new()

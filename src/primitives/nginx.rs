@@ -90,7 +90,11 @@ pub fn parse(text: &str) -> Vec<String> {
 
 impl Nginx {
     fn new(host: Host, opts: Map) -> Result<Self, Failure> {
-        let opts = Opts::new("nginx", opts, &["conf_dir", "bin", "prefix", "conf", "pidfile"])?;
+        let opts = Opts::new(
+            "nginx",
+            opts,
+            &["conf_dir", "bin", "prefix", "conf", "pidfile"],
+        )?;
         let prefix = opts.string("prefix")?;
         let pidfile = match (opts.string("pidfile")?, &prefix) {
             (Some(pidfile), _) => pidfile,
@@ -110,7 +114,10 @@ impl Nginx {
     }
 
     fn file(&self, name: &str) -> String {
-        format!("{}/upstream-{name}.conf", self.conf_dir.trim_end_matches('/'))
+        format!(
+            "{}/upstream-{name}.conf",
+            self.conf_dir.trim_end_matches('/')
+        )
     }
 
     /// `nginx [-p PREFIX] [-c CONF] ARGS...`.
@@ -128,7 +135,9 @@ impl Nginx {
 
     /// `nginx -t`; the failure carries nginx's own words.
     fn test(&self) -> Result<(), Failure> {
-        let out = self.host.perform(crate::exec::Action::Run(self.command(&["-t"]).quiet()))?;
+        let out = self
+            .host
+            .perform(crate::exec::Action::Run(self.command(&["-t"]).quiet()))?;
         if out.success() {
             return Ok(());
         }
@@ -231,7 +240,9 @@ impl Nginx {
 pub fn register(engine: &mut Engine) {
     let r = Failure::into_rhai;
     engine.register_type_with_name::<Nginx>("Nginx");
-    engine.register_fn("nginx", move |h: &mut Host| Nginx::new(h.clone(), Map::new()).map_err(r));
+    engine.register_fn("nginx", move |h: &mut Host| {
+        Nginx::new(h.clone(), Map::new()).map_err(r)
+    });
     engine.register_fn("nginx", move |h: &mut Host, opts: Map| {
         Nginx::new(h.clone(), opts).map_err(r)
     });

@@ -359,6 +359,7 @@ pub fn register(engine: &mut Engine) {
     });
     engine.register_get("pidfile", |s: &mut Service| s.pidfile.clone());
     engine.register_get("host", |s: &mut Service| s.host.clone());
+    engine.register_get("name", |s: &mut Service| s.name.clone());
     engine.register_get("log", |s: &mut Service| s.log.clone());
     engine.register_fn("logs", move |s: &mut Service| {
         s.log_tail(50).map(|l| l.join("\n")).map_err(r)

@@ -363,14 +363,20 @@ impl fmt::Display for Failure {
             Failure::Docker { host, message, .. } => write!(f, "docker on {host}: {message}"),
             Failure::Nginx { host, problem, .. } => write!(f, "nginx on {host}: {problem}"),
             Failure::Locked {
-                host, app, holder, stale,
+                host,
+                app,
+                holder,
+                stale,
             } => write!(
                 f,
                 "{app} on {host} is locked by {}another deploy: {holder}",
                 if *stale { "a stale lock of " } else { "" }
             ),
             Failure::RolledBack { app, cause, .. } => {
-                write!(f, "the new version of {app} failed after the switch and was rolled back: {cause}")
+                write!(
+                    f,
+                    "the new version of {app} failed after the switch and was rolled back: {cause}"
+                )
             }
             Failure::Other { message, .. } => write!(f, "{message}"),
         }

@@ -476,6 +476,38 @@ for f in r.stdout.split("\n") {{ if f != "" {{ print("file=" + f); }} }}
 }
 
 #[test]
+fn volumes_mount_a_host_folder_and_env_file_values_arrive() {
+    if skip() {
+        return;
+    }
+    let sb = Sandbox::new();
+    let cleanup = Cleanup::new();
+    let name = cleanup.container(&unique("volume"));
+    sb.write("data/note.txt", "written on the host\n");
+    sb.write(
+        "app.env",
+        "# settings\nexport FROM_FILE=one\nQUOTED=\"two words\"\n",
+    );
+    let recipe = format!(
+        r#"let d = local().docker();
+d.run(#{{ name: {name}, image: {base}, volumes: [{volume}], env_file: "app.env", command: ["sleep", "600"] }});
+let r = d.exec({name}, ["sh", "-c", "cat /data/note.txt; echo \"$FROM_FILE/$QUOTED\" > /data/back.txt"]);
+for l in r.stdout.split("\n") {{ if l != "" {{ print("out=" + l); }} }}
+"#,
+        name = lit(&name),
+        base = lit(base_image()),
+        volume = lit(&format!("{}:/data", sb.join("data"))),
+    );
+    let run = sb.run_recipe(&recipe, &[]).expect_code(0);
+    assert_eq!(values_of(&run.stdout, "out"), vec!["written on the host"]);
+    // (Printed, the env_file's values would show as ***: they are masked like secrets.)
+    assert_eq!(
+        std::fs::read_to_string(sb.path().join("data/back.txt")).unwrap(),
+        "one/two words\n"
+    );
+}
+
+#[test]
 fn build_args_and_target_pick_the_stage_and_values() {
     if skip() {
         return;
@@ -587,7 +619,7 @@ fn a_failing_build_step_is_reported_with_its_output_and_the_recipe_line() {
     let report = failed_with(run, "galley::docker_build");
     assert!(!stdout.contains("not reached"));
     assert!(
-        report.contains("false"),
+        report.contains("RUNecho\"marker-$((6*7))\"&&false"),
         "the report shows the failing step:\n{report}"
     );
     assert!(
@@ -654,7 +686,11 @@ fn a_host_port_held_by_another_container_is_reported_with_that_container() {
     );
     assert!(report.contains(&holder), "names the holder:\n{report}");
     assert_eq!(state(&holder), "running");
-    assert_ne!(state(&name), "running");
+    assert_eq!(
+        state(&name),
+        "missing",
+        "the container that could not start is not left behind (a second run would find its name taken)"
+    );
 }
 
 #[test]
@@ -836,6 +872,108 @@ for r in d.prune_images(#{{ reference: {repo}, keep: 3 }}) {{ print("removed=" +
     assert_eq!(left, vec!["3", "4", "5"]);
     assert!(image_exists(&other), "another repository is untouched");
     assert!(image_exists(base_image()));
+}
+
+/// Loads (`docker load`) one image per `(tag, created)`, each a single small layer with a config
+/// that says it was created at `created` (RFC 3339). The bytes depend only on `created`, so the
+/// image ids are the same on every run.
+fn load_images_created_at(sb: &Sandbox, images: &[(String, String)]) {
+    let dir = sb.path().join("load");
+    std::fs::create_dir_all(dir.join("layer")).unwrap();
+    std::fs::write(dir.join("layer/hello.txt"), "hello\n").unwrap();
+    crate::support::sh(
+        &dir,
+        &[
+            "tar",
+            "--sort=name",
+            "--mtime=@0",
+            "--owner=0",
+            "--group=0",
+            "--numeric-owner",
+            "--format=ustar",
+            "-cf",
+            "layer.tar",
+            "-C",
+            "layer",
+            "hello.txt",
+        ],
+    );
+    let sum = crate::support::sh(&dir, &["sha256sum", "layer.tar"]);
+    let diff_id = sum.split_whitespace().next().unwrap();
+    let mut manifest = Vec::new();
+    let mut files = vec!["manifest.json".to_string(), "layer.tar".to_string()];
+    for (i, (tag, created)) in images.iter().enumerate() {
+        let config = format!("config{i}.json");
+        std::fs::write(
+            dir.join(&config),
+            format!(
+                "{{\"architecture\":\"amd64\",\"os\":\"linux\",\"created\":\"{created}\",\
+                 \"config\":{{\"Labels\":{{\"build\":\"{i}\"}}}},\
+                 \"rootfs\":{{\"type\":\"layers\",\"diff_ids\":[\"sha256:{diff_id}\"]}}}}"
+            ),
+        )
+        .unwrap();
+        manifest.push(format!(
+            "{{\"Config\":\"{config}\",\"RepoTags\":[\"{tag}\"],\"Layers\":[\"layer.tar\"]}}"
+        ));
+        files.push(config);
+    }
+    std::fs::write(
+        dir.join("manifest.json"),
+        format!("[{}]", manifest.join(",")),
+    )
+    .unwrap();
+    let mut args = vec!["tar", "-cf", "images.tar"];
+    args.extend(files.iter().map(String::as_str));
+    crate::support::sh(&dir, &args);
+    cli(&["load", "-i", dir.join("images.tar").to_str().unwrap()]);
+}
+
+#[test]
+fn images_created_within_one_second_are_still_ordered_newest_first() {
+    if skip() {
+        return;
+    }
+    let sb = Sandbox::new();
+    let cleanup = Cleanup::new();
+    let repo = unique("samesecond");
+    // Five images created 1 ms apart within the same second: the list API's `Created` (whole
+    // seconds) ties them, the image's own `Created` (nanoseconds) does not.
+    let images: Vec<(String, String)> = (1..=5)
+        .map(|i| {
+            (
+                cleanup.image(&format!("{repo}:{i}")),
+                format!("2030-01-02T03:04:05.{:03}000000Z", i * 100 + i),
+            )
+        })
+        .collect();
+    load_images_created_at(&sb, &images);
+    let recipe = format!(
+        r#"let d = local().docker();
+for img in d.images(#{{ reference: {repo} }}) {{ print("image=" + img.tags[0]); }}
+for r in d.prune_images(#{{ reference: {repo}, keep: 3 }}) {{ print("removed=" + r); }}
+"#,
+        repo = lit(&repo)
+    );
+    let run = sb.run_recipe(&recipe, &[]).expect_code(0);
+    let expected: Vec<String> = (1..=5).rev().map(|i| format!("{repo}:{i}")).collect();
+    let mut removed = values_of(&run.stdout, "removed");
+    removed.sort();
+    let mut left = docker::lines(&["images", &repo, "--format", "{{.Tag}}"]);
+    left.sort();
+    assert_eq!(
+        values_of(&run.stdout, "image"),
+        expected,
+        "newest first by the images' own creation times:\n{}",
+        run.stdout
+    );
+    assert_eq!(
+        removed,
+        vec![format!("{repo}:1"), format!("{repo}:2")],
+        "{}",
+        run.stdout
+    );
+    assert_eq!(left, vec!["3", "4", "5"]);
 }
 
 #[test]

@@ -57,8 +57,7 @@ pub fn acquire(host: &Host, app: &str) -> Result<(), Failure> {
     let held: Option<Holder> = serde_json::from_str(&existing).ok();
     // A holder on this machine whose process is gone was killed: its lock is stale.
     let stale = held.as_ref().is_some_and(|h| {
-        h.machine == holder.machine
-            && !std::path::Path::new(&format!("/proc/{}", h.pid)).exists()
+        h.machine == holder.machine && !std::path::Path::new(&format!("/proc/{}", h.pid)).exists()
     });
     if ctx.run.force_unlock {
         ctx.printer.warn(&format!(

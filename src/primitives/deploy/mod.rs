@@ -80,7 +80,8 @@ fn run(ctx: &Ctx, call: &NativeCallContext, opts: Map, body: FnPtr) -> RhaiResul
     let seconds = started.elapsed().as_secs_f64();
     for host in &hosts {
         if let Err(failure) = lock::release(host, &app) {
-            ctx.printer.warn(&format!("could not release the lock: {failure}"));
+            ctx.printer
+                .warn(&format!("could not release the lock: {failure}"));
         }
     }
     let (outcome, error) = match &result {

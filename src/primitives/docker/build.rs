@@ -59,7 +59,10 @@ impl Ignore {
     fn excludes(&self, relative: &Path) -> bool {
         let mut excluded = false;
         for (glob, include) in &self.rules {
-            if relative.ancestors().any(|p| !p.as_os_str().is_empty() && glob.is_match(p)) {
+            if relative
+                .ancestors()
+                .any(|p| !p.as_os_str().is_empty() && glob.is_match(p))
+            {
                 excluded = !include;
             }
         }
@@ -87,7 +90,9 @@ pub fn context_tar(context: &Path, dockerfile: &str) -> Result<Vec<u8>, String> 
             if ignore.excludes(relative) && !always.contains(&relative) {
                 continue;
             }
-            let kind = entry.file_type().map_err(|e| format!("{}: {e}", path.display()))?;
+            let kind = entry
+                .file_type()
+                .map_err(|e| format!("{}: {e}", path.display()))?;
             if kind.is_dir() {
                 tar.append_dir(relative, &path)
                     .map_err(|e| format!("{}: {e}", path.display()))?;
@@ -203,8 +208,14 @@ mod tests {
         .unwrap();
         let ignore = Ignore::load(dir.path()).unwrap();
         assert!(ignore.excludes(Path::new("a.log")));
-        assert!(!ignore.excludes(Path::new("sub/a.log")), "anchored at the root");
-        assert!(ignore.excludes(Path::new("node_modules/x/y.js")), "a folder covers its files");
+        assert!(
+            !ignore.excludes(Path::new("sub/a.log")),
+            "anchored at the root"
+        );
+        assert!(
+            ignore.excludes(Path::new("node_modules/x/y.js")),
+            "a folder covers its files"
+        );
         assert!(ignore.excludes(Path::new("deep/er/secret.txt")));
         assert!(!ignore.excludes(Path::new("keep.log")), "`!` re-includes");
         assert!(!ignore.excludes(Path::new("app.py")));

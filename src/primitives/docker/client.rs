@@ -85,7 +85,10 @@ impl DockerHost {
                 return Failure::Docker {
                     host: self.host.name().to_string(),
                     problem: DockerProblem::Unreachable,
-                    message: format!("lost the Docker Engine at {} while {what}: {other}", self.endpoint),
+                    message: format!(
+                        "lost the Docker Engine at {} while {what}: {other}",
+                        self.endpoint
+                    ),
                     detail: Vec::new(),
                     help: "check that the Docker daemon is still running on that host".into(),
                 }
@@ -108,7 +111,9 @@ impl DockerHost {
                 "stop and remove the old container first (`d.stop(name); d.rm(name)`), or pick \
                  another name",
             )
-        } else if lower.contains("port is already allocated") || lower.contains("address already in use") {
+        } else if lower.contains("port is already allocated")
+            || lower.contains("address already in use")
+        {
             (
                 DockerProblem::PortAllocated,
                 "stop the container that holds the port, or publish another host port",

@@ -8,8 +8,8 @@ use bollard::models::{
     PortBinding, RestartPolicy, RestartPolicyNameEnum,
 };
 use bollard::query_parameters::{
-    CreateContainerOptions, InspectContainerOptions, InspectNetworkOptions,
-    ListContainersOptions, LogsOptions, RemoveContainerOptions, StopContainerOptions,
+    CreateContainerOptions, InspectContainerOptions, InspectNetworkOptions, ListContainersOptions,
+    LogsOptions, RemoveContainerOptions, StopContainerOptions,
 };
 use futures_util::StreamExt;
 
@@ -38,7 +38,11 @@ impl Publish {
         let (ip, host, container) = match parts.as_slice() {
             [container] => (None, "", *container),
             [container, host] => (None, *host, *container),
-            [container, host, ip] => (Some(ip.trim_matches(['[', ']']).to_string()), *host, *container),
+            [container, host, ip] => (
+                Some(ip.trim_matches(['[', ']']).to_string()),
+                *host,
+                *container,
+            ),
             _ => return None,
         };
         container.parse::<u16>().ok()?;
@@ -203,10 +207,10 @@ pub fn run(docker: &DockerHost, spec: &RunSpec) -> Result<String, Failure> {
         &format!("creating container {shown}"),
         docker.api.create_container(Some(options), body),
     )?;
-    let started = docker
-        .host
-        .ctx()
-        .wait("starting a container", docker.api.start_container(&created.id, None))?;
+    let started = docker.host.ctx().wait(
+        "starting a container",
+        docker.api.start_container(&created.id, None),
+    )?;
     if let Err(e) = started {
         let mut failure = docker.failure(&format!("starting container {shown}"), &e);
         // A container that never started would keep the name (and block the next try).
@@ -373,31 +377,34 @@ pub fn exec(docker: &DockerHost, name: &str, argv: &[String]) -> Result<Output, 
     let api = docker.api.clone();
     let printer = docker.host.ctx().printer.clone();
     let host = docker.host.name().to_string();
-    docker.call(&format!("running {} in {name}", shown.join(" ")), async move {
-        let exec = api.create_exec(name, config).await?;
-        let mut out = Output::default();
-        if let bollard::exec::StartExecResults::Attached { mut output, .. } =
-            api.start_exec(&exec.id, None).await?
-        {
-            while let Some(chunk) = output.next().await {
-                let (stream, text, all) = match chunk? {
-                    bollard::container::LogOutput::StdErr { message } => {
-                        (Stream::Stderr, message, &mut out.stderr)
+    docker.call(
+        &format!("running {} in {name}", shown.join(" ")),
+        async move {
+            let exec = api.create_exec(name, config).await?;
+            let mut out = Output::default();
+            if let bollard::exec::StartExecResults::Attached { mut output, .. } =
+                api.start_exec(&exec.id, None).await?
+            {
+                while let Some(chunk) = output.next().await {
+                    let (stream, text, all) = match chunk? {
+                        bollard::container::LogOutput::StdErr { message } => {
+                            (Stream::Stderr, message, &mut out.stderr)
+                        }
+                        other => (Stream::Stdout, other.into_bytes(), &mut out.stdout),
+                    };
+                    let text = String::from_utf8_lossy(&text).into_owned();
+                    for line in text.lines() {
+                        printer.line(&host, stream, line);
                     }
-                    other => (Stream::Stdout, other.into_bytes(), &mut out.stdout),
-                };
-                let text = String::from_utf8_lossy(&text).into_owned();
-                for line in text.lines() {
-                    printer.line(&host, stream, line);
+                    all.push_str(&text);
                 }
-                all.push_str(&text);
             }
-        }
-        let inspected = api.inspect_exec(&exec.id).await?;
-        out.code = inspected.exit_code.map(|c| c as i32);
-        out.duration = started.elapsed();
-        Ok(out)
-    })
+            let inspected = api.inspect_exec(&exec.id).await?;
+            out.code = inspected.exit_code.map(|c| c as i32);
+            out.duration = started.elapsed();
+            Ok(out)
+        },
+    )
 }
 
 /// Creates the network unless it exists.

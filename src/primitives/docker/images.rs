@@ -67,11 +67,7 @@ impl Progress {
 
 fn credentials(auth: Option<Map>) -> Option<DockerCredentials> {
     auth.map(|auth| {
-        let get = |k: &str| {
-            auth.get(k)
-                .map(|v| v.to_string())
-                .filter(|v| !v.is_empty())
-        };
+        let get = |k: &str| auth.get(k).map(|v| v.to_string()).filter(|v| !v.is_empty());
         DockerCredentials {
             username: get("username"),
             password: get("password"),
@@ -146,7 +142,8 @@ pub struct ImageRow {
 
 /// The images whose name matches `reference` (all when empty), newest first.
 pub fn list(docker: &DockerHost, reference: Option<&str>) -> Result<Vec<ImageRow>, Failure> {
-    let filters = reference.map(|r| HashMap::from([("reference".to_string(), vec![r.to_string()])]));
+    let filters =
+        reference.map(|r| HashMap::from([("reference".to_string(), vec![r.to_string()])]));
     let options = ListImagesOptions {
         filters,
         ..Default::default()
@@ -211,11 +208,10 @@ pub fn prune(docker: &DockerHost, reference: &str, keep: usize) -> Result<Vec<St
             match result {
                 Ok(_) => removed.push(name),
                 Err(e) if super::client::is_missing(&e) => {}
-                Err(e) => docker
-                    .host
-                    .ctx()
-                    .printer
-                    .warn(&format!("kept {name}: {}", docker.failure("removing it", &e))),
+                Err(e) => docker.host.ctx().printer.warn(&format!(
+                    "kept {name}: {}",
+                    docker.failure("removing it", &e)
+                )),
             }
         }
     }

@@ -18,7 +18,6 @@ use super::options::Opts;
 use crate::report::Failure;
 use client::DockerHost;
 
-
 fn map_of(pairs: Vec<(String, String)>) -> HashMap<String, String> {
     pairs.into_iter().collect()
 }
@@ -27,7 +26,15 @@ fn build(d: &DockerHost, opts: Map) -> Result<String, Failure> {
     let opts = Opts::new(
         "build",
         opts,
-        &["context", "file", "target", "tags", "build_args", "platform", "labels"],
+        &[
+            "context",
+            "file",
+            "target",
+            "tags",
+            "build_args",
+            "platform",
+            "labels",
+        ],
     )?;
     let spec = build::BuildSpec {
         context: opts.string("context")?.unwrap_or_else(|| ".".into()),
@@ -59,8 +66,17 @@ fn run(d: &DockerHost, opts: Map) -> Result<String, Failure> {
         "run",
         opts,
         &[
-            "name", "image", "ports", "env", "env_file", "volumes", "restart", "labels", "network",
-            "log_driver", "command",
+            "name",
+            "image",
+            "ports",
+            "env",
+            "env_file",
+            "volumes",
+            "restart",
+            "labels",
+            "network",
+            "log_driver",
+            "command",
         ],
     )?;
     let image = opts.string("image")?.ok_or_else(|| Failure::Other {
@@ -111,7 +127,9 @@ pub fn register(engine: &mut Engine) {
     engine.register_fn("to_string", |d: &mut DockerHost| {
         format!("Docker({})", d.endpoint)
     });
-    engine.register_fn("docker", move |h: &mut Host| DockerHost::connect(h).map_err(r));
+    engine.register_fn("docker", move |h: &mut Host| {
+        DockerHost::connect(h).map_err(r)
+    });
     engine.register_fn("build", move |d: &mut DockerHost, opts: Map| {
         build(d, opts).map_err(r)
     });
@@ -157,12 +175,15 @@ pub fn register(engine: &mut Engine) {
     engine.register_fn("logs", move |d: &mut DockerHost, name: &str, opts: Map| {
         logs(d, name, opts).map_err(r)
     });
-    engine.register_fn("exec", move |d: &mut DockerHost, name: &str, argv: Array| {
-        let argv: Vec<String> = argv.iter().map(|a| a.to_string()).collect();
-        containers::exec(d, name, &argv)
-            .map(|out| output_map(&out))
-            .map_err(r)
-    });
+    engine.register_fn(
+        "exec",
+        move |d: &mut DockerHost, name: &str, argv: Array| {
+            let argv: Vec<String> = argv.iter().map(|a| a.to_string()).collect();
+            containers::exec(d, name, &argv)
+                .map(|out| output_map(&out))
+                .map_err(r)
+        },
+    );
     engine.register_fn("tag", move |d: &mut DockerHost, src: &str, dst: &str| {
         images::tag(d, src, dst).map_err(r)
     });

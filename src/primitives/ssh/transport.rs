@@ -566,12 +566,7 @@ impl Transport for SshTransport {
             self.mkdir(ctx, parent)?;
         }
         self.with_sftp(ctx, &format!("creating {path}"), |sftp| async move {
-            let opened = sftp
-                .options()
-                .write(true)
-                .create_new(true)
-                .open(path)
-                .await;
+            let opened = sftp.options().write(true).create_new(true).open(path).await;
             let mut file = match opened {
                 Ok(file) => file,
                 // sftp v3 has no "exists" code: tell a clash from a real failure by looking.
@@ -624,7 +619,10 @@ impl SshTransport {
             return Ok(local.clone());
         }
         let socket = |end: &str| -> Socket<'static> {
-            match end.rsplit_once(':').and_then(|(h, p)| Some((h, p.parse::<u16>().ok()?))) {
+            match end
+                .rsplit_once(':')
+                .and_then(|(h, p)| Some((h, p.parse::<u16>().ok()?)))
+            {
                 Some((host, port)) if !end.starts_with('/') => Socket::new(host.to_string(), port),
                 _ => Socket::from(PathBuf::from(end)),
             }

@@ -1,0 +1,196 @@
+//! `galley history`, `galley rollback` and `galley unlock`: the deploy journal and locks.
+
+use super::{print_report, RunArgs, EXIT_FAILED, EXIT_OK, EXIT_USAGE};
+use crate::exec::{Masker, OutputMode};
+use crate::primitives::deploy::journal::{self, Record};
+use crate::report::Report;
+
+fn usage(report: Report) -> i32 {
+    print_report(&report, OutputMode::Plain, &Masker::default());
+    EXIT_USAGE
+}
+
+/// The journal's records of `app` (all apps when `None`), oldest first, warning about bad lines.
+fn records(app: Option<&str>) -> Vec<Record> {
+    let (records, bad) = journal::read();
+    if bad > 0 {
+        eprintln!(
+            "warning: skipped {bad} unreadable line{} of {}",
+            if bad == 1 { "" } else { "s" },
+            journal::path().display()
+        );
+    }
+    records
+        .into_iter()
+        .filter(|r| app.is_none_or(|a| r.app == a))
+        .collect()
+}
+
+pub fn history(app: Option<&str>, limit: usize, json: bool) -> i32 {
+    let all = records(app);
+    let shown = &all[all.len().saturating_sub(limit)..];
+    if json {
+        for record in shown {
+            println!("{}", serde_json::to_string(record).unwrap_or_default());
+        }
+        return EXIT_OK;
+    }
+    if shown.is_empty() {
+        println!("no deploys recorded in {}", journal::path().display());
+        return EXIT_OK;
+    }
+    let rows: Vec<[String; 8]> = shown
+        .iter()
+        .rev()
+        .map(|r| {
+            [
+                r.id.clone(),
+                r.when.replace('T', " ").trim_end_matches('Z').to_string(),
+                r.app.clone(),
+                r.strategy.clone(),
+                r.version(),
+                r.result.clone(),
+                format!("{:.1}s", r.seconds),
+                r.who.clone(),
+            ]
+        })
+        .collect();
+    let header = [
+        "id",
+        "when (UTC)",
+        "app",
+        "strategy",
+        "version",
+        "result",
+        "took",
+        "who",
+    ];
+    let widths: Vec<usize> = (0..header.len())
+        .map(|i| {
+            rows.iter()
+                .map(|r| r[i].chars().count())
+                .chain([header[i].len()])
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    let line = |cells: &[String]| {
+        cells
+            .iter()
+            .zip(&widths)
+            .map(|(c, w)| format!("{c:w$}"))
+            .collect::<Vec<_>>()
+            .join("  ")
+            .trim_end()
+            .to_string()
+    };
+    println!("{}", line(&header.map(String::from)));
+    for (row, record) in rows.iter().zip(shown.iter().rev()) {
+        println!("{}", line(row));
+        if let Some(error) = &record.error {
+            println!("    {error}");
+        }
+    }
+    EXIT_OK
+}
+
+pub fn rollback(app: &str, to: Option<&str>, output: OutputMode) -> i32 {
+    let all = records(Some(app));
+    let good: Vec<&Record> = all.iter().filter(|r| r.result == "ok").collect();
+    let target = match to {
+        Some(id) => match all.iter().find(|r| r.id == id) {
+            Some(r) if r.result == "ok" => r,
+            Some(r) => {
+                return usage(Report::plain(
+                    "galley::usage",
+                    format!(
+                        "deploy {id} of {app} did not succeed (result: {})",
+                        r.result
+                    ),
+                    "roll back to a deploy whose result is ok; `galley history APP` lists them",
+                ))
+            }
+            None => {
+                return usage(Report::plain(
+                    "galley::usage",
+                    format!("no deploy {id} of {app} in {}", journal::path().display()),
+                    "`galley history APP` lists the ids",
+                ))
+            }
+        },
+        None => {
+            let current = good.last().map(|r| r.version());
+            match good.iter().rev().find(|r| Some(r.version()) != current) {
+                Some(r) => r,
+                None => {
+                    return usage(Report::plain(
+                        "galley::usage",
+                        format!("no earlier good version of {app} to roll back to"),
+                        "`galley history APP` shows what was deployed",
+                    ))
+                }
+            }
+        }
+    };
+    println!(
+        "rolling {app} back to {} (deploy {} of {} by {})",
+        target.version(),
+        target.id,
+        target.when,
+        target.who
+    );
+    // The same recipe and task with the same params, pinned to the old version.
+    let pinned = ["sha", "image", "release", "rollback_to"];
+    let mut set: Vec<String> = target
+        .params
+        .iter()
+        .filter(|(k, _)| !pinned.contains(&k.as_str()))
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect();
+    for (key, value) in [
+        ("sha", &target.sha),
+        ("image", &target.image),
+        ("release", &target.release),
+    ] {
+        if let Some(value) = value {
+            set.push(format!("{key}={value}"));
+        }
+    }
+    set.push(format!("rollback_to={}", target.id));
+    let args = RunArgs {
+        file: target.recipe.clone().into(),
+        task: (!target.task.is_empty()).then(|| target.task.clone()),
+        set,
+        dry_run: false,
+        secrets: None,
+        max_operations: crate::engine::DEFAULT_MAX_OPERATIONS,
+        max_parallel: 16,
+        force_unlock: false,
+        output: super::OutputArgs { output },
+    };
+    super::run::run(args)
+}
+
+pub fn unlock(app: &str) -> i32 {
+    let path = journal::state_dir()
+        .join("locks")
+        .join(format!("{app}.lock"));
+    match std::fs::read_to_string(&path) {
+        Ok(holder) => {
+            if let Err(e) = std::fs::remove_file(&path) {
+                eprintln!("cannot remove {}: {e}", path.display());
+                return EXIT_FAILED;
+            }
+            println!("removed the lock of {app}, held by:\n{holder}");
+            EXIT_OK
+        }
+        Err(_) => {
+            println!(
+                "{app} is not locked on this machine ({} does not exist); a lock on an ssh host \
+                 is cleared by `galley run --force-unlock ...`",
+                path.display()
+            );
+            EXIT_OK
+        }
+    }
+}
