@@ -5,6 +5,8 @@ pub const MODULES: &[(&str, &str)] = &[
     ("in_place", include_str!("../../stdlib/in_place.rhai")),
     ("blue_green", include_str!("../../stdlib/blue_green.rhai")),
     ("releases", include_str!("../../stdlib/releases.rhai")),
+    ("rolling", include_str!("../../stdlib/rolling.rhai")),
+    ("canary", include_str!("../../stdlib/canary.rhai")),
 ];
 
 /// The source of `galley/NAME`.
