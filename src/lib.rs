@@ -8,3 +8,4 @@ pub mod engine;
 pub mod exec;
 pub mod primitives;
 pub mod report;
+pub mod watch;

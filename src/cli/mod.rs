@@ -7,6 +7,7 @@ mod docs;
 mod history;
 mod list;
 mod run;
+mod watch;
 
 use std::path::PathBuf;
 
@@ -121,6 +122,19 @@ rollback is journaled like any deploy."
         #[command(flatten)]
         output: OutputArgs,
     },
+    /// Run a recipe again whenever its files change, or when a git branch gets a new commit.
+    #[command(after_help = "Examples:\n  galley watch deploy.rhai deploy\n  \
+galley watch deploy.rhai --paths 'src/**' --ignore '**/*.tmp' --debounce 300ms --on-busy queue\n  \
+galley watch deploy.rhai deploy --git git@example.com:team/app.git --branch 'release/*' \\\n      \
+--paths 'backend/server/**' --interval 30s\n\n\
+Files: the recipe's folder, the files it declares with watch([...]) and its modules are watched; \
+.gitignore, .ignore and .galleyignore are honoured. A burst of changes makes one run. A change to \
+the recipe or a module reloads it; a syntax error is reported and the watcher waits for the fix.\n\n\
+Git: the remote is polled with ls-remote; a new commit on a matching branch that changes a \
+matching path runs the recipe with params.branch, params.sha and params.changed (an array). \
+Deploys run one at a time; a failed one is not retried until a newer commit arrives; what was \
+deployed is kept in $GALLEY_STATE_DIR/watch/ across restarts.")]
+    Watch(WatchArgs),
     /// Remove a deploy lock that a killed deploy left on this machine.
     Unlock {
         /// The app whose lock to remove.
@@ -128,14 +142,14 @@ rollback is journaled like any deploy."
     },
 }
 
-#[derive(Args)]
+#[derive(Args, Clone)]
 struct OutputArgs {
     /// How to print: fancy (colors on a terminal), plain, or json (one object per line).
     #[arg(long, value_enum, default_value = "fancy", global = true)]
     output: OutputMode,
 }
 
-#[derive(Args)]
+#[derive(Args, Clone)]
 struct RunArgs {
     /// The recipe file.
     file: PathBuf,
@@ -163,6 +177,36 @@ struct RunArgs {
     output: OutputArgs,
 }
 
+#[derive(Args)]
+struct WatchArgs {
+    #[command(flatten)]
+    run: RunArgs,
+    /// Only changes to paths matching these globs trigger a run (with --git: paths in the commit).
+    #[arg(long = "paths", value_name = "GLOB")]
+    paths: Vec<String>,
+    /// Changes to paths matching these globs never trigger a run.
+    #[arg(long = "ignore", value_name = "GLOB")]
+    ignore: Vec<String>,
+    /// Collect a burst of changes for this long into one run.
+    #[arg(long, default_value = "200ms")]
+    debounce: String,
+    /// What a change during a run does.
+    #[arg(long, value_enum, default_value = "restart")]
+    on_busy: watch::OnBusy,
+    /// Clear the screen before each run.
+    #[arg(long)]
+    clear: bool,
+    /// Poll this git remote instead of watching files.
+    #[arg(long, value_name = "REMOTE")]
+    git: Option<String>,
+    /// With --git: the branches to deploy (a glob).
+    #[arg(long, default_value = "main")]
+    branch: String,
+    /// With --git: how often to poll.
+    #[arg(long, default_value = "30s")]
+    interval: String,
+}
+
 /// A dry-run context and its runtime, for commands that only inspect recipes (check, list, docs).
 fn inspecting(mode: OutputMode) -> (std::sync::Arc<crate::exec::Ctx>, tokio::runtime::Runtime) {
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -175,6 +219,7 @@ fn inspecting(mode: OutputMode) -> (std::sync::Arc<crate::exec::Ctx>, tokio::run
         cancel: tokio_util::sync::CancellationToken::new(),
         max_parallel: 1,
         run: crate::exec::RunInfo::default(),
+        watch: Default::default(),
         runtime: runtime.handle().clone(),
     });
     (ctx, runtime)
@@ -214,5 +259,6 @@ pub fn main() -> i32 {
             history::rollback(&app, to.as_deref(), output.output)
         }
         Commands::Unlock { app } => history::unlock(&app),
+        Commands::Watch(args) => watch::watch(args),
     }
 }

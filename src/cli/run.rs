@@ -10,25 +10,9 @@ use crate::engine::{tasks, Galley};
 use crate::exec::{Ctx, Masker, Printer};
 use crate::primitives::values::{params_from, RunInputs, SecretsFile};
 use crate::report::Report;
+use rhai::Map;
 
 pub fn run(args: RunArgs) -> i32 {
-    let mode = args.output.output;
-    let masker = Masker::default();
-    let usage = |report: Report| {
-        print_report(&report, mode, &masker);
-        EXIT_USAGE
-    };
-    let params = match params_from(&args.set) {
-        Ok(p) => p,
-        Err(e) => return usage(Report::plain("galley::usage", e, "write --set key=value")),
-    };
-    let secrets = match &args.secrets {
-        Some(path) => match SecretsFile::load(&path.to_string_lossy()) {
-            Ok(s) => s,
-            Err(f) => return usage(Report::plain(f.code(), f.to_string(), f.help())),
-        },
-        None => SecretsFile::default(),
-    };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -36,36 +20,24 @@ pub fn run(args: RunArgs) -> i32 {
     {
         Ok(rt) => rt,
         Err(e) => {
-            return usage(Report::plain(
-                "galley::runtime",
-                format!("cannot start: {e}"),
-                "",
-            ))
+            print_report(
+                &Report::plain("galley::runtime", format!("cannot start: {e}"), ""),
+                args.output.output,
+                &Masker::default(),
+            );
+            return EXIT_USAGE;
         }
     };
     let cancel = CancellationToken::new();
-    let ctx = Arc::new(Ctx {
-        printer: Printer::new(mode, masker.clone()),
-        dry_run: args.dry_run,
-        cancel: cancel.clone(),
-        max_parallel: args.max_parallel as usize,
-        run: crate::exec::RunInfo {
-            recipe: std::path::absolute(&args.file)
-                .unwrap_or_else(|_| args.file.clone())
-                .to_string_lossy()
-                .into_owned(),
-            task: args.task.clone().unwrap_or_default(),
-            params: args
-                .set
-                .iter()
-                .filter_map(|p| p.split_once('='))
-                .map(|(k, v)| (k.trim().to_string(), v.to_string()))
-                .collect(),
-            force_unlock: args.force_unlock,
-        },
-        runtime: runtime.handle().clone(),
-    });
     // The handler is installed now, before the recipe starts, so no Ctrl-C can slip past it.
+    interrupt_on_ctrl_c(&runtime, cancel.clone());
+    let code = execute(&args, runtime.handle(), cancel, Map::new(), None).code;
+    runtime.shutdown_background();
+    code
+}
+
+/// Cancels `cancel` on the first Ctrl-C; a second one exits at once.
+pub fn interrupt_on_ctrl_c(runtime: &tokio::runtime::Runtime, cancel: CancellationToken) {
     let sigint = {
         let _context = runtime.enter();
         tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
@@ -81,7 +53,76 @@ pub fn run(args: RunArgs) -> i32 {
             }
         });
     }
+}
 
+/// How a run ended.
+pub struct Ended {
+    pub code: i32,
+    /// The recipe and the modules it imported, for watch mode to watch.
+    pub sources: Vec<String>,
+    /// Paths the recipe declared with `watch([...])`.
+    pub watch: Vec<String>,
+}
+
+/// Runs the recipe once: `extra` params are added to `--set`'s; `watch` collects `watch(...)`.
+pub fn execute(
+    args: &RunArgs,
+    runtime: &tokio::runtime::Handle,
+    cancel: CancellationToken,
+    extra: Map,
+    watch: Option<Arc<std::sync::Mutex<Vec<String>>>>,
+) -> Ended {
+    let mode = args.output.output;
+    let masker = Masker::default();
+    let mut sources = Vec::new();
+    let usage = |report: Report, sources: Vec<String>| {
+        print_report(&report, mode, &masker);
+        Ended {
+            code: EXIT_USAGE,
+            sources,
+            watch: Vec::new(),
+        }
+    };
+    let mut params = match params_from(&args.set) {
+        Ok(p) => p,
+        Err(e) => {
+            return usage(
+                Report::plain("galley::usage", e, "write --set key=value"),
+                sources,
+            )
+        }
+    };
+    params.extend(extra);
+    let secrets = match &args.secrets {
+        Some(path) => match SecretsFile::load(&path.to_string_lossy()) {
+            Ok(s) => s,
+            Err(f) => return usage(Report::plain(f.code(), f.to_string(), f.help()), sources),
+        },
+        None => SecretsFile::default(),
+    };
+    let declared = watch.unwrap_or_default();
+    let ctx = Arc::new(Ctx {
+        printer: Printer::new(mode, masker.clone()),
+        dry_run: args.dry_run,
+        cancel: cancel.clone(),
+        max_parallel: args.max_parallel as usize,
+        watch: declared.clone(),
+        run: crate::exec::RunInfo {
+            recipe: std::path::absolute(&args.file)
+                .unwrap_or_else(|_| args.file.clone())
+                .to_string_lossy()
+                .into_owned(),
+            task: args.task.clone().unwrap_or_default(),
+            params: args
+                .set
+                .iter()
+                .filter_map(|p| p.split_once('='))
+                .map(|(k, v)| (k.trim().to_string(), v.to_string()))
+                .collect(),
+            force_unlock: args.force_unlock,
+        },
+        runtime: runtime.clone(),
+    });
     let recipe_dir = std::path::absolute(&args.file)
         .ok()
         .and_then(|p| p.parent().map(|d| d.to_string_lossy().into_owned()))
@@ -93,9 +134,11 @@ pub fn run(args: RunArgs) -> i32 {
         secrets,
     };
     let galley = Galley::new(&ctx, inputs, args.max_operations, true);
-    let recipe = match galley.compile(&args.file) {
+    let recipe = galley.compile(&args.file);
+    sources = galley.sources.files();
+    let recipe = match recipe {
         Ok(r) => r,
-        Err(report) => return usage(report),
+        Err(report) => return usage(report, sources),
     };
     if let Some(task) = &args.task {
         let known = tasks(&recipe.ast);
@@ -111,15 +154,18 @@ pub fn run(args: RunArgs) -> i32 {
             let near = crate::report::suggest(task, names.iter().copied())
                 .map(|n| format!("did you mean `{n}`? "))
                 .unwrap_or_default();
-            return usage(Report::plain(
-                "galley::unknown_task",
-                format!("{} has no task `{task}`", args.file.display()),
-                format!(
-                    "{near}tasks: {} (see `galley list {}`)",
-                    names.join(", "),
-                    args.file.display()
+            return usage(
+                Report::plain(
+                    "galley::unknown_task",
+                    format!("{} has no task `{task}`", args.file.display()),
+                    format!(
+                        "{near}tasks: {} (see `galley list {}`)",
+                        names.join(", "),
+                        args.file.display()
+                    ),
                 ),
-            ));
+                sources,
+            );
         }
     }
 
@@ -129,11 +175,13 @@ pub fn run(args: RunArgs) -> i32 {
     let ast = match &args.task {
         Some(task) => match galley.engine.compile(format!("{task}();")) {
             Ok(call) => recipe.ast.merge(&call),
-            Err(e) => return usage(Report::plain("galley::usage", e.to_string(), "")),
+            Err(e) => return usage(Report::plain("galley::usage", e.to_string(), ""), sources),
         },
         None => recipe.ast.clone(),
     };
     let result = galley.engine.run_ast(&ast);
+    // Modules imported while running are sources too.
+    let sources = galley.sources.files();
     let code = match result {
         Ok(()) => {
             ctx.printer.finished(true, started.elapsed());
@@ -159,6 +207,10 @@ pub fn run(args: RunArgs) -> i32 {
             }
         }
     };
-    runtime.shutdown_background();
-    code
+    let watch = declared.lock().map(|w| w.clone()).unwrap_or_default();
+    Ended {
+        code,
+        sources,
+        watch,
+    }
 }

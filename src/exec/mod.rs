@@ -29,6 +29,8 @@ pub struct Ctx {
     pub max_parallel: usize,
     /// What this run is: recipe, task, params (for the deploy journal and locks).
     pub run: RunInfo,
+    /// Paths the recipe asked `galley watch` to watch, with `watch([...])`.
+    pub watch: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
     /// The runtime whose clients (process, http) the primitives drive.
     pub runtime: tokio::runtime::Handle,
 }
@@ -56,6 +58,7 @@ impl Ctx {
             cancel: CancellationToken::new(),
             max_parallel: self.max_parallel,
             run: self.run.clone(),
+            watch: self.watch.clone(),
             runtime: self.runtime.clone(),
         }
     }

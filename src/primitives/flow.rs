@@ -1,4 +1,4 @@
-//! Recipe flow helpers: `log`, `print`, `step`, `sleep`.
+//! Recipe flow helpers: `log`, `print`, `step`, `sleep`, `watch`.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -35,6 +35,17 @@ pub fn register(engine: &mut Engine, ctx: &Arc<Ctx>) {
             result
         },
     );
+
+    let c = ctx.clone();
+    engine.register_fn("watch", move |paths: rhai::Array| {
+        let mut watch = c.watch.lock().expect("watch lock");
+        for path in paths {
+            let path = path.to_string();
+            if !watch.contains(&path) {
+                watch.push(path);
+            }
+        }
+    });
 
     let c = ctx.clone();
     engine.register_fn("sleep", move |duration: Dynamic| {

@@ -48,6 +48,17 @@ impl Sources {
             .cloned()
     }
 
+    /// The keys of every source that is a file on disk (not the embedded stdlib).
+    pub fn files(&self) -> Vec<String> {
+        self.inner
+            .read()
+            .expect("sources lock")
+            .keys()
+            .filter(|k| std::path::Path::new(k).is_file())
+            .cloned()
+            .collect()
+    }
+
     /// The source recorded under `key`.
     pub fn get(&self, key: &str) -> Option<Source> {
         self.inner.read().expect("sources lock").get(key).cloned()

@@ -591,6 +591,73 @@ d.run(#{{ name: {name}, image: {tag}, env: #{{ TOKEN: secret("X"), MODE: "prod" 
     assert_eq!(state(&name), "running");
 }
 
+#[test]
+fn a_dry_run_prints_the_changes_and_makes_none() {
+    if skip() {
+        return;
+    }
+    let sb = Sandbox::new();
+    let cleanup = Cleanup::new();
+    let running = unique("keepsrunning");
+    cli_sleeper(&cleanup, &running, &[]);
+    let repo = unique("dryold");
+    let old = cleanup.image(&format!("{repo}:1"));
+    cli(&["tag", base_image(), &old]);
+    let new_tag = cleanup.image(&format!("{}:1", unique("drynew")));
+    let retag = cleanup.image(&format!("{repo}:2"));
+    let new_name = cleanup.container(&unique("drynew"));
+    let network = cleanup.network(&unique("drynet"));
+    context(&sb, "ctx", "RUN echo built > /built\n", &[]);
+    let recipe = format!(
+        r#"let d = local().docker();
+print("status=" + d.status({running}));
+d.build(#{{ context: "ctx", tags: [{new_tag}] }});
+d.network({network});
+d.run(#{{ name: {new_name}, image: {new_tag}, network: {network} }});
+d.tag({old}, {retag});
+d.stop({running});
+d.rm({running}, #{{ force: true }});
+d.prune_images(#{{ reference: {repo}, keep: 0 }});
+"#,
+        running = lit(&running),
+        new_tag = lit(&new_tag),
+        network = lit(&network),
+        new_name = lit(&new_name),
+        old = lit(&old),
+        retag = lit(&retag),
+        repo = lit(&repo),
+    );
+    let run = sb.run_recipe(&recipe, &["--dry-run"]).expect_code(0);
+    assert_eq!(
+        value_of(&run.stdout, "status"),
+        "running",
+        "queries still run"
+    );
+    for action in [
+        "build",
+        "network create",
+        "run",
+        "tag",
+        "stop",
+        "rm",
+        &format!("rmi {old}"),
+    ] {
+        assert!(
+            run.stdout
+                .lines()
+                .any(|l| l.starts_with("[local] would docker ") && l.contains(action)),
+            "a `would docker {action}` line:\n{}",
+            run.stdout
+        );
+    }
+    assert_eq!(state(&running), "running");
+    assert_eq!(state(&new_name), "missing");
+    assert!(!image_exists(&new_tag));
+    assert!(!image_exists(&retag));
+    assert!(image_exists(&old));
+    assert!(inspect(&network, "{{.Name}}").is_none());
+}
+
 // ---------------------------------------------------------------------------------------------
 // Reports
 
@@ -770,6 +837,23 @@ fn tag_push_and_pull_through_a_local_registry() {
 }
 
 #[test]
+fn pulling_what_the_registry_does_not_have_is_image_not_found() {
+    if skip() {
+        return;
+    }
+    let sb = Sandbox::new();
+    let registry = Registry::start();
+    let remote = format!("{}/{}:1", registry.host(), unique("never-pushed"));
+    let recipe = format!("local().docker().pull({});\n", lit(&remote));
+    let report = failed_with(
+        sb.run_recipe(&recipe, &[]),
+        "galley::docker_image_not_found",
+    );
+    assert!(report.contains(&remote), "names the image:\n{report}");
+    assert!(!image_exists(&remote));
+}
+
+#[test]
 fn push_with_wrong_credentials_is_an_auth_error_and_right_ones_push() {
     if skip() {
         return;
@@ -797,6 +881,10 @@ fn push_with_wrong_credentials_is_an_auth_error_and_right_ones_push() {
             .expect("run galley");
         Run::from(out)
     };
+
+    let anonymous = format!("local().docker().push({});\n", lit(&remote));
+    failed_with(sb.run_recipe(&anonymous, &[]), "galley::docker_auth");
+    sb.write("recipe.rhai", &recipe);
 
     let wrong = push("wrong-pw-987");
     assert!(
@@ -872,6 +960,60 @@ for r in d.prune_images(#{{ reference: {repo}, keep: 3 }}) {{ print("removed=" +
     assert_eq!(left, vec!["3", "4", "5"]);
     assert!(image_exists(&other), "another repository is untouched");
     assert!(image_exists(base_image()));
+}
+
+#[test]
+fn prune_images_keeps_an_image_that_a_container_uses() {
+    if skip() {
+        return;
+    }
+    let sb = Sandbox::new();
+    let cleanup = Cleanup::new();
+    let repo = unique("inuse");
+    for i in 1..=3 {
+        cleanup.image(&format!("{repo}:{i}"));
+        context(
+            &sb,
+            &format!("ctx{i}"),
+            &format!("RUN echo build {i} > /build\n"),
+            &[],
+        );
+    }
+    let user = cleanup.container(&unique("inuse"));
+    let recipe = format!(
+        r#"let d = local().docker();
+for i in 1..=3 {{ d.build(#{{ context: "ctx" + i, tags: [{repo} + ":" + i] }}); }}
+d.run(#{{ name: {user}, image: {repo} + ":1", command: ["sleep", "600"] }});
+for r in d.prune_images(#{{ reference: {repo}, keep: 1 }}) {{ print("removed=" + r); }}
+"#,
+        repo = lit(&repo),
+        user = lit(&user),
+    );
+    let run = sb.run_recipe(&recipe, &[]).expect_code(0);
+    assert_eq!(values_of(&run.stdout, "removed"), vec![format!("{repo}:2")]);
+    assert!(image_exists(&format!("{repo}:1")), "in use: kept");
+    assert!(!image_exists(&format!("{repo}:2")));
+    assert!(image_exists(&format!("{repo}:3")), "the newest: kept");
+    assert_eq!(state(&user), "running");
+}
+
+#[test]
+fn an_unknown_option_is_an_error_that_lists_the_valid_ones() {
+    if skip() {
+        return;
+    }
+    let sb = Sandbox::new();
+    let cleanup = Cleanup::new();
+    let name = cleanup.container(&unique("typo"));
+    let recipe = format!(
+        "local().docker().run(#{{ name: {}, image: {}, prots: [\"127.0.0.1:1:80\"] }});\n",
+        lit(&name),
+        lit(base_image())
+    );
+    let run = sb.run_recipe(&recipe, &[]).expect_code(1);
+    assert!(run.stderr.contains("prots"), "{}", run.stderr);
+    assert!(run.stderr.contains("ports"), "{}", run.stderr);
+    assert_eq!(state(&name), "missing");
 }
 
 /// Loads (`docker load`) one image per `(tag, created)`, each a single small layer with a config
@@ -1049,19 +1191,29 @@ fn the_socket_forwarded_over_ssh_reaches_the_same_daemon() {
     let existing = unique("viacli");
     cli_sleeper(&cleanup, &existing, &[]);
     let created = cleanup.container(&unique("viassh"));
+    let tag = cleanup.image(&format!("{}:1", unique("viassh")));
+    context(
+        &sb,
+        "ctx",
+        "COPY hello.txt /hello.txt\n",
+        &[("hello.txt", "sent over ssh\n")],
+    );
     let recipe = format!(
         r#"let h = ssh::connect({dest}, {opts});
 let d = h.docker();
 print("existing=" + d.status({existing}));
 print("before=" + d.status({created}));
-d.run(#{{ name: {created}, image: {base}, command: ["sleep", "600"] }});
+d.build(#{{ context: "ctx", tags: [{tag}] }});
+d.run(#{{ name: {created}, image: {tag}, command: ["sleep", "600"] }});
 print("after=" + d.status({created}));
+let r = d.exec({created}, ["cat", "/hello.txt"]);
+print("file=" + r.stdout);
 "#,
         dest = lit(&fleet.dest(0)),
         opts = fleet.options(),
         existing = lit(&existing),
         created = lit(&created),
-        base = lit(base_image()),
+        tag = lit(&tag),
     );
     sb.write("recipe.rhai", &recipe);
     let out = fleet
@@ -1073,5 +1225,10 @@ print("after=" + d.status({created}));
     assert_eq!(value_of(&run.stdout, "existing"), "running");
     assert_eq!(value_of(&run.stdout, "before"), "missing");
     assert_eq!(value_of(&run.stdout, "after"), "running");
+    assert_eq!(value_of(&run.stdout, "file"), "sent over ssh");
     assert_eq!(state(&created), "running", "the CLI sees it");
+    assert!(
+        image_exists(&tag),
+        "the local context was built on the host's daemon"
+    );
 }

@@ -16,4 +16,5 @@ mod smoke;
 mod ssh;
 mod ssh_fixture;
 mod start_sh;
+mod strategies;
 mod values;
