@@ -166,7 +166,13 @@ impl Service {
 
     /// Starts the service detached and records its pid.
     pub fn start(&self) -> Result<i64, Failure> {
-        if let Some(pid) = self.pid()? {
+        // A dry run did not really stop it: what it would do next is start it.
+        let running = if self.host.ctx().dry_run {
+            None
+        } else {
+            self.pid()?
+        };
+        if let Some(pid) = running {
             return Err(self.failure(
                 format!("already running as pid {pid}"),
                 "call restart(), or stop() first",

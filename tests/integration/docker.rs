@@ -282,6 +282,7 @@ fn build_and_run_an_httpd_that_answers_on_its_published_port() {
     let cleanup = Cleanup::new();
     let name = cleanup.container(&unique("web"));
     let tag = cleanup.image(&format!("{}:1", unique("web")));
+    let latest = cleanup.image(&tag.replace(":1", ":latest"));
     let page = format!("hello from {name}\n");
     context(
         &sb,
@@ -292,7 +293,7 @@ fn build_and_run_an_httpd_that_answers_on_its_published_port() {
     let port = free_port();
     let recipe = format!(
         r#"let d = local().docker();
-let id = d.build(#{{ context: "web", file: "Dockerfile", tags: [{tag}], labels: #{{ role: "web" }} }});
+let id = d.build(#{{ context: "web", file: "Dockerfile", tags: [{tag}, {latest}], labels: #{{ role: "web" }} }});
 print("image=" + id);
 let c = d.run(#{{
     name: {name},
@@ -303,6 +304,7 @@ let c = d.run(#{{
 print("container=" + c);
 "#,
         tag = lit(&tag),
+        latest = lit(&latest),
         name = lit(&name),
     );
     let run = sb.run_recipe(&recipe, &[]).expect_code(0);
@@ -318,6 +320,11 @@ print("container=" + c);
         same_id(&id, &image_id(&tag)),
         "build returns the image id: {id} vs {}",
         image_id(&tag)
+    );
+    assert_eq!(
+        image_id(&latest),
+        image_id(&tag),
+        "every tag names the image"
     );
     assert_eq!(
         inspect(&tag, "{{index .Config.Labels \"role\"}}").as_deref(),
@@ -359,6 +366,15 @@ print("removed=" + d.status({name}));
     assert_eq!(value_of(&run.stdout, "stopped"), "exited");
     assert_eq!(value_of(&run.stdout, "removed"), "missing");
     assert_eq!(state(&name), "missing");
+
+    let created = cleanup.container(&unique("created"));
+    cli(&["create", "--name", &created, base_image(), "sleep", "600"]);
+    let recipe = format!(
+        "print(\"status=\" + local().docker().status({}));\n",
+        lit(&created)
+    );
+    let run = sb.run_recipe(&recipe, &[]).expect_code(0);
+    assert_eq!(value_of(&run.stdout, "status"), "created");
 }
 
 #[test]
@@ -476,6 +492,37 @@ for f in r.stdout.split("\n") {{ if f != "" {{ print("file=" + f); }} }}
 }
 
 #[test]
+fn a_dockerignore_exception_brings_back_a_file_inside_an_excluded_folder() {
+    if skip() {
+        return;
+    }
+    // As with `docker build`: `docs` excludes the folder, `!docs/keep.md` brings that one file back.
+    let sb = Sandbox::new();
+    let cleanup = Cleanup::new();
+    let tag = cleanup.image(&format!("{}:1", unique("exception")));
+    context(
+        &sb,
+        "ctx",
+        "COPY . /ctx\n",
+        &[
+            ("docs/keep.md", "kept\n"),
+            ("docs/other.md", "left out\n"),
+            (".dockerignore", "docs\n!docs/keep.md\n"),
+        ],
+    );
+    let recipe = format!(
+        "local().docker().build(#{{ context: \"ctx\", tags: [{}] }});\n",
+        lit(&tag)
+    );
+    sb.run_recipe(&recipe, &[]).expect_code(0);
+    let listing = cli(&["run", "--rm", &tag, "find", "/ctx/"]);
+    let mut files: Vec<&str> = listing.lines().collect();
+    files.sort();
+    assert!(files.contains(&"/ctx/docs/keep.md"), "{files:?}");
+    assert!(!files.contains(&"/ctx/docs/other.md"), "{files:?}");
+}
+
+#[test]
 fn volumes_mount_a_host_folder_and_env_file_values_arrive() {
     if skip() {
         return;
@@ -549,6 +596,8 @@ fn secret_and_env_file_values_are_masked_and_a_dry_run_creates_nothing() {
         r#"let d = local().docker();
 d.build(#{{ context: "ctx", tags: [{tag}] }});
 d.run(#{{ name: {name}, image: {tag}, env: #{{ TOKEN: secret("X"), MODE: "prod" }}, env_file: "app.env" }});
+let r = d.exec({name}, ["sh", "-c", "echo token=$TOKEN password=$DB_PASSWORD"]);
+print("echoed=" + r.stdout);
 "#,
         tag = lit(&tag),
         name = lit(&name),
@@ -584,6 +633,11 @@ d.run(#{{ name: {name}, image: {tag}, env: #{{ TOKEN: secret("X"), MODE: "prod" 
 
     let real = galley(&[]).expect_code(0);
     check(&real);
+    assert_eq!(
+        value_of(&real.stdout, "echoed"),
+        "token=*** password=***",
+        "what the container prints is masked too"
+    );
     let env = inspect(&name, "{{json .Config.Env}}").expect("the container exists");
     assert!(env.contains("\"TOKEN=s3cr3t-value\""), "{env}");
     assert!(env.contains("\"DB_PASSWORD=envfile-pw-123\""), "{env}");

@@ -3,6 +3,7 @@
 #[path = "../support/mod.rs"]
 mod support;
 
+mod blue_green;
 mod cli;
 mod docker;
 mod dry_run;
@@ -18,3 +19,4 @@ mod ssh_fixture;
 mod start_sh;
 mod strategies;
 mod values;
+mod watch;

@@ -3,6 +3,7 @@
 //! deploy, the lock on an ssh host, and `--dry-run` of a releases deploy.
 
 use std::io::{BufRead, BufReader};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
@@ -330,12 +331,9 @@ fn galley_rollback_goes_back_to_the_previous_release_without_fetching_it() {
         wait_for_version(r.port, version);
     }
     let v1_id = field(&journal(&r.sb)[0], "id").to_string();
+    // A fetch writes the files anew (temp file + rename): a new inode.
     let version_file = format!("{}/releases/v1/VERSION", r.root);
-    std::fs::write(&version_file, "v1").unwrap();
-    let before = std::fs::metadata(&version_file)
-        .unwrap()
-        .modified()
-        .unwrap();
+    let inode = std::fs::metadata(&version_file).unwrap().ino();
 
     let back = run(&r.sb, &["rollback", "web", "--output", "plain"]);
     r.track(&reaper);
@@ -351,11 +349,8 @@ fn galley_rollback_goes_back_to_the_previous_release_without_fetching_it() {
         back.stdout
     );
     assert_eq!(
-        std::fs::metadata(&version_file)
-            .unwrap()
-            .modified()
-            .unwrap(),
-        before,
+        std::fs::metadata(&version_file).unwrap().ino(),
+        inode,
         "the release folder was not written again"
     );
     assert_eq!(r.current(), "releases/v1");
@@ -761,5 +756,59 @@ fn a_dry_run_of_a_releases_deploy_creates_nothing() {
         serving(r.port).contains("version v1,"),
         "{}",
         serving(r.port)
+    );
+}
+
+#[test]
+fn a_dry_run_of_an_in_place_redeploy_leaves_the_running_app_alone() {
+    let sb = Sandbox::new();
+    let reaper = Reaper::new(&sb);
+    sb.write("deploy.rhai", IN_PLACE_RECIPE);
+    sb.write("app/app.py", &std::fs::read_to_string(DEMO_APP).unwrap());
+    let dir = sb.join("app");
+    let port = free_port();
+    let deploy = |version: &str, extra: &[&str]| {
+        let sets = [
+            format!("dir={dir}"),
+            format!("port={port}"),
+            format!("version={version}"),
+        ];
+        let mut args = vec!["run", "deploy.rhai", "--output", "plain"];
+        for set in &sets {
+            args.extend(["--set", set.as_str()]);
+        }
+        args.extend_from_slice(extra);
+        let out = run(&sb, &args);
+        let pidfile = format!("{dir}/web.pid");
+        if Path::new(&pidfile).exists() {
+            reaper.track(read_pid(pidfile));
+        }
+        out
+    };
+    deploy("v1", &[]).expect_code(0);
+    wait_for_version(port, "v1");
+    let pid = read_pid(format!("{dir}/web.pid"));
+
+    let out = deploy("v2", &["--dry-run"]);
+    assert_eq!(
+        std::fs::read_to_string(format!("{dir}/VERSION")).unwrap(),
+        "v1",
+        "{}{}",
+        out.stdout,
+        out.stderr
+    );
+    assert_eq!(read_pid(format!("{dir}/web.pid")), pid);
+    assert!(
+        crate::support::alive(pid),
+        "the running app was not stopped"
+    );
+    assert!(serving(port).contains("version v1,"), "{}", serving(port));
+    assert_eq!(journal(&sb).len(), 1, "a dry run writes no journal record");
+    assert!(!lock_file(&sb, "web").exists());
+    let out = out.expect_code(0);
+    assert!(
+        out.stdout.contains("would signal TERM to web") && out.stdout.contains("would start web"),
+        "it says it would restart the app:\n{}",
+        out.stdout
     );
 }

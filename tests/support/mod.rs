@@ -8,6 +8,7 @@ use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 pub mod docker;
+pub mod nginx;
 pub mod sshd;
 
 /// A temporary working directory in which recipes are written and `galley` is run.

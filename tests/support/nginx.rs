@@ -200,3 +200,275 @@ impl Drop for Nginx {
         }
     }
 }
+
+/// What a load client saw.
+#[derive(Clone, Debug, Default)]
+pub struct LoadStats {
+    /// Responses that were a 200 naming a version.
+    pub requests: u64,
+    /// Requests that failed: no connection, an error or a cut response, a non-200, a body that
+    /// names no version.
+    pub failures: u64,
+    /// Keep-alive connections nginx closed between two requests (an old worker shutting down
+    /// after a reload, or `keepalive_requests` reached): the client noticed before any byte of
+    /// a response came back and sent the request again on a new connection, as HTTP clients
+    /// do with idempotent requests (RFC 9112, 9.3.1). Not a failure.
+    pub reconnects: u64,
+    /// The first failures, described.
+    pub examples: Vec<String>,
+    /// How many responses named each version.
+    pub versions: std::collections::BTreeMap<String, u64>,
+}
+
+/// A load client: threads doing HTTP/1.1 GETs against 127.0.0.1:port in a loop, without pauses.
+pub struct Load {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    requests: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    threads: Vec<std::thread::JoinHandle<LoadStats>>,
+}
+
+impl Load {
+    /// Starts `close` threads that open a new connection per request (`Connection: close`) and
+    /// `keepalive` threads that reuse theirs.
+    pub fn start(port: u16, close: usize, keepalive: usize) -> Load {
+        use std::sync::atomic::{AtomicBool, AtomicU64};
+        use std::sync::Arc;
+        let stop = Arc::new(AtomicBool::new(false));
+        let requests = Arc::new(AtomicU64::new(0));
+        let threads = (0..close + keepalive)
+            .map(|i| {
+                let stop = stop.clone();
+                let requests = requests.clone();
+                let keep = i >= close;
+                std::thread::spawn(move || client(port, keep, &stop, &requests))
+            })
+            .collect();
+        Load {
+            stop,
+            requests,
+            threads,
+        }
+    }
+
+    /// Good responses so far.
+    pub fn requests(&self) -> u64 {
+        self.requests.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Stops the threads and adds up what they saw.
+    pub fn finish(mut self) -> LoadStats {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let mut total = LoadStats::default();
+        for thread in self.threads.drain(..) {
+            let stats = thread.join().expect("load thread panicked");
+            total.requests += stats.requests;
+            total.failures += stats.failures;
+            total.reconnects += stats.reconnects;
+            for e in stats.examples {
+                if total.examples.len() < 10 {
+                    total.examples.push(e);
+                }
+            }
+            for (version, n) in stats.versions {
+                *total.versions.entry(version).or_default() += n;
+            }
+        }
+        total
+    }
+}
+
+impl Drop for Load {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+impl std::fmt::Display for LoadStats {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "requests served: {}, failed: {}, keep-alive reconnects: {}, by version: {:?}",
+            self.requests, self.failures, self.reconnects, self.versions
+        )?;
+        for e in &self.examples {
+            write!(f, "\n  failure: {e}")?;
+        }
+        Ok(())
+    }
+}
+
+/// One response: status, body, and whether the server closes the connection after it.
+struct Response {
+    status: u16,
+    body: String,
+    close: bool,
+}
+
+/// Why a request failed; `NothingBack` when the connection ended before any byte came back.
+enum Failed {
+    NothingBack(String),
+    Other(String),
+}
+
+fn connect(port: u16) -> std::io::Result<std::net::TcpStream> {
+    let stream = std::net::TcpStream::connect(("127.0.0.1", port))?;
+    stream.set_read_timeout(Some(Duration::from_secs(30)))?;
+    stream.set_write_timeout(Some(Duration::from_secs(30)))?;
+    stream.set_nodelay(true)?;
+    Ok(stream)
+}
+
+fn client(
+    port: u16,
+    keepalive: bool,
+    stop: &std::sync::atomic::AtomicBool,
+    good: &std::sync::atomic::AtomicU64,
+) -> LoadStats {
+    use std::sync::atomic::Ordering;
+    let mut stats = LoadStats::default();
+    let mut conn: Option<std::net::TcpStream> = None;
+    let fail = |stats: &mut LoadStats, what: String| {
+        stats.failures += 1;
+        if stats.examples.len() < 10 {
+            stats.examples.push(what);
+        }
+    };
+    while !stop.load(Ordering::Relaxed) {
+        let reused = conn.is_some();
+        let mut stream = match conn.take() {
+            Some(stream) => stream,
+            None => match connect(port) {
+                Ok(stream) => stream,
+                Err(e) => {
+                    fail(&mut stats, format!("connect: {e}"));
+                    // Do not spin on a port that refuses.
+                    std::thread::sleep(Duration::from_millis(10));
+                    continue;
+                }
+            },
+        };
+        match request(&mut stream, keepalive) {
+            Ok(response) => {
+                let version = response
+                    .body
+                    .strip_prefix("hello from the galley demo app, version ")
+                    .and_then(|rest| rest.split(',').next());
+                match (response.status, version) {
+                    (200, Some(version)) => {
+                        stats.requests += 1;
+                        good.fetch_add(1, Ordering::Relaxed);
+                        *stats.versions.entry(version.to_string()).or_default() += 1;
+                    }
+                    _ => fail(
+                        &mut stats,
+                        format!("status {}: {:?}", response.status, response.body),
+                    ),
+                }
+                if keepalive && !response.close {
+                    conn = Some(stream);
+                }
+            }
+            Err(Failed::NothingBack(_)) if reused => stats.reconnects += 1,
+            Err(Failed::NothingBack(e)) | Err(Failed::Other(e)) => fail(&mut stats, e),
+        }
+    }
+    stats
+}
+
+/// Sends one GET / and reads the whole response (Content-Length, chunked, or until EOF).
+fn request(stream: &mut std::net::TcpStream, keepalive: bool) -> Result<Response, Failed> {
+    use std::io::{Read, Write};
+    let connection = if keepalive { "keep-alive" } else { "close" };
+    let req = format!("GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: {connection}\r\n\r\n");
+    if let Err(e) = stream.write_all(req.as_bytes()) {
+        return Err(Failed::NothingBack(format!("write: {e}")));
+    }
+    let mut data = Vec::new();
+    let mut chunk = [0u8; 8192];
+    let header_end = loop {
+        if let Some(i) = data.windows(4).position(|w| w == b"\r\n\r\n") {
+            break i + 4;
+        }
+        match stream.read(&mut chunk) {
+            Ok(0) if data.is_empty() => return Err(Failed::NothingBack("closed".into())),
+            Ok(0) => return Err(Failed::Other("closed in the headers".into())),
+            Ok(n) => data.extend_from_slice(&chunk[..n]),
+            Err(e) if data.is_empty() => return Err(Failed::NothingBack(format!("read: {e}"))),
+            Err(e) => return Err(Failed::Other(format!("read in the headers: {e}"))),
+        }
+    };
+    let head = String::from_utf8_lossy(&data[..header_end]).into_owned();
+    let mut lines = head.lines();
+    let status: u16 = lines
+        .next()
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| Failed::Other(format!("bad status line in {head:?}")))?;
+    let mut length = None;
+    let mut chunked = false;
+    let mut close = !keepalive;
+    for line in lines {
+        let Some((name, value)) = line.split_once(':') else {
+            continue;
+        };
+        let (name, value) = (name.trim().to_ascii_lowercase(), value.trim());
+        match name.as_str() {
+            "content-length" => length = value.parse::<usize>().ok(),
+            "transfer-encoding" => chunked = value.eq_ignore_ascii_case("chunked"),
+            "connection" => close |= value.eq_ignore_ascii_case("close"),
+            _ => {}
+        }
+    }
+    let mut body = data[header_end..].to_vec();
+    let mut more = |body: &mut Vec<u8>| -> Result<bool, Failed> {
+        match stream.read(&mut chunk) {
+            Ok(0) => Ok(false),
+            Ok(n) => {
+                body.extend_from_slice(&chunk[..n]);
+                Ok(true)
+            }
+            Err(e) => Err(Failed::Other(format!("read in the body: {e}"))),
+        }
+    };
+    if let Some(length) = length {
+        while body.len() < length {
+            if !more(&mut body)? {
+                return Err(Failed::Other(format!(
+                    "body cut at {} of {length} bytes",
+                    body.len()
+                )));
+            }
+        }
+        body.truncate(length);
+    } else if chunked {
+        while !body.ends_with(b"0\r\n\r\n") {
+            if !more(&mut body)? {
+                return Err(Failed::Other("chunked body cut".into()));
+            }
+        }
+        body = dechunk(&body);
+    } else {
+        while more(&mut body)? {}
+        close = true;
+    }
+    Ok(Response {
+        status,
+        body: String::from_utf8_lossy(&body).into_owned(),
+        close,
+    })
+}
+
+/// The data of a complete chunked body.
+fn dechunk(mut raw: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    while let Some(i) = raw.windows(2).position(|w| w == b"\r\n") {
+        let size =
+            usize::from_str_radix(String::from_utf8_lossy(&raw[..i]).trim(), 16).unwrap_or(0);
+        if size == 0 || raw.len() < i + 2 + size {
+            break;
+        }
+        out.extend_from_slice(&raw[i + 2..i + 2 + size]);
+        raw = &raw[(i + 2 + size + 2).min(raw.len())..];
+    }
+    out
+}
