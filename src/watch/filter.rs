@@ -99,7 +99,7 @@ mod tests {
         std::fs::write(root.join(".galleyignore"), "tmp/\n").unwrap();
         let recipe = root.join("deploy.rhai");
         let filter = Filter::new(
-            &[root.clone()],
+            std::slice::from_ref(&root),
             &[],
             &["**/*.bak".into()],
             vec![recipe.clone()],
@@ -113,7 +113,7 @@ mod tests {
         assert!(!filter.wants(&root.join(".git/index")));
         assert!(filter.wants(&recipe));
         let only = Filter::new(
-            &[root.clone()],
+            std::slice::from_ref(&root),
             &[format!("{}/src/**", root.display())],
             &[],
             vec![],
