@@ -34,6 +34,13 @@ struct Ignore {
 }
 
 impl Ignore {
+    /// Whether some `!` rule could bring back a file inside an excluded folder.
+    fn has_exceptions(&self) -> bool {
+        self.rules.iter().any(|(_, include)| *include)
+    }
+}
+
+impl Ignore {
     fn load(context: &Path) -> Result<Self, String> {
         let text = std::fs::read_to_string(context.join(".dockerignore")).unwrap_or_default();
         let mut rules = Vec::new();
@@ -87,17 +94,21 @@ pub fn context_tar(context: &Path, dockerfile: &str) -> Result<Vec<u8>, String> 
         for entry in entries {
             let path = entry.path();
             let relative = path.strip_prefix(context).expect("inside the context");
-            if ignore.excludes(relative) && !always.contains(&relative) {
-                continue;
-            }
+            let excluded = ignore.excludes(relative) && !always.contains(&relative);
             let kind = entry
                 .file_type()
                 .map_err(|e| format!("{}: {e}", path.display()))?;
             if kind.is_dir() {
-                tar.append_dir(relative, &path)
-                    .map_err(|e| format!("{}: {e}", path.display()))?;
-                stack.push(path);
-            } else {
+                // An excluded folder is still searched when an exception may apply inside it
+                // (Docker does the same); its files are then judged one by one.
+                if !excluded {
+                    tar.append_dir(relative, &path)
+                        .map_err(|e| format!("{}: {e}", path.display()))?;
+                }
+                if !excluded || ignore.has_exceptions() {
+                    stack.push(path);
+                }
+            } else if !excluded {
                 tar.append_path_with_name(&path, relative)
                     .map_err(|e| format!("{}: {e}", path.display()))?;
             }

@@ -148,7 +148,7 @@ pub fn list(docker: &DockerHost, reference: Option<&str>) -> Result<Vec<ImageRow
         filters,
         ..Default::default()
     };
-    let mut rows: Vec<ImageRow> = docker
+    let rows: Vec<ImageRow> = docker
         .call("listing images", docker.api.list_images(Some(options)))?
         .into_iter()
         .map(|i| ImageRow {
@@ -161,8 +161,35 @@ pub fn list(docker: &DockerHost, reference: Option<&str>) -> Result<Vec<ImageRow
             created: i.created,
         })
         .collect();
-    rows.sort_by(|a, b| b.created.cmp(&a.created).then(b.id.cmp(&a.id)));
-    Ok(rows)
+    // The list gives whole seconds; images built within one second are told apart by the
+    // nanoseconds of their own creation time.
+    let mut keyed: Vec<((i64, u32), ImageRow)> = Vec::new();
+    for row in rows {
+        let nanos = docker
+            .host
+            .ctx()
+            .wait("inspecting an image", docker.api.inspect_image(&row.id))?
+            .ok()
+            .and_then(|i| i.created)
+            .map(|c| fraction_nanos(&c))
+            .unwrap_or(0);
+        keyed.push(((row.created, nanos), row));
+    }
+    keyed.sort_by(|a, b| b.0.cmp(&a.0).then(b.1.id.cmp(&a.1.id)));
+    Ok(keyed.into_iter().map(|(_, row)| row).collect())
+}
+
+/// The nanoseconds of an RFC 3339 time such as `2026-11-23T09:04:03.123456789Z`.
+fn fraction_nanos(time: &str) -> u32 {
+    let Some((_, rest)) = time.split_once('.') else {
+        return 0;
+    };
+    let digits: String = rest
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .take(9)
+        .collect();
+    format!("{digits:0<9}").parse().unwrap_or(0)
 }
 
 /// `images` as a Rhai array of maps.
@@ -221,6 +248,13 @@ pub fn prune(docker: &DockerHost, reference: &str, keep: usize) -> Result<Vec<St
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn creation_times_keep_their_nanoseconds() {
+        assert_eq!(fraction_nanos("2026-11-23T09:04:03.5Z"), 500_000_000);
+        assert_eq!(fraction_nanos("2026-11-23T09:04:03.000000123Z"), 123);
+        assert_eq!(fraction_nanos("2026-11-23T09:04:03Z"), 0);
+    }
 
     #[test]
     fn references_split_at_the_tag_not_the_registry_port() {
