@@ -2,9 +2,9 @@
 """Blue/green benchmark: 10 `galley/blue_green` switches of the demo app behind a real nginx,
 under load.
 
-Starts its own nginx (Debian's /usr/sbin/nginx, or $NGINX) with a prefix in a temp dir
-/tmp/gbg-* on a free loopback port, in front of an upstream `web` whose file Galley rewrites,
-and the demo app (recipes/demo/app.py) as two colours on two free ports. A load client of
+Starts its own nginx (Debian's /usr/sbin/nginx, or $NGINX; in the foreground, as its child) with
+a prefix in a temp dir /tmp/gbg-* on a free loopback port, in front of an upstream `web` whose
+file Galley rewrites, and the demo app (recipes/demo/app.py) as two colours on two free ports. A load client of
 THREADS Python threads (half of them keep their connection alive, half open a new one per
 request; HTTP/1.1 GET / in a loop, no pauses) runs through nginx the whole time. Then:
 
@@ -69,7 +69,7 @@ let colour = blue_green::deploy(#{
 });
 """
 
-NGINX_CONF = """daemon on;
+NGINX_CONF = """daemon off;
 worker_processes 2;
 pid {p}/logs/nginx.pid;
 error_log {p}/logs/error.log warn;
@@ -151,6 +151,7 @@ class Stage:
         os.makedirs(self.app_dir)
         self.blue, self.green = free_port(), free_port()
         self.port = None
+        self.nginx = None
         self.recipe = os.path.join(self.dir, "recipe.rhai")
         text = (RECIPE.replace("@PREFIX@", self.prefix).replace("@NGINX@", NGINX)
                 .replace("@APP@", DEMO_APP).replace("@APPDIR@", self.app_dir)
@@ -162,26 +163,33 @@ class Stage:
             f.write(f"upstream web {{\n    server 127.0.0.1:{self.blue};\n}}\n")
 
     def start_nginx(self):
+        """nginx in the foreground (`daemon off`) as this script's child, on a free port."""
         last = ""
+        log = os.path.join(self.prefix, "logs", "error.log")
         for _ in range(5):
             self.port = free_port()
             conf = os.path.join(self.prefix, "nginx.conf")
             with open(conf, "w") as f:
                 f.write(NGINX_CONF.format(p=self.prefix, port=self.port))
-            proc = subprocess.run(
-                [NGINX, "-p", self.prefix, "-c", conf, "-e",
-                 os.path.join(self.prefix, "logs", "error.log")],
-                cwd="/", stdin=subprocess.DEVNULL, capture_output=True, text=True)
-            if proc.returncode == 0:
-                deadline = time.monotonic() + 10
-                while time.monotonic() < deadline:
-                    try:
-                        socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+            if os.path.exists(log):
+                os.remove(log)
+            self.nginx = subprocess.Popen([NGINX, "-p", self.prefix, "-c", conf, "-e", log],
+                                          cwd="/", stdin=subprocess.DEVNULL,
+                                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline and self.nginx.poll() is None:
+                try:
+                    socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+                    if read_pid(os.path.join(self.prefix, "logs", "nginx.pid")) == self.nginx.pid:
                         return
-                    except OSError:
-                        time.sleep(0.02)
+                except OSError:
+                    pass
+                time.sleep(0.02)
+            if self.nginx.poll() is None:
                 sys.exit("nginx did not answer")
-            last = proc.stdout + proc.stderr
+            self.nginx = None
+            with open(log) as f:
+                last = f.read()
             if "Address already in use" not in last:
                 break
         sys.exit(f"nginx did not start:\n{last}")
@@ -205,8 +213,45 @@ class Stage:
                 steps[m.group(1)] = float(m.group(3))
         return wall, steps
 
+    def workers(self):
+        master = read_pid(os.path.join(self.prefix, "logs", "nginx.pid"))
+        try:
+            with open(f"/proc/{master}/task/{master}/children") as f:
+                return set(f.read().split())
+        except OSError:
+            return set()
+
+    def reload_drain_ms(self):
+        """Median wall time of `nginx -s reload` until every old worker has exited, in ms."""
+        argv = [NGINX, "-p", self.prefix, "-c", os.path.join(self.prefix, "nginx.conf"),
+                "-s", "reload"]
+        times = []
+        for _ in range(5):
+            before = self.workers()
+            start = time.perf_counter()
+            subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, check=True)
+            while True:
+                now = self.workers()
+                if now and not (now & before):
+                    break
+                time.sleep(0.005)
+            times.append((time.perf_counter() - start) * 1000)
+        return statistics.median(times)
+
+    def nginx_test_ms(self):
+        """Median wall time of `nginx -t` on this configuration, in ms."""
+        argv = [NGINX, "-p", self.prefix, "-c", os.path.join(self.prefix, "nginx.conf"), "-t"]
+        times = []
+        for _ in range(5):
+            start = time.perf_counter()
+            subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, check=True)
+            times.append((time.perf_counter() - start) * 1000)
+        return statistics.median(times)
+
     def cleanup(self):
-        stop_pid(read_pid(os.path.join(self.prefix, "logs", "nginx.pid")), signal.SIGQUIT)
+        if self.nginx is not None:
+            stop_pid(self.nginx.pid, signal.SIGQUIT)
+            self.nginx.wait()
         for colour in ("blue", "green"):
             stop_pid(read_pid(os.path.join(self.app_dir, f"web-{colour}.pid")), signal.SIGTERM)
         shutil.rmtree(self.dir, ignore_errors=True)
@@ -371,6 +416,7 @@ def main():
     length = t_switch_end - t_switch
     time.sleep(length)
     t_steady_end = time.perf_counter()
+    drain_ms = stage.reload_drain_ms()  # still under load, after the steady window
     load.finish()
 
     sw_lat, sw_fail = window(load, t_switch, t_switch_end)
@@ -405,6 +451,11 @@ def main():
         values = [r[key] for r in rows]
         print(f"    {key:<38} {statistics.median(values):8.3f} {statistics.mean(values):8.3f} "
               f"{max(values):8.3f}")
+    test_ms = stage.nginx_test_ms()
+    print(f"    start: 0.300 s of it is the process primitive's fixed start grace (START_GRACE)")
+    print(f"    switch, done by hand under the same load (median of 5): `nginx -t` {test_ms:.1f} ms, "
+          f"`nginx -s reload` until the old workers are gone (polled every 5 ms) {drain_ms:.1f} ms; "
+          f"Galley polls every 50 ms")
     served = sorted(load.versions.items(), key=lambda kv: int(kv[0][1:]))
     print("  responses by version: " + ", ".join(f"{v}: {n}" for v, n in served))
     if load.failures:

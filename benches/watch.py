@@ -12,6 +12,7 @@
 
 import argparse
 import os
+import random
 import signal
 import statistics
 import subprocess
@@ -79,6 +80,19 @@ class Watcher:
         ticks = int(fields[11]) + int(fields[12])
         return ticks / os.sysconf("SC_CLK_TCK")
 
+    def wakeups(self):
+        """Voluntary context switches of all its threads (each one a wake-up from sleep)."""
+        total = 0
+        for task in os.listdir(f"/proc/{self.proc.pid}/task"):
+            try:
+                with open(f"/proc/{self.proc.pid}/task/{task}/status") as f:
+                    for line in f:
+                        if line.startswith("voluntary_ctxt_switches:"):
+                            total += int(line.split()[1])
+            except FileNotFoundError:
+                pass
+        return total
+
     def rss_mb(self):
         with open(f"/proc/{self.proc.pid}/status") as f:
             for line in f:
@@ -108,7 +122,7 @@ def parse_ms(text):
     sys.exit(f"--debounce {text!r}: write it like 200ms or 1s")
 
 
-def latency(tmp, changes, debounce):
+def latency(tmp, changes, debounce, debounce_ms):
     proj = os.path.join(tmp, "latency")
     os.makedirs(proj)
     with open(os.path.join(proj, "recipe.rhai"), "w") as f:
@@ -117,7 +131,11 @@ def latency(tmp, changes, debounce):
     try:
         w.wait_line(0, is_end, "the first run")
         to_action, to_changed = [], []
+        rng = random.Random(1)
         for i in range(changes + 1):  # the first change warms up
+            # Not in step with the watcher's internal timers: a write right after a run would
+            # always land just after one of the debouncer's ticks.
+            time.sleep(rng.uniform(0, debounce_ms / 1000))
             start = w.count()
             with open(os.path.join(proj, "data.txt"), "w") as f:
                 f.write(f"change {i}\n")
@@ -150,12 +168,12 @@ def idle(tmp, seconds, files=10_000, per_dir=100):
         _, ready = w.wait_line(0, is_end, "the first run")
         setup = ready - started
         mark = w.count()
-        before = w.cpu_seconds()
+        before, woke = w.cpu_seconds(), w.wakeups()
         time.sleep(seconds)
-        after = w.cpu_seconds()
+        after, woke = w.cpu_seconds(), w.wakeups() - woke
         if w.count() != mark:
             print("  warning: the idle watcher printed something (a run?)", file=sys.stderr)
-        return setup, before, after - before, w.rss_mb()
+        return setup, before, after - before, woke / seconds, w.rss_mb()
     finally:
         w.stop()
 
@@ -171,17 +189,18 @@ def main():
     debounce_ms = parse_ms(args.debounce)
     seconds = 10 if args.quick else 60
     with tempfile.TemporaryDirectory(prefix="galley-bench-watch-") as tmp:
-        to_action, to_changed = latency(tmp, args.changes, args.debounce)
-        setup, startup_cpu, cpu, rss = idle(tmp, seconds)
+        to_action, to_changed = latency(tmp, args.changes, args.debounce, debounce_ms)
+        setup, startup_cpu, cpu, wakeups, rss = idle(tmp, seconds)
 
     target = debounce_ms + 50
     med = statistics.median(to_action)
+    p90 = statistics.quantiles(to_action, n=10)[-1] if len(to_action) > 1 else med
     print(f"(a) latency from a file write to the recipe's first action, {args.changes} changes")
     print(f"  debounce                 {debounce_ms:7.1f} ms")
     print(f"  to `[watch] changed`     {statistics.median(to_changed):7.1f} ms median")
     print(
         f"  to the first action      {med:7.1f} ms median"
-        f"  (min {min(to_action):.1f}, max {max(to_action):.1f})"
+        f"  (min {min(to_action):.1f}, p90 {p90:.1f}, max {max(to_action):.1f})"
     )
     print(f"  minus the debounce       {med - debounce_ms:7.1f} ms")
     print(f"  ratio to the debounce    {med / debounce_ms:7.2f}x")
@@ -189,9 +208,11 @@ def main():
     print(f"(b) idle watcher of 10,000 files ({seconds} s, nothing changing)")
     print(f"  start to first run ended {setup * 1000:7.1f} ms  (CPU {startup_cpu * 1000:.0f} ms, RSS {rss:.1f} MB)")
     print(f"  CPU time while idle      {cpu * 1000:7.1f} ms  ({cpu / seconds * 100:.3f}% of one core)")
+    print(f"  wake-ups while idle      {wakeups:7.1f} /s  (voluntary context switches, all threads)")
     tick_ms = 1000 / os.sysconf("SC_CLK_TCK")
-    verdict = "met" if cpu / seconds <= 0.001 else "NOT met"
-    print(f"  target (~0; <= 0.1% of a core, clock tick {tick_ms:.0f} ms): {verdict}")
+    # /proc counts whole clock ticks: allow 1 ms of CPU per idle second, and at least one tick.
+    verdict = "met" if cpu * 1000 <= max(seconds * 1.0, tick_ms) + 1e-6 else "NOT met"
+    print(f"  target (~0: <= 1 ms of CPU per second, counted in {tick_ms:.0f} ms ticks): {verdict}")
 
 
 if __name__ == "__main__":

@@ -49,7 +49,10 @@ pub fn history(app: Option<&str>, limit: usize, json: bool) -> i32 {
                 r.app.clone(),
                 r.strategy.clone(),
                 r.version(),
-                r.result.clone(),
+                match &r.rollback_to {
+                    Some(to) => format!("{} (rollback to {to})", r.result),
+                    None => r.result.clone(),
+                },
                 format!("{:.1}s", r.seconds),
                 r.who.clone(),
             ]

@@ -36,12 +36,23 @@ pub fn run(args: RunArgs) -> i32 {
     code
 }
 
-/// Cancels `cancel` on the first Ctrl-C; a second one exits at once.
+/// Cancels `cancel` on the first Ctrl-C (or SIGTERM, as a CI job's cancel sends); a second one
+/// exits at once.
 pub fn interrupt_on_ctrl_c(runtime: &tokio::runtime::Runtime, cancel: CancellationToken) {
-    let sigint = {
-        let _context = runtime.enter();
-        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
-    };
+    use tokio::signal::unix::{signal, SignalKind};
+    let _context = runtime.enter();
+    if let Ok(mut sigterm) = signal(SignalKind::terminate()) {
+        let cancel = cancel.clone();
+        runtime.spawn(async move {
+            if sigterm.recv().await.is_some() {
+                cancel.cancel();
+                if sigterm.recv().await.is_some() {
+                    std::process::exit(EXIT_INTERRUPTED);
+                }
+            }
+        });
+    }
+    let sigint = signal(SignalKind::interrupt());
     if let Ok(mut sigint) = sigint {
         runtime.spawn(async move {
             if sigint.recv().await.is_some() {

@@ -141,24 +141,24 @@ impl Transport for LocalTransport {
 
     fn create_new(&self, _ctx: &Ctx, path: &str, content: &[u8]) -> Result<bool, Failure> {
         let err = |e| Self::io_error("create", path, e);
-        if let Some(parent) = Path::new(path)
-            .parent()
-            .filter(|p| !p.as_os_str().is_empty())
-        {
+        let target = Path::new(path);
+        let parent = target.parent().filter(|p| !p.as_os_str().is_empty());
+        if let Some(parent) = parent {
             std::fs::create_dir_all(parent).map_err(err)?;
         }
-        let mut file = match std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(path)
-        {
-            Ok(file) => file,
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => return Ok(false),
-            Err(e) => return Err(err(e)),
-        };
-        file.write_all(content).map_err(err)?;
-        file.sync_all().map_err(err)?;
-        Ok(true)
+        // The whole content first, then link(2), which fails if the name exists: a reader never
+        // sees the file empty, and exactly one of two creators wins.
+        let mut tmp = tempfile::Builder::new()
+            .prefix(".galley-")
+            .tempfile_in(parent.unwrap_or(Path::new(".")))
+            .map_err(err)?;
+        tmp.write_all(content).map_err(err)?;
+        tmp.as_file().sync_all().map_err(err)?;
+        match std::fs::hard_link(tmp.path(), target) {
+            Ok(()) => Ok(true),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(false),
+            Err(e) => Err(err(e)),
+        }
     }
 }
 

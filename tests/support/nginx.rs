@@ -3,7 +3,7 @@
 //! `h.nginx(...)` primitive writes it.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use super::{alive, free_port, http_get, wait_until};
@@ -23,6 +23,7 @@ pub struct Nginx {
     pub error_log: PathBuf,
     pub upstream: String,
     pub bin: String,
+    child: Option<Child>,
 }
 
 impl Nginx {
@@ -46,7 +47,7 @@ impl Nginx {
         let mut last_error = String::new();
         for _ in 0..5 {
             let port = free_port();
-            let nginx = Nginx {
+            let mut nginx = Nginx {
                 port,
                 conf: prefix.join("nginx.conf"),
                 pidfile: prefix.join("logs/nginx.pid"),
@@ -55,9 +56,12 @@ impl Nginx {
                 prefix: prefix.clone(),
                 upstream: upstream_name.to_string(),
                 bin: bin(),
+                child: None,
             };
             std::fs::write(&nginx.conf, nginx.config()).expect("write nginx.conf");
-            let out = Command::new(&nginx.bin)
+            let _ = std::fs::remove_file(&nginx.error_log);
+            // In the foreground (`daemon off`), as this process's child: the test reaps it.
+            let child = Command::new(&nginx.bin)
                 .arg("-p")
                 .arg(&nginx.prefix)
                 .arg("-c")
@@ -66,24 +70,29 @@ impl Nginx {
                 .arg(&nginx.error_log)
                 .current_dir("/")
                 .stdin(Stdio::null())
-                .output()
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
                 .unwrap_or_else(|e| panic!("cannot run {}: {e}", nginx.bin));
-            if out.status.success() {
-                wait_until("nginx's pidfile", Duration::from_secs(10), || {
-                    nginx.master().is_some()
-                });
-                wait_until(
-                    &format!("nginx to answer on port {port}"),
-                    Duration::from_secs(10),
-                    || http_get(port, "/").is_some(),
-                );
+            let pid = child.id() as i64;
+            nginx.child = Some(child);
+            let mut exited = false;
+            wait_until(
+                &format!("nginx to answer on port {port}"),
+                Duration::from_secs(10),
+                || {
+                    exited = nginx
+                        .child
+                        .as_mut()
+                        .is_some_and(|c| c.try_wait().ok().flatten().is_some());
+                    exited || (nginx.master() == Some(pid) && http_get(port, "/").is_some())
+                },
+            );
+            if !exited {
                 return nginx;
             }
-            last_error = format!(
-                "{}{}",
-                String::from_utf8_lossy(&out.stdout),
-                String::from_utf8_lossy(&out.stderr)
-            );
+            nginx.child = None;
+            last_error = std::fs::read_to_string(&nginx.error_log).unwrap_or_default();
             if !last_error.contains("Address already in use") {
                 break;
             }
@@ -94,7 +103,7 @@ impl Nginx {
     fn config(&self) -> String {
         let p = self.prefix.display();
         format!(
-            r#"daemon on;
+            r#"daemon off;
 worker_processes 2;
 pid {p}/logs/nginx.pid;
 error_log {p}/logs/error.log warn;
@@ -177,27 +186,32 @@ http {{
 }
 
 impl Drop for Nginx {
-    /// A graceful stop (`kill -QUIT`), waiting until the master is gone; SIGKILL for whatever
-    /// is left after 10 s.
+    /// A graceful stop (`kill -QUIT`), waiting until the master has exited (after its
+    /// workers); SIGKILL for whatever is left after 10 s.
     fn drop(&mut self) {
-        let Some(master) = self.master() else {
+        let Some(mut child) = self.child.take() else {
             return;
         };
+        let master = child.id() as i64;
         let mut pids = self.workers();
-        pids.push(master);
         let _ = Command::new("kill")
             .args(["-QUIT", &master.to_string()])
             .status();
         let deadline = std::time::Instant::now() + Duration::from_secs(10);
-        while std::time::Instant::now() < deadline && pids.iter().any(|p| alive(*p)) {
+        while std::time::Instant::now() < deadline {
+            if child.try_wait().ok().flatten().is_some() {
+                break;
+            }
             std::thread::sleep(Duration::from_millis(20));
         }
+        pids.push(master);
         for pid in pids.into_iter().filter(|p| alive(*p)) {
             let _ = Command::new("kill")
                 .args(["-KILL", &pid.to_string()])
                 .stderr(Stdio::null())
                 .status();
         }
+        let _ = child.wait();
     }
 }
 

@@ -566,18 +566,12 @@ impl Transport for SshTransport {
             self.mkdir(ctx, parent)?;
         }
         self.with_sftp(ctx, &format!("creating {path}"), |sftp| async move {
-            let opened = sftp.options().write(true).create_new(true).open(path).await;
-            let mut file = match opened {
-                Ok(file) => file,
-                // sftp v3 has no "exists" code: tell a clash from a real failure by looking.
-                Err(e) => {
-                    return match sftp.fs().symlink_metadata(path).await {
-                        Ok(_) => Ok(false),
-                        Err(_) => Err(self.io_error("create", path, e)),
-                    }
-                }
-            };
+            // The whole content first, then a hard link (fails if the name exists): a reader
+            // never sees the file empty, and exactly one of two creators wins.
+            let tmp = temp_beside(path);
+            let mut fs = sftp.fs();
             let written = async {
+                let mut file = sftp.options().write(true).create(true).open(&tmp).await?;
                 file.write_all(content).await?;
                 if sftp.support_fsync() {
                     file.sync_all().await?;
@@ -585,8 +579,20 @@ impl Transport for SshTransport {
                 file.close().await
             }
             .await;
-            written.map_err(|e| self.io_error("create", path, e))?;
-            Ok(true)
+            if let Err(e) = written {
+                let _ = fs.remove_file(&tmp).await;
+                return Err(self.io_error("create", path, e));
+            }
+            let linked = fs.hard_link(&tmp, path).await;
+            let _ = fs.remove_file(&tmp).await;
+            match linked {
+                Ok(()) => Ok(true),
+                // sftp v3 has no "exists" code: tell a clash from a real failure by looking.
+                Err(e) => match fs.symlink_metadata(path).await {
+                    Ok(_) => Ok(false),
+                    Err(_) => Err(self.io_error("create", path, e)),
+                },
+            }
         })
     }
 
