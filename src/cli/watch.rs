@@ -9,7 +9,6 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use notify::RecursiveMode;
-use notify_debouncer_full::{new_debouncer, DebounceEventResult};
 use rhai::{Dynamic, Map};
 use tokio_util::sync::CancellationToken;
 
@@ -25,6 +24,8 @@ use crate::watch::git::Poller;
 enum Event {
     Changed(Vec<PathBuf>),
     Finished(Ended, Duration),
+    /// Ctrl-C.
+    Stop,
 }
 
 /// What happens when a change arrives during a run.
@@ -120,30 +121,50 @@ pub fn watch(args: WatchArgs) -> i32 {
     code
 }
 
-/// The folders to watch: the recipe's, the ones the recipe declared, and those of its modules.
-fn roots(recipe: &Path, declared: &[String], sources: &[String]) -> BTreeSet<PathBuf> {
-    let mut roots = BTreeSet::new();
-    let absolute = |p: &Path| std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf());
-    if let Some(dir) = absolute(recipe).parent() {
-        roots.insert(dir.to_path_buf());
-    }
-    for path in declared
-        .iter()
-        .map(PathBuf::from)
-        .chain(sources.iter().map(PathBuf::from))
-    {
-        let path = absolute(&path);
-        // Editors save by writing a new file and renaming it: watch the folder, not the file.
-        let dir = if path.is_dir() {
-            path
-        } else {
-            path.parent().map(Path::to_path_buf).unwrap_or(path)
-        };
-        if !roots.iter().any(|r| dir.starts_with(r)) {
-            roots.insert(dir);
+/// A path with `.` and `..` resolved without touching the disk (so `proj/../shared` is
+/// `shared`, not a folder inside `proj`).
+fn normalize(path: &Path) -> PathBuf {
+    let absolute = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+    let mut out = PathBuf::new();
+    for part in absolute.components() {
+        match part {
+            std::path::Component::ParentDir => {
+                out.pop();
+            }
+            std::path::Component::CurDir => {}
+            other => out.push(other),
         }
     }
-    roots
+    out
+}
+
+/// What to watch: folders (recursively) and single files.
+#[derive(Default, PartialEq)]
+struct Watches {
+    dirs: BTreeSet<PathBuf>,
+    files: BTreeSet<PathBuf>,
+}
+
+/// The recipe's folder and the folders the recipe declared, recursively; the files it declared
+/// and its modules, one by one.
+fn watches(recipe: &Path, declared: &[String], sources: &[String]) -> Watches {
+    let mut w = Watches::default();
+    if let Some(dir) = normalize(recipe).parent() {
+        w.dirs.insert(dir.to_path_buf());
+    }
+    for path in declared.iter().chain(sources) {
+        let path = normalize(Path::new(path));
+        if path.is_dir() {
+            w.dirs.insert(path);
+        } else {
+            w.files.insert(path);
+        }
+    }
+    // A folder inside another watched folder adds nothing.
+    let dirs: Vec<PathBuf> = w.dirs.iter().cloned().collect();
+    w.dirs
+        .retain(|d| !dirs.iter().any(|other| other != d && d.starts_with(other)));
+    w
 }
 
 fn watch_files(
@@ -154,59 +175,86 @@ fn watch_files(
 ) -> i32 {
     let (tx, rx) = mpsc::channel::<Event>();
     let changes = tx.clone();
-    let mut debouncer = match new_debouncer(debounce, None, move |result: DebounceEventResult| {
-        if let Ok(events) = result {
-            // Reads (the run itself opens the recipe and its files) are not changes.
-            let paths: Vec<PathBuf> = events
-                .into_iter()
-                .filter(|e| is_change(&e.event.kind))
-                .flat_map(|e| e.event.paths.clone())
-                .collect();
-            if !paths.is_empty() {
-                let _ = changes.send(Event::Changed(paths));
+    // inotify through notify, with the burst collected below (a quiet period of `debounce`):
+    // nothing wakes up while nothing changes.
+    let mut watcher =
+        match notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
+            if let Ok(event) = event {
+                // Reads (the run itself opens the recipe and its files) are not changes.
+                if is_change(&event.kind) && !event.paths.is_empty() {
+                    let _ = changes.send(Event::Changed(event.paths));
+                }
             }
-        }
-    }) {
-        Ok(d) => d,
-        Err(e) => {
-            return usage(
-                args,
-                format!("cannot watch files: {e}"),
-                "inotify limits? see `sysctl fs.inotify`",
-            )
-        }
-    };
+        }) {
+            Ok(w) => w,
+            Err(e) => {
+                return usage(
+                    args,
+                    format!("cannot watch files: {e}"),
+                    "inotify limits? see `sysctl fs.inotify`",
+                )
+            }
+        };
+    {
+        let tx = tx.clone();
+        let stop = stop.clone();
+        runtime.spawn(async move {
+            stop.cancelled().await;
+            let _ = tx.send(Event::Stop);
+        });
+    }
     let recipe = std::path::absolute(&args.run.file).unwrap_or_else(|_| args.run.file.clone());
-    let mut watched: BTreeSet<PathBuf> = BTreeSet::new();
+    let mut watched: BTreeSet<(PathBuf, bool)> = BTreeSet::new();
+    let mut shown: Vec<String> = Vec::new();
     let mut sources: Vec<String> = vec![recipe.to_string_lossy().into_owned()];
     let mut declared: Vec<String> = Vec::new();
     // Watches what the last run showed it depends on; rebuilds the rules.
     let mut rewatch = |declared: &[String],
                        sources: &[String],
-                       watched: &mut BTreeSet<PathBuf>|
+                       watched: &mut BTreeSet<(PathBuf, bool)>,
+                       shown: &mut Vec<String>|
      -> Result<Filter, String> {
-        let wanted = roots(&recipe, declared, sources);
-        for root in wanted.difference(&watched.clone()) {
-            debouncer
-                .watch(root, RecursiveMode::Recursive)
-                .map_err(|e| format!("cannot watch {}: {e}", root.display()))?;
-            watched.insert(root.clone());
+        let wanted = watches(&recipe, declared, sources);
+        let mut targets: BTreeSet<(PathBuf, bool)> =
+            wanted.dirs.iter().map(|d| (d.clone(), true)).collect();
+        for file in &wanted.files {
+            // Editors save by writing a new file and renaming it: watch the file's folder
+            // (alone, not recursively) and let the filter keep only the file.
+            if let Some(dir) = file.parent() {
+                if !wanted.dirs.iter().any(|d| file.starts_with(d)) {
+                    targets.insert((dir.to_path_buf(), false));
+                }
+            }
         }
-        let always = sources.iter().map(PathBuf::from).collect();
+        for (path, recursive) in targets.difference(&watched.clone()) {
+            let mode = if *recursive {
+                RecursiveMode::Recursive
+            } else {
+                RecursiveMode::NonRecursive
+            };
+            notify::Watcher::watch(&mut watcher, path, mode)
+                .map_err(|e| format!("cannot watch {}: {e}", path.display()))?;
+            watched.insert((path.clone(), *recursive));
+        }
+        *shown = wanted
+            .dirs
+            .iter()
+            .chain(wanted.files.iter())
+            .map(|p| p.display().to_string())
+            .collect();
         Filter::new(
-            &watched.iter().cloned().collect::<Vec<_>>(),
+            &wanted.dirs.iter().cloned().collect::<Vec<_>>(),
             &args.paths,
             &args.ignore,
-            always,
+            wanted.files.into_iter().collect(),
         )
     };
-    let mut filter = match rewatch(&declared, &sources, &mut watched) {
+    let mut filter = match rewatch(&declared, &sources, &mut watched, &mut shown) {
         Ok(f) => f,
         Err(e) => return usage(args, e, "check --paths and --ignore"),
     };
 
     let mut current: Option<CancellationToken> = None;
-    let mut pending: Vec<PathBuf> = Vec::new();
     let mut queued = false;
     let launch = |current: &mut Option<CancellationToken>| {
         let token = stop.child_token();
@@ -220,25 +268,42 @@ fn watch_files(
         *current = Some(token);
     };
     launch(&mut current);
+    let mut batch: Vec<PathBuf> = Vec::new();
+    let mut quiet_until: Option<Instant> = None;
+    let mut stopping = false;
     loop {
-        let event = match rx.recv_timeout(Duration::from_millis(200)) {
-            Ok(event) => Some(event),
-            Err(mpsc::RecvTimeoutError::Timeout) => None,
-            Err(mpsc::RecvTimeoutError::Disconnected) => break,
+        // Idle: block. Collecting a burst: wait until it has been quiet for `debounce`.
+        let event = match quiet_until {
+            Some(at) => match rx.recv_timeout(at.saturating_duration_since(Instant::now())) {
+                Ok(event) => Some(event),
+                Err(mpsc::RecvTimeoutError::Timeout) => None,
+                Err(mpsc::RecvTimeoutError::Disconnected) => break,
+            },
+            None => match rx.recv() {
+                Ok(event) => Some(event),
+                Err(_) => break,
+            },
         };
-        if stop.is_cancelled() && current.is_none() {
-            break;
-        }
         match event {
-            None => {}
+            Some(Event::Stop) => {
+                stopping = true;
+                match &current {
+                    Some(token) => token.cancel(),
+                    None => break,
+                }
+            }
             Some(Event::Changed(paths)) => {
-                let mut relevant: Vec<PathBuf> =
-                    paths.into_iter().filter(|p| filter.wants(p)).collect();
+                let before = batch.len();
+                batch.extend(paths.into_iter().filter(|p| filter.wants(p)));
+                if batch.len() > before {
+                    quiet_until = Some(Instant::now() + debounce);
+                }
+            }
+            None => {
+                quiet_until = None;
+                let mut relevant = std::mem::take(&mut batch);
                 relevant.sort();
                 relevant.dedup();
-                if relevant.is_empty() {
-                    continue;
-                }
                 let shown: Vec<String> = relevant
                     .iter()
                     .take(5)
@@ -254,12 +319,8 @@ fn watch_files(
                         String::new()
                     }
                 );
-                pending.extend(relevant);
                 match (&current, args.on_busy) {
-                    (None, _) => {
-                        pending.clear();
-                        launch(&mut current);
-                    }
+                    (None, _) => launch(&mut current),
                     (Some(token), OnBusy::Restart) => {
                         println!("[watch] cancelling the running run to start over");
                         token.cancel();
@@ -282,7 +343,7 @@ fn watch_files(
                     sources.push(recipe.to_string_lossy().into_owned());
                 }
                 declared = ended.watch.clone();
-                match rewatch(&declared, &sources, &mut watched) {
+                match rewatch(&declared, &sources, &mut watched, &mut shown) {
                     Ok(f) => filter = f,
                     Err(e) => eprintln!("warning: {e}"),
                 }
@@ -291,18 +352,13 @@ fn watch_files(
                     result_word(ended.code),
                     took.as_secs_f64(),
                     clock(),
-                    watched
-                        .iter()
-                        .map(|p| p.display().to_string())
-                        .collect::<Vec<_>>()
-                        .join(", ")
+                    shown.join(", ")
                 );
-                if stop.is_cancelled() {
+                if stopping {
                     break;
                 }
                 if queued {
                     queued = false;
-                    pending.clear();
                     launch(&mut current);
                 }
             }

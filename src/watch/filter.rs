@@ -11,7 +11,7 @@ pub struct Filter {
     roots: Vec<(PathBuf, Gitignore)>,
     only: Option<GlobSet>,
     ignore: GlobSet,
-    /// Always relevant, whatever the rules say: the recipe and its modules.
+    /// Always relevant, whatever the rules say: the recipe, its modules and the files it declared.
     always: Vec<PathBuf>,
 }
 
@@ -69,6 +69,10 @@ impl Filter {
             .and_then(|cwd| path.strip_prefix(cwd).ok().map(Path::to_path_buf))
             .unwrap_or_else(|| path.to_path_buf());
         if self.ignore.is_match(&relative) || self.ignore.is_match(path) {
+            return false;
+        }
+        // Only the files themselves count in a folder watched for single files.
+        if !self.roots.iter().any(|(root, _)| path.starts_with(root)) {
             return false;
         }
         for (root, rules) in &self.roots {
