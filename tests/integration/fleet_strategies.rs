@@ -203,8 +203,9 @@ fn shown(run: Run) -> Run {
 /// root, on its own port. `--set strategy=rolling|canary`, `version=V` the new version, `old=V`
 /// the version a canary rollback restarts; `fail=HOST` makes the update of that host throw
 /// before it touches anything, `broken=HOST` gives that host a new version that never listens
-/// (`version=broken` does that for every host); `probe=pass|fail`, `window`, `interval` are the
-/// canary's.
+/// (`version=broken` does that for every host); `batch` is rolling's (default 1);
+/// `probe=pass|fail`, `window`, `interval` are the canary's (its probe prints the upstream file
+/// as `probe_upstream=...`).
 const FLEET_RECIPE: &str = r#"
 import "galley/rolling" as rolling;
 import "galley/canary" as canary;
@@ -243,7 +244,7 @@ let opts = #{
     sha: version,
 };
 if params.strategy == "rolling" {
-    opts.batch = 1;
+    opts.batch = parse_int(params.batch ?? "1");
     print(`updated=${rolling::deploy(opts)}`);
 } else {
     opts.rollback = |h| {
@@ -257,7 +258,9 @@ if params.strategy == "rolling" {
     opts.interval = params.interval ?? "500ms";
     let pass = params.probe == "pass";
     opts.probe = || {
-        print("probe_upstream=" + local().read(@UPSTREAM_FILE@).replace("\n", " "));
+        let text = local().read(@UPSTREAM_FILE@);
+        text.replace("\n", " ");
+        print("probe_upstream=" + text);
         pass
     };
     print(`updated=${canary::deploy(opts)}`);
@@ -448,6 +451,29 @@ fn rolling_updates_three_hosts_one_by_one_under_load_without_a_lost_request() {
         serde_json::json!([hosts.name(0), hosts.name(1), hosts.name(2)]),
         "{record}"
     );
+    hosts.assert_unlocked();
+}
+
+#[test]
+fn rolling_in_batches_of_two_updates_both_hosts_of_a_batch_at_once() {
+    let hosts = Hosts::new();
+    hosts.first_deploy("v1");
+    let load = load(hosts.nginx.port);
+    let run = hosts
+        .deploy(&[
+            "strategy=rolling".into(),
+            "version=v2".into(),
+            "batch=2".into(),
+        ])
+        .expect_code(0);
+    let stats = load.finish();
+    assert_no_failures("a rolling deploy in batches of 2 under load", &stats);
+    assert!(run.stdout.contains("updated=3"), "{}", run.stdout);
+    for i in 0..3 {
+        assert_eq!(hosts.version(i), "v2", "host {i}");
+    }
+    assert_eq!(hosts.upstream_servers(), hosts.addrs(&[0, 1, 2]));
+    assert_eq!(hosts.last_record()["result"], "ok");
     hosts.assert_unlocked();
 }
 
@@ -848,14 +874,20 @@ fn blue_green_of_containers_switches_twice_under_load_and_removes_the_old_one() 
 // ---------------------------------------------------------------------------------------------
 // blue/green on an ssh host
 
-/// Blue/green of the demo app as processes on an ssh host, nginx on this machine.
+/// Blue/green of the demo app as processes on an ssh host, nginx on this machine. The version
+/// `broken` starts a process that never listens; `--set retries=N` bounds its health check.
 const SSH_BLUE_GREEN_RECIPE: &str = r#"
 import "galley/blue_green" as blue_green;
 
 let h = ssh::connect(@DEST@, @OPTS@);
 let version = params.version;
+let cmd = if version == "broken" {
+    ["python3", "-c", "import time; time.sleep(3600)"]
+} else {
+    ["python3", @APP@]
+};
 let svc = |c, p| h.process(`web-${c}`, #{
-    cmd: ["python3", @APP@], dir: @ROOT@, env: #{ PORT: `${p}`, APP_VERSION: version },
+    cmd: cmd, dir: @ROOT@, env: #{ PORT: `${p}`, APP_VERSION: version },
 });
 let colour = blue_green::deploy(#{
     app: "web", host: h, nginx: local().nginx(@NGINX@), upstream: "web",
@@ -863,7 +895,7 @@ let colour = blue_green::deploy(#{
     start: |c, p| { let s = svc.call(c, p); s.stop(); s.start(); },
     stop: |c, p| svc.call(c, p).stop(),
     health: "/health",
-    health_options: #{ retries: 300, interval: "100ms" },
+    health_options: #{ retries: parse_int(params.retries ?? "300"), interval: "100ms" },
     sha: version,
 });
 print(`serving=${colour}`);
@@ -889,12 +921,13 @@ fn blue_green_on_an_ssh_host_switches_to_the_new_version() {
         .replace("@GREEN@", &green.to_string());
     sb.write("recipe.rhai", &recipe);
     let state = sb.path().join("state");
-    let deploy = |version: &str| -> Run {
+    let deploy_with = |version: &str, retries: &str| -> Run {
         let child = fleet
             .galley(&sb)
             .env("GALLEY_STATE_DIR", &state)
             .args(["run", "recipe.rhai", "--output", "plain", "--set"])
             .arg(format!("version={version}"))
+            .args(["--set", &format!("retries={retries}")])
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
@@ -904,6 +937,7 @@ fn blue_green_on_an_ssh_host_switches_to_the_new_version() {
             child.wait_with_output().expect("wait for galley"),
         ))
     };
+    let deploy = |version: &str| deploy_with(version, "300");
     let pid_of = |colour: &str| -> Option<i64> {
         std::fs::read_to_string(root.join(format!("web-{colour}.pid")))
             .ok()?
@@ -953,4 +987,29 @@ fn blue_green_on_an_ssh_host_switches_to_the_new_version() {
         !root.join(".galley/locks/web.lock").exists(),
         "the lock on the host is released"
     );
+
+    // A version that never listens: the strategy checks it on the host, through a tunnel (the
+    // report names the host and the tunnel's own port), stops it, and blue keeps serving.
+    let run = deploy_with("broken", "5").expect_code(1);
+    let report = flat(&run.stderr);
+    assert!(report.contains("galley::health"), "{}", run.stderr);
+    let checked = format!("http://127.0.0.1:{green}/health on {}", fleet.dest(0));
+    assert!(
+        report.contains(&checked),
+        "the check ran on the host ({checked}):\n{}",
+        run.stderr
+    );
+    let tunnel = report
+        .split("(http://127.0.0.1:")
+        .nth(1)
+        .and_then(|rest| rest.split('/').next())
+        .and_then(|port| port.parse::<u16>().ok())
+        .unwrap_or_else(|| panic!("the report names the URL it requested:\n{}", run.stderr));
+    assert_ne!(tunnel, green, "the request went to the tunnel's local end");
+    assert_eq!(version_at(nginx.port), "v2");
+    assert!(pid_of("green").is_none(), "the broken green was stopped");
+    assert_eq!(pid_of("blue"), Some(blue_pid));
+    let record = journal(&state).pop().unwrap();
+    assert_eq!(record["result"], "failed", "{record}");
+    assert!(!root.join(".galley/locks/web.lock").exists());
 }
