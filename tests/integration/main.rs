@@ -8,7 +8,6 @@ mod cli;
 mod docker;
 mod dry_run;
 mod fanout;
-mod fleet_strategies;
 mod git;
 mod health;
 mod interrupt;
