@@ -4,7 +4,7 @@ use std::os::unix::fs::FileTypeExt;
 
 use super::{print_report, EXIT_FAILED, EXIT_OK};
 use crate::exec::{Masker, OutputMode};
-use crate::primitives::ssh::master::control_dir;
+use crate::primitives::ssh::master::{control, control_dir};
 use crate::report::Report;
 
 pub fn disconnect() -> i32 {
@@ -30,16 +30,7 @@ pub fn disconnect() -> i32 {
         .unwrap_or_default();
     let mut closed = 0;
     for socket in &sockets {
-        let exited = std::process::Command::new("ssh")
-            .arg("-S")
-            .arg(socket)
-            .args(["-O", "exit", "none"])
-            .stdin(std::process::Stdio::null())
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success());
-        if exited {
+        if control(socket, &["-O", "exit"]) {
             closed += 1;
         } else {
             // Nothing answers on it: a master that died and left its socket.

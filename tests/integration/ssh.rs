@@ -2,11 +2,11 @@
 //! filesystem and process table, so results are checked directly with std::fs and /proc.
 
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use crate::support::sshd::Fleet;
+use crate::support::sshd::{CloseMasters, Fleet};
 use crate::support::{
     alive, all_pids, environ, flat, free_port, http_get, read_pid, stat_ids, value_of, wait_until,
     GitOrigin, Reaper, Run, Sandbox,
@@ -85,31 +85,6 @@ fn masters(control: &Path) -> Vec<i64> {
         })
         .filter(|pid| alive(*pid))
         .collect()
-}
-
-/// Closes, when dropped, every master left in a control dir (`ssh -S SOCKET -O exit none`).
-struct CloseMasters(PathBuf);
-
-impl Drop for CloseMasters {
-    fn drop(&mut self) {
-        let Ok(entries) = std::fs::read_dir(&self.0) else {
-            return;
-        };
-        for entry in entries.flatten() {
-            let path = entry.path();
-            if path.extension().is_some() {
-                continue;
-            }
-            let _ = Command::new("ssh")
-                .arg("-S")
-                .arg(&path)
-                .args(["-O", "exit", "none"])
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .status();
-        }
-    }
 }
 
 /// Kills a child (and waits for it) when dropped.

@@ -9,7 +9,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use crate::support::sshd::Fleet;
+use crate::support::sshd::{CloseMasters, Fleet};
 use crate::support::{
     flat, free_port, http_get, read_pid, value_of, wait_until, Reaper, Run, Sandbox,
 };
@@ -629,31 +629,6 @@ log("went on");
     assert_eq!(field(last, "result"), "interrupted", "{last}");
     assert_eq!(field(last, "app"), "web", "{last}");
     assert_eq!(field(last, "sha"), "abc123", "{last}");
-}
-
-/// Closes, when dropped, every ssh master left in a control folder.
-struct CloseMasters(PathBuf);
-
-impl Drop for CloseMasters {
-    fn drop(&mut self) {
-        let Ok(entries) = std::fs::read_dir(&self.0) else {
-            return;
-        };
-        for entry in entries.flatten() {
-            let path = entry.path();
-            if path.extension().is_some() {
-                continue;
-            }
-            let _ = Command::new("ssh")
-                .arg("-S")
-                .arg(&path)
-                .args(["-O", "exit", "none"])
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .status();
-        }
-    }
 }
 
 /// Removes a file when dropped (a lock left on an ssh host by a failed test).

@@ -310,3 +310,28 @@ fn descendants(root: i64) -> BTreeSet<i64> {
 fn signal(pid: i64, sig: Signal) {
     let _ = kill(Pid::from_raw(pid as i32), sig);
 }
+
+/// Closes, when dropped, every master left in a control dir (`ssh -S SOCKET -O exit none`).
+pub struct CloseMasters(pub PathBuf);
+
+impl Drop for CloseMasters {
+    fn drop(&mut self) {
+        let Ok(entries) = std::fs::read_dir(&self.0) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if path.extension().is_some() {
+                continue;
+            }
+            let _ = Command::new("ssh")
+                .arg("-S")
+                .arg(&path)
+                .args(["-O", "exit", "none"])
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status();
+        }
+    }
+}

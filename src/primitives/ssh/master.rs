@@ -252,6 +252,21 @@ fn master_argv(dest: &Destination, opts: &MasterOptions, socket: &Path, log: &Pa
     argv
 }
 
+/// Sends a control command (`-O exit`, `-O cancel -L ...`) to the master behind `socket`, with
+/// plain `ssh` so that it works without the runtime; true when the master accepted it.
+pub fn control(socket: &Path, args: &[&str]) -> bool {
+    std::process::Command::new("ssh")
+        .arg("-S")
+        .arg(socket)
+        .args(args)
+        .arg("none")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
 /// Resumes the master a previous run left for this destination, or launches a new one.
 pub fn open(
     ctx: &Ctx,

@@ -13,7 +13,7 @@ use openssh_sftp_client::{Error as SftpError, Sftp, SftpAuxiliaryData, SftpOptio
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::sync::OnceCell;
 
-use super::master::Master;
+use super::master::{control, Master};
 use crate::exec::action::quote;
 use crate::exec::stream::{collect_lines, drain};
 use crate::exec::{Command, Ctx, Output, Stream};
@@ -49,33 +49,20 @@ impl Drop for Connection {
     /// Closes this run's tunnels (the master may outlive the run) and, unless it persists, the
     /// master itself. Plain `ssh -O` calls, because the runtime may already be gone.
     fn drop(&mut self) {
-        let control = |args: &[String]| {
-            let _ = std::process::Command::new("ssh")
-                .arg("-S")
-                .arg(&self.socket)
-                .args(args)
-                .arg("none")
-                .stdin(std::process::Stdio::null())
-                .stdout(std::process::Stdio::null())
-                .stderr(std::process::Stdio::null())
-                .status();
-        };
         let forwards = self.forwards.lock().map(|f| f.clone()).unwrap_or_default();
         for (remote, local) in forwards {
             if self.persist {
-                control(&[
-                    "-O".into(),
-                    "cancel".into(),
-                    "-L".into(),
-                    format!("{local}:{remote}"),
-                ]);
+                control(
+                    &self.socket,
+                    &["-O", "cancel", "-L", &format!("{local}:{remote}")],
+                );
             }
             if local.starts_with('/') {
                 let _ = std::fs::remove_file(&local);
             }
         }
         if !self.persist {
-            control(&["-O".into(), "exit".into()]);
+            control(&self.socket, &["-O", "exit"]);
         }
     }
 }
