@@ -33,13 +33,18 @@ fn label(item: &Dynamic) -> String {
     }
 }
 
-/// The one-line reason of a failure, for the summary table.
-pub fn reason(err: &EvalAltResult) -> String {
+/// The error a call chain ends in (the call frames around it stripped).
+pub fn innermost(err: &EvalAltResult) -> &EvalAltResult {
     let mut current = err;
     while let EvalAltResult::ErrorInFunctionCall(_, _, inner, _) = current {
         current = inner;
     }
-    let text = match current {
+    current
+}
+
+/// The one-line reason of a failure, for the summary table.
+pub fn reason(err: &EvalAltResult) -> String {
+    let text = match innermost(err) {
         EvalAltResult::ErrorRuntime(value, _) => match value.clone().try_cast::<Failure>() {
             Some(failure) => failure.to_string(),
             None => value.to_string(),

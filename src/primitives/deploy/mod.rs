@@ -18,11 +18,7 @@ type RhaiResult<T> = Result<T, Box<EvalAltResult>>;
 
 /// The innermost failure of an error, if a primitive threw it.
 fn failure_of(err: &EvalAltResult) -> Option<Failure> {
-    let mut current = err;
-    while let EvalAltResult::ErrorInFunctionCall(_, _, inner, _) = current {
-        current = inner;
-    }
-    match current {
+    match super::fanout::innermost(err) {
         EvalAltResult::ErrorRuntime(value, _) => value.clone().try_cast::<Failure>(),
         _ => None,
     }
