@@ -125,6 +125,14 @@ pub enum Failure {
         cause: String,
         detail: Vec<String>,
     },
+    /// A fan-out went on past failures it was told to tolerate: the run still did not succeed.
+    Partial {
+        what: String,
+        /// Each failed item and why.
+        failed: Vec<(String, String)>,
+        total: usize,
+        tolerated: usize,
+    },
     /// Anything else, with a hint.
     Other { message: String, help: String },
 }
@@ -189,6 +197,7 @@ impl Failure {
             Failure::Nginx { .. } => "galley::nginx",
             Failure::Locked { .. } => "galley::locked",
             Failure::RolledBack { .. } => "galley::rolled_back",
+            Failure::Partial { .. } => "galley::partial",
             Failure::Other { .. } => "galley::error",
         }
     }
@@ -239,6 +248,7 @@ impl Failure {
                 }
             }
             Failure::RolledBack { .. } => "the old version is serving again; fix the new version (its failure is above) and deploy again".into(),
+            Failure::Partial { .. } => "the others were updated; the failed ones are as they were left (a strategy keeps them out of its upstream): fix them and deploy again".into(),
         }
     }
 
@@ -254,6 +264,10 @@ impl Failure {
             Failure::Docker { detail, .. } => tail_block("docker said", detail),
             Failure::Nginx { detail, .. } => tail_block("nginx said", detail),
             Failure::RolledBack { detail, .. } => detail.clone(),
+            Failure::Partial { failed, .. } => failed
+                .iter()
+                .map(|(name, why)| format!("  {name}: {why}"))
+                .collect(),
             _ => Vec::new(),
         }
     }
@@ -378,6 +392,21 @@ impl fmt::Display for Failure {
                     "the new version of {app} failed after the switch and was rolled back: {cause}"
                 )
             }
+            Failure::Partial {
+                what,
+                failed,
+                total,
+                tolerated,
+            } => write!(
+                f,
+                "{what}: {} of {total} failed ({}), within max_failures {tolerated}, so the rest went on",
+                failed.len(),
+                failed
+                    .iter()
+                    .map(|(name, _)| name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
             Failure::Other { message, .. } => write!(f, "{message}"),
         }
     }
