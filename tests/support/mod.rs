@@ -344,3 +344,20 @@ pub fn flat(text: &str) -> String {
         .collect();
     lines.join(" ")
 }
+
+/// A Rhai string literal holding exactly `text`, for pasting values into a recipe.
+pub fn lit(text: &str) -> String {
+    let mut out = String::from("\"");
+    for c in text.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '"' => out.push_str("\\\""),
+            '\n' => out.push_str("\\n"),
+            '\t' => out.push_str("\\t"),
+            '\r' => out.push_str("\\r"),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
