@@ -100,9 +100,10 @@ fn finished(child: Child) -> Run {
 // rolling and canary over ssh hosts
 
 /// One recipe for both strategies. Every host runs the demo app as the process `web` in a folder
-/// of its own, on its own port; the hosts' state folder is `@HOST_STATE@` (one for all, as if they
-/// shared a home folder). `--set strategy=rolling|canary`, `version=V` the new version, `old=V`
-/// the version a canary rollback restarts; `broken=HOST,...` gives those hosts a new version that
+/// of its own, on its own port; the hosts share one state folder, as if they shared a home
+/// folder (`@STATE_DIR@` gives it to ssh::hosts, or is empty for the hosts' default one).
+/// `--set strategy=rolling|canary`, `version=V` the new version, `old=V` the version a canary
+/// rollback restarts (no `rollback` without it); `broken=HOST,...` gives those hosts a new version that
 /// never listens; `batch` and `max_failures` go to the strategy; `retries` bounds each health
 /// check (every 100 ms); `gate=PATH` makes the update of the first host create `PATH.waiting`,
 /// then wait until PATH exists (a deploy held inside its lock). `probe=pass|fail`, `window`,
@@ -112,7 +113,7 @@ import "galley/rolling" as rolling;
 import "galley/canary" as canary;
 
 let connect = @OPTS@;
-connect.state_dir = @HOST_STATE@;
+@STATE_DIR@
 let hs = ssh::hosts([@DESTS@], connect);
 let ports = #{ @PORTS@ };
 let dirs = #{ @DIRS@ };
@@ -155,12 +156,14 @@ if "max_failures" in params {
 if params.strategy == "rolling" {
     print(`updated=${rolling::deploy(opts)}`);
 } else {
-    opts.rollback = |h| {
-        let s = svc.call(h, old);
-        s.stop();
-        s.start();
-        print(`rolled back ${h.name} to ${old}`);
-    };
+    if old != "" {
+        opts.rollback = |h| {
+            let s = svc.call(h, old);
+            s.stop();
+            s.start();
+            print(`rolled back ${h.name} to ${old}`);
+        };
+    }
     opts.weight = 1;
     opts.window = params.window ?? "1s";
     opts.interval = params.interval ?? "250ms";
@@ -196,11 +199,40 @@ struct Hosts {
     sb: Sandbox,
 }
 
+/// Where the hosts keep Galley's state (one folder for all of them).
+#[derive(Clone, Copy, PartialEq)]
+enum HostState {
+    /// `SANDBOX/hoststate`, given to ssh::hosts as the `state_dir` option.
+    Option,
+    /// The hosts' default, `$XDG_STATE_HOME/galley`, with the sshd setting `XDG_STATE_HOME` to
+    /// `SANDBOX/xdg` in every session.
+    Default,
+}
+
 impl Hosts {
+    /// `n` hosts with the `state_dir` option.
     fn new(n: usize) -> Hosts {
+        Hosts::start(n, HostState::Option)
+    }
+
+    fn start(n: usize, where_state: HostState) -> Hosts {
         let sb = Sandbox::new();
         let reaper = Reaper::new(&sb);
-        let fleet = Fleet::start(n);
+        let xdg = sb.path().join("xdg");
+        let (fleet, host_state) = match where_state {
+            HostState::Option => (Fleet::start(n), sb.path().join("hoststate")),
+            HostState::Default => (
+                Fleet::start_with(n, &[format!("SetEnv XDG_STATE_HOME={}", xdg.display())]),
+                xdg.join("galley"),
+            ),
+        };
+        let state_dir = match where_state {
+            HostState::Option => format!(
+                "connect.state_dir = {};",
+                lit(&host_state.to_string_lossy())
+            ),
+            HostState::Default => String::new(),
+        };
         let masters = CloseMasters(fleet.control_dir());
         let ports: Vec<u16> = (0..n).map(|_| free_port()).collect();
         let dirs: Vec<PathBuf> = (0..n)
@@ -211,7 +243,6 @@ impl Hosts {
             })
             .collect();
         let nginx = Nginx::start_without_retries(sb.path(), "web", ports[0]);
-        let host_state = sb.path().join("hoststate");
         let map = |value: &dyn Fn(usize) -> String| -> String {
             (0..n)
                 .map(|i| format!("{}: {}", lit(&fleet.dest(i)), value(i)))
@@ -222,7 +253,7 @@ impl Hosts {
         let recipe = FLEET_RECIPE
             .replace("@DESTS@", &dests.join(", "))
             .replace("@OPTS@", &fleet.options())
-            .replace("@HOST_STATE@", &lit(&host_state.to_string_lossy()))
+            .replace("@STATE_DIR@", &state_dir)
             .replace("@PORTS@", &map(&|i| ports[i].to_string()))
             .replace("@DIRS@", &map(&|i| lit(&dirs[i].to_string_lossy())))
             .replace("@NGINX@", &nginx.options())
@@ -667,14 +698,59 @@ fn canary_whose_probe_fails_in_the_window_is_rolled_back() {
     assert!(views[0].contains("weight=1;"), "{}", views[0]);
 }
 
+#[test]
+fn canary_without_a_rollback_is_taken_out_of_the_upstream_when_its_probe_fails() {
+    let hosts = Hosts::new(3);
+    hosts.first_deploy("v1");
+    let others = (hosts.pid(1), hosts.pid(2));
+    let load = load(hosts.nginx.port);
+    let run = hosts
+        .deploy(&[
+            "strategy=canary".into(),
+            "version=v2".into(),
+            "probe=fail".into(),
+        ])
+        .expect_code(1);
+    let stats = load.finish();
+    assert_no_failures("a canary taken out under load", &stats);
+    let report = flat(&run.stderr);
+    assert!(report.contains("galley::rolled_back"), "{}", run.stderr);
+    assert!(
+        report.contains(&format!(
+            "the canary {} was taken out of the upstream (no rollback given)",
+            hosts.name(0)
+        )),
+        "the report says what became of the canary:\n{}",
+        run.stderr
+    );
+    assert_eq!(hosts.version(0), "v2", "the canary was left as it was");
+    assert_eq!((hosts.pid(1), hosts.pid(2)), others);
+    assert_eq!(
+        hosts.upstream_servers(),
+        hosts.addrs(&[1, 2]),
+        "the canary is out of the upstream"
+    );
+    let lines = upstream_lines(&hosts.upstream_file());
+    assert!(lines.iter().all(|l| !l.contains("weight")), "{lines:?}");
+    assert_eq!(hosts.last_record()["result"], "rolled_back");
+    hosts.assert_unlocked();
+}
+
 // ---------------------------------------------------------------------------------------------
 // locks in a state folder that hosts share
 
 #[test]
-fn hosts_sharing_a_state_folder_deploy_in_one_run_and_a_second_run_is_refused() {
-    let hosts = Hosts::new(2);
+fn hosts_sharing_their_default_state_folder_deploy_in_one_run_and_a_second_run_is_refused() {
+    let hosts = Hosts::start(2, HostState::Default);
     // Both hosts keep their lock in the same folder: the run meets its own lock and goes on.
     hosts.first_deploy("v1");
+    let on_hosts = journal(&hosts.host_state);
+    assert_eq!(
+        on_hosts.len(),
+        1,
+        "the hosts' default state folder has the journal"
+    );
+    assert_eq!(on_hosts[0]["result"], "ok", "{}", on_hosts[0]);
     hosts.assert_unlocked();
     let gate = hosts.sb.path().join("gate");
     let first = hosts.spawn(&[
