@@ -561,6 +561,57 @@ fn rolling_with_max_failures_25_percent_goes_on_past_a_broken_host_and_ends_part
     rolling_goes_on_past_a_tolerated_failure("25%", 1);
 }
 
+#[test]
+fn rolling_stops_after_the_batch_in_which_failures_exceed_max_failures() {
+    let hosts = Hosts::new(4);
+    hosts.first_deploy("v1");
+    let last = hosts.pid(3);
+    let load = load(hosts.nginx.port);
+    let run = hosts
+        .deploy(&[
+            "strategy=rolling".into(),
+            "version=v2".into(),
+            "batch=1".into(),
+            "max_failures=1".into(),
+            format!("broken={},{}", hosts.name(1), hosts.name(2)),
+            BROKEN_RETRIES.into(),
+        ])
+        .expect_code(1);
+    let stats = load.finish();
+    assert_no_failures("a rolling deploy past max_failures under load", &stats);
+    let report = flat(&run.stderr);
+    assert!(report.contains("galley::health"), "{}", run.stderr);
+    assert!(
+        report.contains(&format!(
+            "2 of 4 failed ({}, {})",
+            hosts.name(1),
+            hosts.name(2)
+        )),
+        "the report names both broken hosts:\n{}",
+        run.stderr
+    );
+    assert_eq!(hosts.version(0), "v2");
+    assert_eq!(
+        hosts.pid(3),
+        last,
+        "the host after the second failure was not reached"
+    );
+    assert_eq!(hosts.version(3), "v1");
+    assert_eq!(
+        hosts.upstream_servers(),
+        hosts.addrs(&[0, 3]),
+        "both broken hosts stay out of the upstream"
+    );
+    let record = hosts.last_record();
+    assert_eq!(record["result"], "failed", "{record}");
+    assert_eq!(
+        record["failed"],
+        serde_json::json!([hosts.name(1), hosts.name(2)]),
+        "{record}"
+    );
+    hosts.assert_unlocked();
+}
+
 /// The canary's `probe_upstream=` lines: the upstream file as the probe saw it in the window.
 fn probe_views(run: &Run) -> Vec<String> {
     run.stdout
