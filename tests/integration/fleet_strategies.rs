@@ -504,11 +504,12 @@ fn rolling_stops_at_a_broken_host_keeps_it_out_and_leaves_the_rest_untouched() {
 }
 
 /// A rolling deploy of v2 over 4 hosts with host 1 broken and `max_failures` as given: it goes
-/// on to the end and ends as `galley::partial`.
+/// on to the end and ends as `galley::partial`. Then the fix, v3: host 1, out of the upstream,
+/// goes back in only once it was updated and passed its check.
 fn rolling_goes_on_past_a_tolerated_failure(max_failures: &str, batch: usize) {
     let hosts = Hosts::new(4);
     hosts.first_deploy("v1");
-    let load = load(hosts.nginx.port);
+    let partial = load(hosts.nginx.port);
     let run = hosts
         .deploy(&[
             "strategy=rolling".into(),
@@ -519,7 +520,7 @@ fn rolling_goes_on_past_a_tolerated_failure(max_failures: &str, batch: usize) {
             BROKEN_RETRIES.into(),
         ])
         .expect_code(1);
-    let stats = load.finish();
+    let stats = partial.finish();
     assert_no_failures("a rolling deploy past a broken host under load", &stats);
     let report = flat(&run.stderr);
     assert!(report.contains("galley::partial"), "{}", run.stderr);
@@ -549,6 +550,21 @@ fn rolling_goes_on_past_a_tolerated_failure(max_failures: &str, batch: usize) {
         .expect("a record on the hosts");
     assert_eq!(on_hosts["result"], "partial", "{on_hosts}");
     hosts.assert_unlocked();
+
+    let fixed = load(hosts.nginx.port);
+    hosts
+        .deploy(&[
+            "strategy=rolling".into(),
+            "version=v3".into(),
+            format!("batch={batch}"),
+        ])
+        .expect_code(0);
+    let stats = fixed.finish();
+    assert_no_failures("the deploy after a partial one, under load", &stats);
+    for i in 0..4 {
+        assert_eq!(hosts.version(i), "v3", "host {i}");
+    }
+    hosts.assert_everyone_in_the_upstream();
 }
 
 #[test]
@@ -674,6 +690,50 @@ fn canary_over_four_hosts_watches_the_weighted_canary_then_updates_the_others() 
         "{record}"
     );
     hosts.assert_unlocked();
+}
+
+#[test]
+fn canary_after_a_partial_deploy_keeps_the_host_left_out_until_it_is_updated() {
+    let hosts = Hosts::new(3);
+    hosts.first_deploy("v1");
+    hosts
+        .deploy(&[
+            "strategy=rolling".into(),
+            "version=v2".into(),
+            "max_failures=1".into(),
+            format!("broken={}", hosts.name(2)),
+            BROKEN_RETRIES.into(),
+        ])
+        .expect_code(1);
+    assert_eq!(hosts.upstream_servers(), hosts.addrs(&[0, 1]));
+    let load = load(hosts.nginx.port);
+    let run = hosts
+        .deploy(&[
+            "strategy=canary".into(),
+            "version=v3".into(),
+            "old=v2".into(),
+            "probe=pass".into(),
+        ])
+        .expect_code(0);
+    let stats = load.finish();
+    assert_no_failures("a canary after a partial deploy, under load", &stats);
+    let views = probe_views(&run);
+    assert!(!views.is_empty(), "the probe ran:\n{}", run.stdout);
+    for view in &views {
+        assert!(
+            view.contains(&format!("server {} weight=10;", hosts.addr(1))),
+            "{view}"
+        );
+        assert!(
+            !view.contains(&hosts.addr(2)),
+            "the host left out is not in the upstream in the window: {view}"
+        );
+    }
+    for i in 0..3 {
+        assert_eq!(hosts.version(i), "v3", "host {i}");
+    }
+    hosts.assert_everyone_in_the_upstream();
+    assert_eq!(hosts.last_record()["result"], "ok");
 }
 
 /// A canary deploy of v2 over 3 hosts (host 0 the canary) with `sets` added, under load, that
