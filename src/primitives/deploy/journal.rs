@@ -32,6 +32,9 @@ pub struct Record {
     pub seconds: f64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// The libraries the recipe loaded, as `team @ 3f2c9d0`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub libraries: Vec<String>,
     /// The id of the deploy this one rolled back to, for `galley rollback`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rollback_to: Option<String>,

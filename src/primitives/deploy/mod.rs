@@ -116,6 +116,12 @@ fn run(ctx: &Ctx, call: &NativeCallContext, opts: Map, body: FnPtr) -> RhaiResul
             result: outcome.into(),
             seconds,
             error: error.map(|e| ctx.printer.masker().mask(&e)),
+            libraries: ctx
+                .run
+                .libraries
+                .lock()
+                .map(|l| l.clone())
+                .unwrap_or_default(),
             rollback_to: ctx
                 .run
                 .params
