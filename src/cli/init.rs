@@ -111,14 +111,16 @@ fn write_all(dir: &Path, skeleton: &Skeleton) -> Result<Vec<PathBuf>, (Report, i
 }
 
 fn library(name: &str) -> Skeleton {
+    // The alias of an import is an identifier: `team-recipes` is imported as `team_recipes`.
+    let alias = name.replace('-', "_");
     let lib = format!(
         r#"// {name}: a shared recipe library. Recipes use it through galley.toml:
 //
 //   [deps]
 //   {name} = {{ git = "URL of this repository", rev = "v0.1.0" }}
 //
-//   import "{name}/lib" as {name};
-//   {name}::deploy(local().process("web", ["python3", "-m", "http.server", "8000"]), #{{ health: "http://127.0.0.1:8000/" }});
+//   import "{name}/lib" as {alias};
+//   {alias}::deploy(local().process("web", #{{ cmd: ["python3", "-m", "http.server", "8000"] }}), #{{ health: "http://127.0.0.1:8000/" }});
 //
 // Write it like the stdlib's strategies (`galley/in_place`, `galley/blue_green`): functions that
 // take the host or service and an options map, check the options' keys, and leave what is
@@ -151,10 +153,10 @@ fn deploy(service, opts) {{
         r#"// A recipe that exercises the library from its own repository (a relative import):
 //   galley check test.rhai
 //   galley run test.rhai --dry-run
-import "lib" as {name};
+import "lib" as {alias};
 
-let web = local().process("{name}-test", ["python3", "-m", "http.server", "8765"]);
-{name}::deploy(web, #{{ health: "http://127.0.0.1:8765/" }});
+let web = local().process("{name}-test", #{{ cmd: ["python3", "-m", "http.server", "8765"] }});
+{alias}::deploy(web, #{{ health: "http://127.0.0.1:8765/" }});
 log("{name}: deployed");
 "#
     );
@@ -177,8 +179,8 @@ galley lock          # pins v0.1.0 to its commit and hash in galley.lock (commit
 ```
 
 ```rhai
-import "{name}/lib" as {name};
-{name}::deploy(service, #{{ health: "http://127.0.0.1:8000/" }});
+import "{name}/lib" as {alias};
+{alias}::deploy(service, #{{ health: "http://127.0.0.1:8000/" }});
 ```
 
 ## Develop it

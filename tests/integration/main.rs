@@ -11,6 +11,7 @@ mod fanout;
 mod git;
 mod health;
 mod interrupt;
+mod libraries;
 mod process;
 mod reports;
 mod smoke;
