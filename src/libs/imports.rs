@@ -19,11 +19,14 @@ struct Library {
 /// One module found: (key in `Sources`, name shown in reports, text).
 pub type Found = (String, String, String);
 
+/// A folder's project, or why it could not be read (remembered so each import reports it).
+type ProjectOf = Result<Option<Arc<Project>>, LibError>;
+
 /// Library lookups for one run.
 pub struct Imports {
     cache: Cache,
     /// The project of each importer folder (found by walking up to a `galley.toml`).
-    projects: Mutex<HashMap<PathBuf, Result<Option<Arc<Project>>, LibError>>>,
+    projects: Mutex<HashMap<PathBuf, ProjectOf>>,
     /// Verified libraries by `name @ commit`.
     libraries: Mutex<HashMap<String, Arc<Library>>>,
     /// Each library module's key → its library and its path inside the library.

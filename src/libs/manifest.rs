@@ -46,7 +46,7 @@ pub fn parse(text: &str, file: &Path) -> Result<Manifest, LibError> {
         .map_err(|e| bad(e.message().to_string()).with_details(vec![e.to_string()]))?;
     let mut deps = BTreeMap::new();
     for (name, mut dep) in parsed.deps {
-        validate_name(&name).map_err(|m| bad(m))?;
+        validate_name(&name).map_err(bad)?;
         validate_url(&dep.git).map_err(|m| bad(format!("library `{name}`: {m}")))?;
         validate_rev(&dep.rev).map_err(|m| bad(format!("library `{name}`: {m}")))?;
         dep.path = validate_path(&dep.path).map_err(|m| bad(format!("library `{name}`: {m}")))?;

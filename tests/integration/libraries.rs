@@ -476,7 +476,7 @@ fn two_concurrent_fetches_into_one_cache_both_succeed() {
             .unwrap()
             .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
             .collect();
-        assert_eq!(leftovers, [commit.clone()], "round {round}");
+        assert_eq!(leftovers, vec![commit.clone()], "round {round}");
         let run = Run::from(
             sb.galley()
                 .current_dir(sb.path().join("proj"))
