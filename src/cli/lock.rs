@@ -98,7 +98,7 @@ pub fn update(name: Option<&str>, offline: bool) -> i32 {
                         new.rev
                     );
                     let mut log = Vec::new();
-                    if open.ensure(&old.commit, true).is_ok() {
+                    if open.ensure(&old.commit, offline).is_ok() {
                         log = open.log(&old.commit, &new.commit);
                         if !open.is_ancestor(&old.commit, &new.commit) {
                             println!("  ({} is not in the new history: the rev was rewritten or moved back)", short(&old.commit));
@@ -215,7 +215,14 @@ fn fetch_one(cache: &Cache, entry: &Locked, offline: bool) -> Result<(), LibErro
                     );
                 }
             }
-            _ => {}
+            Ok(_) => {}
+            Err(_) => eprintln!(
+                "warning: rev `{}` of library `{}` no longer names anything in {}; the locked commit {} is used",
+                entry.rev,
+                entry.name,
+                entry.git,
+                short(&entry.commit)
+            ),
         }
     }
     open.ensure(&entry.commit, offline)?;

@@ -214,30 +214,24 @@ fn temp_name(kind: &str, commit: &str) -> String {
     format!(".{kind}-{commit}-{}-{nanos}", std::process::id())
 }
 
-/// Makes every file and folder under `dir` read-only (checkouts are never edited).
+/// Makes every file under `dir` read-only, so that an editor warns before changing a checkout.
+/// Folders stay writable: `rm -rf` of the cache must keep working without a chmod first.
 fn make_read_only(dir: &Path) -> std::io::Result<()> {
-    set_modes(dir, 0o555, 0o444)
-}
-
-/// Removes a (read-only) tree, best effort: it is a leftover, not something the user asked for.
-fn remove_tree(dir: &Path) {
-    let _ = set_modes(dir, 0o755, 0o644);
-    let _ = std::fs::remove_dir_all(dir);
-}
-
-fn set_modes(dir: &Path, dir_mode: u32, file_mode: u32) -> std::io::Result<()> {
-    // A folder must be writable before its entries can change, and readable after.
-    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755))?;
     for entry in std::fs::read_dir(dir)? {
         let path = entry?.path();
         let kind = std::fs::symlink_metadata(&path)?.file_type();
         if kind.is_dir() {
-            set_modes(&path, dir_mode, file_mode)?;
+            make_read_only(&path)?;
         } else if kind.is_file() {
-            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(file_mode))?;
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o444))?;
         }
     }
-    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(dir_mode))
+    Ok(())
+}
+
+/// Removes a leftover tree, best effort: nothing the user asked for depends on it.
+fn remove_tree(dir: &Path) {
+    let _ = std::fs::remove_dir_all(dir);
 }
 
 /// A bare mirror of one repository in the cache.
@@ -436,6 +430,15 @@ fn git_command(git_dir: Option<&Path>) -> Command {
         "core.autocrlf=false",
     ])
     .stdin(Stdio::null());
+    // A hook or a shell inside another repository may have these set; they would redirect git.
+    for var in [
+        "GIT_DIR",
+        "GIT_WORK_TREE",
+        "GIT_INDEX_FILE",
+        "GIT_OBJECT_DIRECTORY",
+    ] {
+        cmd.env_remove(var);
+    }
     if let Some(dir) = git_dir {
         cmd.arg("--git-dir").arg(dir);
     }

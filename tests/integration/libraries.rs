@@ -399,16 +399,7 @@ fn runs_offline_from_the_cache_when_the_origin_is_gone() {
     assert!(run.stdout.contains("said: hi v1"), "{}", run.stdout);
 
     // The checkout gone too: the run says what to run; fetch needs the origin, unless the
-    // mirror has the commit and --offline says to use it.
-    sh(
-        sb.path(),
-        &[
-            "chmod",
-            "-R",
-            "u+w",
-            checkout(&sb, &commit).to_str().unwrap(),
-        ],
-    );
+    // mirror has the commit and --offline says to use it (no chmod needed: folders are writable).
     std::fs::remove_dir_all(checkout(&sb, &commit)).unwrap();
     let run = galley(&sb, &["run", "recipe.rhai", "--output", "plain"]).expect_code(1);
     assert!(
@@ -638,4 +629,54 @@ fn init_lib_writes_a_skeleton_that_checks_and_never_overwrites() {
     );
     let usage = sb.run(&["init"]);
     assert_eq!(usage.code, 2, "{}", usage.stderr);
+}
+
+#[test]
+fn a_library_in_a_folder_of_its_repository_is_hashed_and_imported_from_there() {
+    let sb = Sandbox::new();
+    let origin = library(&sb);
+    origin.push(
+        &[
+            (
+                "recipes/web.rhai",
+                "import \"../rolling\" as r;\nfn hi() { \"web\" }\n",
+            ),
+            ("recipes/ok.rhai", "fn hi() { \"from recipes/\" }\n"),
+        ],
+        "recipes folder",
+    );
+    let url = file_url(&origin);
+    sb.write(
+        "proj/galley.toml",
+        &format!("[deps]\nteam = {{ git = \"{url}\", rev = \"main\", path = \"recipes\" }}\n"),
+    );
+    sb.write(
+        "proj/recipe.rhai",
+        "import \"team/ok\" as ok;\nprint(ok::hi());\n",
+    );
+    sb.write(
+        "proj/escape.rhai",
+        "import \"team/web\" as w;\nprint(w::hi());\n",
+    );
+    galley(&sb, &["lock"]).expect_code(0);
+    assert_eq!(locked(&sb, "path"), "recipes");
+    assert_eq!(
+        locked(&sb, "hash"),
+        expected_hash(&origin.work.join("recipes"))
+    );
+
+    let run = galley(&sb, &["run", "recipe.rhai", "--output", "plain"]).expect_code(0);
+    assert!(run.stdout.contains("from recipes/"), "{}", run.stdout);
+    // A library's relative imports stay inside its folder.
+    let escape = galley(&sb, &["run", "escape.rhai", "--output", "plain"]).expect_code(1);
+    assert!(
+        escape.stderr.contains("galley::module_not_found"),
+        "{}",
+        escape.stderr
+    );
+    assert!(
+        flat(&escape.stderr).contains("its modules: ok, web"),
+        "{}",
+        escape.stderr
+    );
 }
