@@ -9,6 +9,7 @@ mod init;
 mod list;
 mod lock;
 mod run;
+mod unlock;
 mod watch;
 
 use std::path::PathBuf;
@@ -140,11 +141,13 @@ matching path runs the recipe with params.branch, params.sha and params.changed 
 Deploys run one at a time; a failed one is not retried until a newer commit arrives; what was \
 deployed is kept in $GALLEY_STATE_DIR/watch/ across restarts.")]
     Watch(WatchArgs),
-    /// Remove a deploy lock that a killed deploy left on this machine.
-    Unlock {
-        /// The app whose lock to remove.
-        app: String,
-    },
+    /// Remove a deploy lock that a killed deploy left, on this machine or on an ssh host.
+    #[command(after_help = "Examples:\n  galley unlock web\n  \
+galley unlock web --host deploy@web1.example.com --identity ~/.ssh/deploy\n\n\
+A deploy that was killed leaves its lock behind, and the next deploy says so (\"stale lock\"). \
+Locks live in Galley's state folder on each host ($XDG_STATE_HOME/galley, or the `state_dir` \
+given to ssh::connect: pass the same with --state-dir).")]
+    Unlock(UnlockArgs),
     /// Pin the libraries of galley.toml that galley.lock lacks to a commit and a hash.
     #[command(after_help = LIBRARIES_HELP)]
     Lock {
@@ -205,6 +208,26 @@ struct OfflineArg {
     /// Use only what the cache's mirrors already have; never reach a repository.
     #[arg(long)]
     offline: bool,
+}
+
+#[derive(Args)]
+struct UnlockArgs {
+    /// The app whose lock to remove.
+    app: String,
+    /// The ssh host (user@host:port) whose lock to remove, instead of this machine's.
+    #[arg(long, value_name = "DEST")]
+    host: Option<String>,
+    /// The private key for --host.
+    #[arg(long, value_name = "FILE", requires = "host")]
+    identity: Option<String>,
+    /// The known_hosts file for --host.
+    #[arg(long, value_name = "FILE", requires = "host")]
+    known_hosts_file: Option<String>,
+    /// Galley's state folder on --host, when the deploys there gave ssh::connect a `state_dir`.
+    #[arg(long, value_name = "DIR", requires = "host")]
+    state_dir: Option<String>,
+    #[command(flatten)]
+    output: OutputArgs,
 }
 
 #[derive(Args, Clone)]
@@ -329,7 +352,7 @@ pub fn main() -> i32 {
         Commands::Rollback { app, to, output } => {
             history::rollback(&app, to.as_deref(), output.output)
         }
-        Commands::Unlock { app } => history::unlock(&app),
+        Commands::Unlock(args) => unlock::unlock(args),
         Commands::Watch(args) => watch::watch(args),
         Commands::Lock { locked, offline } => lock::lock(lock::Mode {
             locked: crate::libs::locked_mode(locked.locked),

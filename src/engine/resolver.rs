@@ -19,6 +19,11 @@ pub fn stdlib_key(name: &str) -> String {
     format!("galley/{name}")
 }
 
+/// Appended to every module's text so that its top level defines at least one variable, which
+/// gives it the run's shared global constants (see `engine::share_global_constants`). One line
+/// at the end, so positions in the module are unchanged.
+pub const MODULE_END: &str = "\nlet __galley_module_end__ = ();\n";
+
 /// Import resolution for one run.
 pub struct Resolver {
     sources: Sources,
@@ -118,7 +123,9 @@ impl ModuleResolver for Resolver {
         self.sources.add(&key, &name, &text);
         let in_module =
             |e: Box<EvalAltResult>| Box::new(EvalAltResult::ErrorInModule(key.clone(), e, pos));
-        let mut ast = engine.compile(&text).map_err(|e| in_module(e.into()))?;
+        let mut ast = engine
+            .compile(format!("{text}{MODULE_END}"))
+            .map_err(|e| in_module(e.into()))?;
         ast.set_source(key.as_str());
         self.sources.add_closures(&key, &ast);
         let ast = if self.evaluate {

@@ -127,6 +127,14 @@ pub enum Failure {
     },
     /// A library import that cannot be served from the lock and the cache.
     Library(crate::libs::LibError),
+    /// A fan-out went on past failures it was told to tolerate: the run still did not succeed.
+    Partial {
+        what: String,
+        /// Each failed item and why.
+        failed: Vec<(String, String)>,
+        total: usize,
+        tolerated: usize,
+    },
     /// Anything else, with a hint.
     Other { message: String, help: String },
 }
@@ -192,6 +200,7 @@ impl Failure {
             Failure::Locked { .. } => "galley::locked",
             Failure::RolledBack { .. } => "galley::rolled_back",
             Failure::Library(e) => e.code,
+            Failure::Partial { .. } => "galley::partial",
             Failure::Other { .. } => "galley::error",
         }
     }
@@ -243,6 +252,7 @@ impl Failure {
                 }
             }
             Failure::RolledBack { .. } => "the old version is serving again; fix the new version (its failure is above) and deploy again".into(),
+            Failure::Partial { .. } => "the others were updated; the failed ones are as they were left (a strategy keeps them out of its upstream): fix them and deploy again".into(),
         }
     }
 
@@ -259,6 +269,10 @@ impl Failure {
             Failure::Nginx { detail, .. } => tail_block("nginx said", detail),
             Failure::RolledBack { detail, .. } => detail.clone(),
             Failure::Library(e) => e.details.clone(),
+            Failure::Partial { failed, .. } => failed
+                .iter()
+                .map(|(name, why)| format!("  {name}: {why}"))
+                .collect(),
             _ => Vec::new(),
         }
     }
@@ -388,6 +402,21 @@ impl fmt::Display for Failure {
                     "the new version of {app} failed after the switch and was rolled back: {cause}"
                 )
             }
+            Failure::Partial {
+                what,
+                failed,
+                total,
+                tolerated,
+            } => write!(
+                f,
+                "{what}: {} of {total} failed ({}), within max_failures {tolerated}, so the rest went on",
+                failed.len(),
+                failed
+                    .iter()
+                    .map(|(name, _)| name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
             Failure::Other { message, .. } => write!(f, "{message}"),
             Failure::Library(e) => write!(f, "{}", e.message),
         }
