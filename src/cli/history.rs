@@ -169,6 +169,7 @@ pub fn rollback(app: &str, to: Option<&str>, output: OutputMode) -> i32 {
         max_operations: crate::engine::DEFAULT_MAX_OPERATIONS,
         max_parallel: 16,
         force_unlock: false,
+        locked: super::LockedArg { locked: false },
         output: super::OutputArgs { output },
     };
     super::run::run(args)

@@ -67,6 +67,7 @@ pub fn unlock(args: UnlockArgs) -> i32 {
         max_operations: crate::engine::DEFAULT_MAX_OPERATIONS,
         max_parallel: 1,
         force_unlock: false,
+        locked: super::LockedArg { locked: false },
         output: args.output,
     })
 }

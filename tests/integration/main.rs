@@ -12,6 +12,7 @@ mod fleet_strategies;
 mod git;
 mod health;
 mod interrupt;
+mod libraries;
 mod process;
 mod reports;
 mod smoke;

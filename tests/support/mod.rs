@@ -76,6 +76,10 @@ impl Sandbox {
         cmd.current_dir(self.path())
             .env("NO_COLOR", "1")
             .env_remove("GALLEY_PATH")
+            // Libraries are cached in the sandbox, and CI=true (which implies --locked) is only
+            // ever set by the tests that are about it.
+            .env("GALLEY_CACHE", self.path().join(".cache/galley"))
+            .env_remove("CI")
             .stdin(Stdio::null());
         cmd
     }
