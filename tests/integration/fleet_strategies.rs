@@ -679,6 +679,11 @@ fn canary_over_four_hosts_watches_the_weighted_canary_then_updates_the_others() 
         }
     }
     assert!(run.stdout.contains("updated=4"), "{}", run.stdout);
+    assert!(
+        run.stdout.contains("batch 2 of 2"),
+        "the others went in batches of 2:\n{}",
+        run.stdout
+    );
     for i in 0..4 {
         assert_eq!(hosts.version(i), "v2", "host {i}");
     }
@@ -719,6 +724,7 @@ fn canary_after_a_partial_deploy_keeps_the_host_left_out_until_it_is_updated() {
             "version=v3".into(),
             "old=v2".into(),
             "probe=pass".into(),
+            "batch=1".into(),
         ])
         .expect_code(0);
     let stats = load.finish();
