@@ -106,10 +106,11 @@ fn run(ctx: &Ctx, call: &NativeCallContext, opts: Map, body: FnPtr) -> RhaiResul
                     let _ = lock::release(held, &app);
                 }
                 if !ctx.dry_run {
+                    let outcome = lock_outcome(&failure, ctx.cancel.is_cancelled());
                     write_journal(
                         ctx,
                         &[],
-                        &record("refused", 0.0, Some(failure.to_string()), Vec::new()),
+                        &record(outcome, 0.0, Some(failure.to_string()), Vec::new()),
                     );
                 }
                 return Err(failure.into_rhai());
@@ -147,6 +148,17 @@ fn run(ctx: &Ctx, call: &NativeCallContext, opts: Map, body: FnPtr) -> RhaiResul
         write_journal(ctx, &created, &record(outcome, seconds, error, failed));
     }
     result
+}
+
+/// How a deploy that could not take its lock is journaled: "refused" only when another deploy
+/// holds it; a Ctrl-C or a host that could not be reached while taking it is not a refusal.
+fn lock_outcome(failure: &Failure, cancelled: bool) -> &'static str {
+    match failure {
+        Failure::Locked { .. } => "refused",
+        Failure::Interrupted { .. } => "interrupted",
+        _ if cancelled => "interrupted",
+        _ => "failed",
+    }
 }
 
 /// Appends `record` to this machine's journal and to the journal in the state folder of each
@@ -210,4 +222,30 @@ pub fn register(engine: &mut Engine, ctx: &Arc<Ctx>) {
         },
     );
     engine.register_static_module("deploy", module.into());
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_lock_held_by_another_deploy_is_a_refusal() {
+        let locked = Failure::Locked {
+            host: "web1".into(),
+            app: "web".into(),
+            holder: "someone".into(),
+            stale: false,
+        };
+        assert_eq!(lock_outcome(&locked, false), "refused");
+        let stopped = Failure::Interrupted {
+            what: "creating the lock".into(),
+        };
+        assert_eq!(lock_outcome(&stopped, true), "interrupted");
+        let other = Failure::Other {
+            message: "cannot find Galley's state folder".into(),
+            help: String::new(),
+        };
+        assert_eq!(lock_outcome(&other, true), "interrupted");
+        assert_eq!(lock_outcome(&other, false), "failed");
+    }
 }
