@@ -119,7 +119,7 @@ pub enum Failure {
         holder: String,
         stale: bool,
     },
-    /// The new version failed after the switch, and the old one was put back.
+    /// The new version failed once it had taken traffic (or as a canary), and the old one was put back.
     RolledBack {
         app: String,
         cause: String,
@@ -244,11 +244,13 @@ impl Failure {
             }
             Failure::BadValue { expected, .. } => format!("pass {expected}"),
             Failure::Io { .. } => "check the path and its permissions on that host".into(),
-            Failure::Locked { app, stale, .. } => {
+            Failure::Locked {
+                app, stale, host, ..
+            } => {
                 if *stale {
-                    format!("the deploy that took it is gone (killed?): clear the lock with `galley unlock {app}` and run again")
+                    format!("the deploy that took it is gone (killed?): clear the lock with `galley unlock {app}{}` and run again", unlock_host(host))
                 } else {
-                    format!("wait for that deploy to finish; if it is gone, `galley unlock {app}` clears the lock")
+                    format!("wait for that deploy to finish; if it is gone, `galley unlock {app}{}` clears the lock", unlock_host(host))
                 }
             }
             Failure::RolledBack { .. } => "the old version is serving again; fix the new version (its failure is above) and deploy again".into(),
@@ -288,6 +290,15 @@ impl Failure {
             Dynamic::from(self),
             Position::NONE,
         ))
+    }
+}
+
+/// The `--host` part of the `galley unlock` that clears a lock on `host`.
+fn unlock_host(host: &str) -> String {
+    if host == "local" {
+        String::new()
+    } else {
+        format!(" --host {host}")
     }
 }
 
@@ -399,7 +410,7 @@ impl fmt::Display for Failure {
             Failure::RolledBack { app, cause, .. } => {
                 write!(
                     f,
-                    "the new version of {app} failed after the switch and was rolled back: {cause}"
+                    "the new version of {app} failed and was rolled back: {cause}"
                 )
             }
             Failure::Partial {
