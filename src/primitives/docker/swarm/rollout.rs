@@ -106,8 +106,21 @@ fn label(service: &str, t: &Task) -> String {
     )
 }
 
+/// The state as progress shows it: a running task that Swarm is stopping is "stopping".
+fn shown_state(t: &Task) -> String {
+    let state = state_of(t);
+    let leaving = t
+        .desired_state
+        .is_some_and(|d| !matches!(d.to_string().as_str(), "running" | "ready"));
+    if state == "running" && leaving {
+        "stopping".into()
+    } else {
+        state
+    }
+}
+
 fn progress_key(t: &Task) -> String {
-    format!("{} {}", state_of(t), error_of(t))
+    format!("{} {}", shown_state(t), error_of(t))
 }
 
 /// A task as the recipe sees it (`tasks()`).
@@ -119,6 +132,9 @@ pub fn task_map(service: &str, t: &Task) -> Map {
         .unwrap_or_default()
         .iter()
         .filter_map(|p| p.published_port)
+        // The same port once per address family.
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
         .map(Dynamic::from)
         .collect();
     let mut map = Map::new();
@@ -174,6 +190,8 @@ struct Poll {
     service: Service,
     state: State,
     message: String,
+    /// Swarm's message when it paused or started rolling back: it names the failing task.
+    reason: String,
     tasks: Vec<Task>,
     /// Tasks on the current spec that Swarm wants running.
     fresh: Vec<Task>,
@@ -205,6 +223,7 @@ impl Poll {
             replicas: replicas_of(&service),
             service,
             state,
+            reason: message.clone(),
             message,
             tasks,
             fresh,
@@ -222,7 +241,7 @@ impl Poll {
         let named = self
             .tasks
             .iter()
-            .find(|t| !self.message.is_empty() && self.message.contains(&id_of(t)));
+            .find(|t| !self.reason.is_empty() && self.reason.contains(&id_of(t)));
         let failed = || {
             self.tasks.iter().find(|t| {
                 !before.tasks.contains_key(&id_of(t))
@@ -257,7 +276,12 @@ impl Progress {
             if self.seen.get(&id_of(t)) == Some(&key) {
                 continue;
             }
-            let mut line = format!("{} {}: {}", label(&svc.name, t), image_of(t), state_of(t));
+            let mut line = format!(
+                "{} {}: {}",
+                label(&svc.name, t),
+                image_of(t),
+                shown_state(t)
+            );
             let err = error_of(t);
             if !err.is_empty() {
                 line.push_str(&format!(" ({err})"));
@@ -281,8 +305,15 @@ pub fn watch(svc: &SwarmService, plan: &Plan, before: &Before) -> Result<(), Fai
         seen: before.tasks.clone(),
         update: String::new(),
     };
+    let mut reason = String::new();
     loop {
-        let poll = Poll::take(svc, before)?;
+        let mut poll = Poll::take(svc, before)?;
+        if matches!(poll.state, State::PAUSED | State::ROLLBACK_STARTED) {
+            reason = poll.message.clone();
+        }
+        if !reason.is_empty() {
+            poll.reason = reason.clone();
+        }
         progress.show(svc, &poll);
         spinner.update(&format!(
             "{verb} {}: {} of {} tasks on the new spec running",
@@ -331,13 +362,17 @@ pub fn watch(svc: &SwarmService, plan: &Plan, before: &Before) -> Result<(), Fai
 /// The failing task, its error, its health check's last words and its last log lines.
 fn task_detail(svc: &SwarmService, t: &Task) -> Vec<String> {
     let status = t.status.clone().unwrap_or_default();
-    let mut lines = vec![format!(
-        "task {} running {}: {} ({})",
+    let mut line = format!(
+        "task {} running {}: {}",
         label(&svc.name, t),
         image_of(t),
-        state_of(t),
-        status.message.unwrap_or_default()
-    )];
+        state_of(t)
+    );
+    let message = status.message.unwrap_or_default();
+    if !message.is_empty() && message != state_of(t) {
+        line.push_str(&format!(" ({message})"));
+    }
+    let mut lines = vec![line];
     let err = error_of(t);
     if !err.is_empty() {
         lines.push(format!("  error: {err}"));
@@ -390,7 +425,7 @@ fn report(svc: &SwarmService, poll: &Poll, before: &Before, problem: SwarmProble
         ),
         SwarmProblem::RolledBack => (
             "a task of the new spec failed, and Swarm rolled the service back".to_string(),
-            format!("Swarm rolled back to the previous spec: {}", poll.message),
+            format!("Swarm rolled back to the previous spec ({}): {}", poll.reason, poll.message),
             "the previous version serves again; fix the new version (its failing task is above) and deploy again",
         ),
         _ => (
