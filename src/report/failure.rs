@@ -414,6 +414,12 @@ impl fmt::Display for Failure {
                 service,
                 message,
                 ..
+            } if service.is_empty() => write!(f, "swarm on {host}: {message}"),
+            Failure::Swarm {
+                host,
+                service,
+                message,
+                ..
             } => write!(f, "swarm service {service} on {host}: {message}"),
             Failure::Nginx { host, problem, .. } => write!(f, "nginx on {host}: {problem}"),
             Failure::Locked {

@@ -581,7 +581,10 @@ pub fn secret_name(service: &str, name: &str, value: &str) -> String {
         hash ^= u64::from(*byte);
         hash = hash.wrapping_mul(0x0100_0000_01b3);
     }
-    format!("{service}-{name}-{hash:016x}")
+    // Docker takes names up to 64 characters: a long service name is cut, never the digest.
+    let suffix = format!("-{name}-{hash:016x}");
+    let keep = 63_usize.saturating_sub(suffix.len()).min(service.len());
+    format!("{}{suffix}", &service[..keep])
 }
 
 #[cfg(test)]
@@ -616,6 +619,7 @@ mod tests {
         assert_eq!(a, secret_name("web", "db", "one"));
         assert_ne!(a, secret_name("web", "db", "two"));
         assert!(a.starts_with("web-db-"));
+        assert!(secret_name(&"s".repeat(80), "db", "one").len() <= 63);
     }
 
     #[test]
