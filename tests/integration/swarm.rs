@@ -191,14 +191,14 @@ fn a_rollout_past_its_deadline_is_reported_and_rolled_back() {
             "--set",
             "stuck=yes",
             "--set",
-            "timeout=3s",
+            "timeout=8s",
         ],
     )
     .expect_code(1);
     let report = flat(&run.stderr);
     for expected in [
         "galley::swarm_deadline",
-        "the rollout did not converge within 3s: 0 of 2 tasks on the new spec are running",
+        "the rollout did not converge within 8s: 0 of 2 tasks on the new spec are running",
         "is starting",
         "version broken starting without /health",
         "it has no deadline of its own",
@@ -421,4 +421,37 @@ fn an_update_that_swarm_pauses_is_reported_with_the_failing_task() {
     }
     // start-first: the old task was never stopped.
     wait_for_version(&app, 1, "v1");
+}
+
+#[test]
+fn a_new_service_whose_task_exits_is_reported_at_once_with_its_output() {
+    if skip() {
+        return;
+    }
+    let images = images();
+    let cleanup = Cleanup::new();
+    let app = cleanup.service(&unique("exits"));
+    let sb = Sandbox::new();
+    let recipe = format!(
+        r#"local().swarm().service({app:?}).deploy(#{{
+    image: {image:?}, command: "echo crashing on purpose; exit 3", timeout: "60s",
+}});
+"#,
+        image = images.tag("v1")
+    );
+    let run = sb.run_recipe(&recipe, &[]).expect_code(1);
+    let report = flat(&run.stderr);
+    for expected in [
+        "galley::swarm_task_failed",
+        &format!("swarm service {app} on local: a task of the new spec failed"),
+        "error: task: non-zero exit (3)",
+        "crashing on purpose",
+        "Swarm restarts the task (restart policy)",
+    ] {
+        assert!(
+            report.contains(expected),
+            "no {expected:?} in:\n{}",
+            run.stderr
+        );
+    }
 }
