@@ -580,7 +580,19 @@ impl SwarmService {
             return Ok(());
         }
         let before = rollout::Before::of(self, Some(&current))?;
-        self.update(&current, current.spec.clone().unwrap_or_default(), true)?;
+        self.update(&current, current.spec.clone().unwrap_or_default(), true)
+            .map_err(|e| {
+                if !e.to_string().contains("does not have a previous spec") {
+                    return e;
+                }
+                Failure::Other {
+                    message: format!("service {} has no previous spec to roll back to", self.name),
+                    help:
+                        "Swarm keeps one previous spec, from the last update; deploy the old image \
+                           instead (`galley rollback APP` does that for `galley/swarm`)"
+                            .into(),
+                }
+            })?;
         let plan = rollout::Plan {
             expect: rollout::Expect::Rollback,
             timeout,
