@@ -455,3 +455,44 @@ fn a_new_service_whose_task_exits_is_reported_at_once_with_its_output() {
         );
     }
 }
+
+#[test]
+fn ctrl_c_stops_the_wait_for_a_rollout() {
+    if skip() {
+        return;
+    }
+    let images = images();
+    let cleanup = Cleanup::new();
+    let app = cleanup.service(&unique("ctrlc"));
+    let sb = Sandbox::new();
+    sb.write("recipe.rhai", &strategy_recipe(&app, "local()"));
+    let out = sb.path().join("out.txt");
+    let set = format!("image={}", images.tag("broken"));
+    let mut child = sb
+        .galley()
+        .env("GALLEY_STATE_DIR", sb.path().join("state"))
+        .args(["run", "recipe.rhai", "--output", "plain", "--set", &set])
+        .args(["--set", "replicas=1", "--set", "stuck=yes"])
+        .stdout(std::fs::File::create(&out).expect("create out.txt"))
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn galley");
+    wait_until("the task to be starting", LIMIT, || {
+        std::fs::read_to_string(&out).is_ok_and(|t| t.contains(": starting"))
+    });
+    let status = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .expect("kill -INT");
+    assert!(status.success());
+    let mut code = None;
+    wait_until("galley to exit", LIMIT, || {
+        code = child.try_wait().expect("wait for galley");
+        code.is_some()
+    });
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut stderr).unwrap();
+    assert_eq!(code.unwrap().code(), Some(130), "{stderr}");
+    assert!(stderr.contains("galley::interrupted"), "{stderr}");
+    assert_eq!(last_record(&sb, &app)["result"], "interrupted");
+}
