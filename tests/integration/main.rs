@@ -20,5 +20,6 @@ mod ssh;
 mod ssh_fixture;
 mod start_sh;
 mod strategies;
+mod swarm;
 mod values;
 mod watch;

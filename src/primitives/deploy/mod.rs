@@ -45,7 +45,7 @@ fn run(ctx: &Ctx, call: &NativeCallContext, opts: Map, body: FnPtr) -> RhaiResul
         "deploy::run",
         opts,
         &[
-            "app", "host", "hosts", "strategy", "sha", "branch", "image", "release",
+            "app", "host", "hosts", "strategy", "sha", "branch", "image", "release", "replicas",
         ],
     )
     .map_err(Failure::into_rhai)?;
@@ -77,6 +77,7 @@ fn run(ctx: &Ctx, call: &NativeCallContext, opts: Map, body: FnPtr) -> RhaiResul
             branch: text("branch"),
             image: text("image"),
             release: text("release"),
+            replicas: opts.int("replicas").ok().flatten(),
             result: result.into(),
             seconds,
             error: error.map(|e| ctx.printer.masker().mask(&e)),
@@ -131,7 +132,7 @@ fn run(ctx: &Ctx, call: &NativeCallContext, opts: Map, body: FnPtr) -> RhaiResul
         Err(err) => {
             let failure = failure_of(err);
             let outcome = match &failure {
-                Some(Failure::RolledBack { .. }) => "rolled_back",
+                Some(f) if f.is_rolled_back() => "rolled_back",
                 Some(Failure::Interrupted { .. }) => "interrupted",
                 _ if ctx.cancel.is_cancelled() => "interrupted",
                 Some(Failure::Partial { .. }) => "partial",
