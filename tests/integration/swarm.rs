@@ -248,13 +248,13 @@ fn a_service_is_deployed_through_a_manager_reached_over_ssh() {
     let sb = Sandbox::new();
     let fleet = Fleet::start(1);
     let _close = CloseMasters(fleet.control_dir());
-    // The primitive, not the strategy: on main, deploy::run over an ssh host takes about 3
-    // minutes with any body (its lock/journal over ssh), which is not this test's subject.
     sb.write(
         "recipe.rhai",
         &format!(
-            r#"let h = ssh::connect({dest:?}, {opts});
-h.swarm().service({app:?}).deploy(#{{
+            r#"import "galley/swarm" as swarm;
+let h = ssh::connect({dest:?}, {opts});
+swarm::deploy(#{{
+    app: {app:?}, host: h,
     image: params.image, replicas: 2, ports: ["mode=host,target=8080"],
     update: #{{ order: "start-first", failure_action: "rollback", monitor: "1s" }},
     stop_grace_period: "2s", timeout: "90s",
@@ -269,6 +269,7 @@ h.swarm().service({app:?}).deploy(#{{
         let run = Run::from(
             fleet
                 .galley(&sb)
+                .env("GALLEY_STATE_DIR", sb.path().join("state"))
                 .args(["run", "recipe.rhai", "--output", "plain", "--set", &set])
                 .output()
                 .expect("run galley"),
@@ -277,6 +278,14 @@ h.swarm().service({app:?}).deploy(#{{
         let shown = format!("[{}] $ docker service", fleet.dest(0));
         assert!(run.stdout.contains(&shown), "{}", run.stdout);
         wait_for_version(&app, 2, version);
+        let record = last_record(&sb, &app);
+        assert_eq!(record["result"], "ok", "{record}");
+        assert_eq!(record["strategy"], "swarm", "{record}");
+        assert_eq!(
+            record["hosts"],
+            serde_json::json!([fleet.dest(0)]),
+            "{record}"
+        );
     }
 }
 
