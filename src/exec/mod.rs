@@ -2,6 +2,7 @@
 //! async runtime that the blocking recipe thread borrows.
 
 pub mod action;
+pub mod env;
 pub mod mask;
 pub mod output;
 pub mod stream;
@@ -90,8 +91,14 @@ impl Ctx {
 pub struct Output {
     /// Exit code; `None` when killed by a signal.
     pub code: Option<i32>,
+    /// What the command wrote on stdout (lossy when it was not UTF-8: see `stdout_bytes`).
     pub stdout: String,
     pub stderr: String,
+    /// The exact bytes of stdout when they are not valid UTF-8 (`stdout` is then lossy).
+    pub stdout_bytes: Option<Vec<u8>>,
+    pub stderr_bytes: Option<Vec<u8>>,
+    /// Whether a stream wrote more than `stream::KEEP_LIMIT` bytes, of which only the first were kept.
+    pub truncated: bool,
     pub duration: Duration,
 }
 
@@ -101,6 +108,27 @@ impl Output {
         Output {
             code: Some(0),
             ..Output::default()
+        }
+    }
+
+    /// The result of a command that exited with `code` after writing `stdout` and `stderr`.
+    pub fn captured(
+        code: Option<i32>,
+        stdout: stream::Captured,
+        stderr: stream::Captured,
+        duration: Duration,
+    ) -> Self {
+        let truncated = stdout.truncated || stderr.truncated;
+        let (stdout, stdout_bytes) = stdout.into_text();
+        let (stderr, stderr_bytes) = stderr.into_text();
+        Output {
+            code,
+            stdout,
+            stderr,
+            stdout_bytes,
+            stderr_bytes,
+            truncated,
+            duration,
         }
     }
 
