@@ -111,6 +111,9 @@ pub fn execute(
         },
         None => SecretsFile::default(),
     };
+    for value in secrets.values() {
+        masker.add(value);
+    }
     let declared = watch.unwrap_or_default();
     let ctx = Arc::new(Ctx {
         printer: Printer::new(mode, masker.clone()),

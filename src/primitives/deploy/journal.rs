@@ -38,6 +38,25 @@ pub struct Record {
 }
 
 impl Record {
+    /// This record with every secret in every field (params, sha, image, error...) as `***`.
+    pub fn masked(&self, masker: &crate::exec::Masker) -> Record {
+        fn mask(value: &mut serde_json::Value, masker: &crate::exec::Masker) {
+            match value {
+                serde_json::Value::String(text) => *text = masker.mask(text),
+                serde_json::Value::Array(items) => items.iter_mut().for_each(|v| mask(v, masker)),
+                serde_json::Value::Object(fields) => {
+                    fields.values_mut().for_each(|v| mask(v, masker))
+                }
+                _ => {}
+            }
+        }
+        let Ok(mut value) = serde_json::to_value(self) else {
+            return self.clone();
+        };
+        mask(&mut value, masker);
+        serde_json::from_value(value).unwrap_or_else(|_| self.clone())
+    }
+
     /// The version this deploy put in place, as one short text.
     pub fn version(&self) -> String {
         [&self.release, &self.image, &self.sha]

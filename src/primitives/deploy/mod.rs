@@ -123,7 +123,7 @@ fn run(ctx: &Ctx, call: &NativeCallContext, opts: Map, body: FnPtr) -> RhaiResul
                 .find(|(k, _)| k == "rollback_to")
                 .map(|(_, v)| v.clone()),
         };
-        if let Err(e) = journal::append(&record) {
+        if let Err(e) = journal::append(&record.masked(ctx.printer.masker())) {
             ctx.printer.warn(&format!(
                 "could not write the deploy journal {}: {e}",
                 journal::path().display()
