@@ -210,7 +210,11 @@ pub fn execute(
                 }
             }
             let report = galley.report(&err, &recipe.key, Some(&recipe.ast));
-            ctx.printer.finished(false, started.elapsed());
+            if ctx.cancel.is_cancelled() {
+                ctx.printer.interrupted(started.elapsed());
+            } else {
+                ctx.printer.finished(false, started.elapsed());
+            }
             print_report(&report, mode, &masker);
             if ctx.cancel.is_cancelled() {
                 EXIT_INTERRUPTED

@@ -605,3 +605,35 @@ deploy::run(#{ app: "masked", host: local(), strategy: "test", sha: trimmed, bra
         assert!(!journal.contains(needle), "{needle} in the journal: {journal}");
     }
 }
+
+#[test]
+fn the_journal_names_the_user_and_the_ci_actor() {
+    let sb = Sandbox::new();
+    let state = sb.join("state");
+    sb.write("recipe.rhai", r#"deploy::run(#{ app: "who", host: local() }, || 1);"#);
+    for actor in [None, Some("alice")] {
+        let mut cmd = sb.galley();
+        cmd.args(["run", "recipe.rhai"])
+            .env("GALLEY_STATE_DIR", &state)
+            .env_remove("GALLEY_ACTOR")
+            .env_remove("GITLAB_USER_LOGIN")
+            .env_remove("GITHUB_ACTOR")
+            .env_remove("USER");
+        if let Some(actor) = actor {
+            cmd.env("GITHUB_ACTOR", actor);
+        }
+        Run::from(cmd.output().unwrap()).expect_code(0);
+    }
+    let journal = std::fs::read_to_string(Path::new(&state).join("journal.jsonl")).unwrap();
+    let who: Vec<String> = journal
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["who"].to_string())
+        .collect();
+    let user = crate::support::sh(sb.path(), &["id", "-un"]);
+    let user = user.trim();
+    assert!(who[0].starts_with(&format!("\"{user}@")), "{who:?}");
+    assert!(
+        who[1].starts_with(&format!("\"alice (GitHub Actions) as {user}@")),
+        "{who:?}"
+    );
+}

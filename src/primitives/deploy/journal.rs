@@ -117,13 +117,22 @@ pub fn read() -> (Vec<Record>, usize) {
 /// Who is deploying: the CI's actor when there is one, else the local user, with the machine.
 pub fn who() -> String {
     let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
-    let user = var("GALLEY_ACTOR")
-        .or_else(|| var("GITHUB_ACTOR").map(|a| format!("{a} (GitHub Actions)")))
-        .or_else(|| var("GITLAB_USER_LOGIN").map(|a| format!("{a} (GitLab CI)")))
+    // The account from the password database: $USER may be unset (cron, CI) or say anything.
+    let user = nix::unistd::User::from_uid(nix::unistd::getuid())
+        .ok()
+        .flatten()
+        .map(|u| u.name)
         .or_else(|| var("USER"))
         .or_else(|| var("LOGNAME"))
         .unwrap_or_else(|| format!("uid {}", nix::unistd::getuid()));
-    format!("{user}@{}", machine())
+    let account = format!("{user}@{}", machine());
+    let actor = var("GALLEY_ACTOR")
+        .or_else(|| var("GITHUB_ACTOR").map(|a| format!("{a} (GitHub Actions)")))
+        .or_else(|| var("GITLAB_USER_LOGIN").map(|a| format!("{a} (GitLab CI)")));
+    match actor {
+        Some(actor) => format!("{actor} as {account}"),
+        None => account,
+    }
 }
 
 /// This machine's host name.
