@@ -31,7 +31,7 @@ pub fn run(args: RunArgs) -> i32 {
     let cancel = CancellationToken::new();
     // The handler is installed now, before the recipe starts, so no Ctrl-C can slip past it.
     interrupt_on_ctrl_c(&runtime, cancel.clone());
-    let code = execute(&args, runtime.handle(), cancel, Map::new(), None).code;
+    let code = execute(&args, runtime.handle(), cancel, Map::new(), None, None).code;
     runtime.shutdown_background();
     code
 }
@@ -75,13 +75,15 @@ pub struct Ended {
     pub watch: Vec<String>,
 }
 
-/// Runs the recipe once: `extra` params are added to `--set`'s; `watch` collects `watch(...)`.
+/// Runs the recipe once: `extra` params are added to `--set`'s; `watch` collects `watch(...)`
+/// and `written` the local paths the run writes (for watch mode, which ignores them).
 pub fn execute(
     args: &RunArgs,
     runtime: &tokio::runtime::Handle,
     cancel: CancellationToken,
     extra: Map,
     watch: Option<Arc<std::sync::Mutex<Vec<String>>>>,
+    written: Option<Arc<std::sync::Mutex<Vec<String>>>>,
 ) -> Ended {
     let mode = args.output.output;
     let masker = Masker::default();
@@ -121,6 +123,7 @@ pub fn execute(
         cancel: cancel.clone(),
         max_parallel: args.max_parallel as usize,
         watch: declared.clone(),
+        written: written.unwrap_or_default(),
         run: crate::exec::RunInfo {
             recipe: std::path::absolute(&args.file)
                 .unwrap_or_else(|_| args.file.clone())

@@ -32,6 +32,9 @@ pub struct Ctx {
     pub run: RunInfo,
     /// Paths the recipe asked `galley watch` to watch, with `watch([...])`.
     pub watch: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    /// Local paths this run writes (files, links, service pidfiles and logs, git checkouts), as
+    /// absolute paths: `galley watch` ignores changes there, so a run never triggers itself.
+    pub written: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
     /// The runtime whose clients (process, http) the primitives drive.
     pub runtime: tokio::runtime::Handle,
 }
@@ -60,7 +63,19 @@ impl Ctx {
             max_parallel: self.max_parallel,
             run: self.run.clone(),
             watch: self.watch.clone(),
+            written: self.written.clone(),
             runtime: self.runtime.clone(),
+        }
+    }
+
+    /// Records that this run writes the local `path` (see `written`).
+    pub fn wrote(&self, path: &str) {
+        let path = std::path::absolute(path)
+            .map(|p| p.to_string_lossy().into_owned())
+            .unwrap_or_else(|_| path.to_string());
+        let mut written = self.written.lock().expect("written lock");
+        if !written.contains(&path) {
+            written.push(path);
         }
     }
 

@@ -35,8 +35,16 @@ impl Repo {
         }
     }
 
+    /// Records that this run changes the working copy (for watch mode, which ignores it).
+    fn changing(&self) {
+        if self.host.is_local() {
+            self.host.ctx().wrote(&self.dir);
+        }
+    }
+
     /// Runs a git command that changes something; a non-zero exit becomes a git failure.
     fn change(&self, args: &[&str], what: &str, help: &str) -> Result<Output, Failure> {
+        self.changing();
         let out = self.host.perform(Action::Run(self.git(args)))?;
         if out.success() {
             Ok(out)
@@ -75,6 +83,7 @@ impl Repo {
             argv.extend(["--branch", branch]);
         }
         argv.extend(["--", url, &self.dir]);
+        self.changing();
         let out = self.host.perform(Action::Run(Command::new(argv)))?;
         if out.success() {
             return Ok(());
@@ -93,6 +102,7 @@ impl Repo {
 
     /// Fast-forwards the current branch to its upstream; a diverged branch is an error.
     pub fn pull(&self) -> Result<(), Failure> {
+        self.changing();
         let out = self
             .host
             .perform(Action::Run(self.git(&["pull", "--ff-only"])))?;

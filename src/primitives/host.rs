@@ -103,6 +103,19 @@ impl Host {
         if !self.announce(&action) {
             return Ok(Output::ok());
         }
+        // Recorded before the change happens, so that watch mode knows it before it sees it.
+        match &action {
+            Action::Write { path, .. }
+            | Action::Remove { path }
+            | Action::Symlink { link: path, .. }
+            | Action::Upload { remote: path, .. }
+                if self.is_local() =>
+            {
+                self.ctx.wrote(path)
+            }
+            Action::Download { local, .. } => self.ctx.wrote(local),
+            _ => {}
+        }
         let t = &self.transport;
         let ctx = &self.ctx;
         match action {

@@ -197,6 +197,11 @@ impl Service {
                 "call restart(), or stop() first",
             ));
         }
+        if self.host.is_local() {
+            // The app writes its log for as long as it runs; Galley writes the pidfile.
+            self.host.ctx().wrote(&self.log);
+            self.host.ctx().wrote(&self.pidfile);
+        }
         let mut command = self.command.clone();
         command.env = self.environment()?;
         // Both folders must exist before the process does: a pidfile that cannot be written
