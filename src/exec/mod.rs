@@ -32,8 +32,9 @@ pub struct Ctx {
     pub run: RunInfo,
     /// Paths the recipe asked `galley watch` to watch, with `watch([...])`.
     pub watch: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
-    /// Local paths this run writes (files, links, service pidfiles and logs, git checkouts), as
-    /// absolute paths: `galley watch` ignores changes there, so a run never triggers itself.
+    /// Local paths this run writes (files, links, folders it creates, service pidfiles and logs),
+    /// as absolute paths, and folders it changes throughout (git checkouts), ending in `/`:
+    /// `galley watch` ignores changes there, so a run never triggers itself.
     pub written: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
     /// The runtime whose clients (process, http) the primitives drive.
     pub runtime: tokio::runtime::Handle,
@@ -70,9 +71,19 @@ impl Ctx {
 
     /// Records that this run writes the local `path` (see `written`).
     pub fn wrote(&self, path: &str) {
+        self.record_written(path, "");
+    }
+
+    /// Records that this run changes anything inside the local folder `dir` (see `written`).
+    pub fn wrote_inside(&self, dir: &str) {
+        self.record_written(dir, "/");
+    }
+
+    fn record_written(&self, path: &str, suffix: &str) {
         let path = std::path::absolute(path)
             .map(|p| p.to_string_lossy().into_owned())
             .unwrap_or_else(|_| path.to_string());
+        let path = format!("{}{suffix}", path.trim_end_matches('/'));
         let mut written = self.written.lock().expect("written lock");
         if !written.contains(&path) {
             written.push(path);

@@ -38,7 +38,7 @@ impl Repo {
     /// Records that this run changes the working copy (for watch mode, which ignores it).
     fn changing(&self) {
         if self.host.is_local() {
-            self.host.ctx().wrote(&self.dir);
+            self.host.ctx().wrote_inside(&self.dir);
         }
     }
 

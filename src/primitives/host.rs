@@ -108,6 +108,7 @@ impl Host {
             Action::Write { path, .. }
             | Action::Remove { path }
             | Action::Symlink { link: path, .. }
+            | Action::Mkdir { path }
             | Action::Upload { remote: path, .. }
                 if self.is_local() =>
             {

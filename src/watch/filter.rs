@@ -121,6 +121,19 @@ impl Filter {
         false
     }
 
+    /// Whether a run wrote `path`: it is one of the paths written, or inside a folder a run
+    /// changes throughout (those end in `/`), unless that folder holds a watched folder (a
+    /// checkout of `.` does not mute the project).
+    fn written_by_a_run(&self, path: &Path) -> bool {
+        let written = self.written.lock().expect("written lock");
+        written.iter().any(|w| match w.strip_suffix('/') {
+            Some(dir) => {
+                path.starts_with(dir) && !self.roots.iter().any(|root| root.starts_with(dir))
+            }
+            None => path == Path::new(w),
+        })
+    }
+
     /// Whether a change of `path` should trigger a run.
     pub fn wants(&self, path: &Path) -> bool {
         if self.always.iter().any(|a| a == path) {
@@ -132,14 +145,9 @@ impl Filter {
         if path.starts_with(&self.state) {
             return false;
         }
-        let written = self.written.lock().expect("written lock");
-        // A run that writes into a watched folder itself (a checkout of `.`) does not mute it.
-        if written.iter().map(Path::new).any(|w| {
-            path.starts_with(w) && !self.roots.iter().any(|root| root.starts_with(w))
-        }) {
+        if self.written_by_a_run(path) {
             return false;
         }
-        drop(written);
         let relative = std::env::current_dir()
             .ok()
             .and_then(|cwd| path.strip_prefix(cwd).ok().map(Path::to_path_buf))
@@ -214,7 +222,10 @@ mod tests {
         std::fs::create_dir_all(root.join("web/keep")).unwrap();
         std::fs::write(root.join("web/.gitignore"), "*.tmp\n!important.log\n").unwrap();
         std::fs::write(root.join("web/keep/.gitignore"), "!*.tmp\n").unwrap();
-        let written = Arc::new(Mutex::new(vec![root.join("deploy").display().to_string()]));
+        let written = Arc::new(Mutex::new(vec![
+            format!("{}/", root.join("deploy").display()),
+            root.join("web/app.pid").display().to_string(),
+        ]));
         let filter = Filter::new(
             std::slice::from_ref(&root),
             &[],
@@ -234,8 +245,10 @@ mod tests {
         assert!(!filter.wants(&root.join("src/.current.galley-42")));
         assert!(!filter.wants(&root.join("state/journal.jsonl")));
         assert!(!filter.wants(&root.join("deploy/app.pid")));
+        assert!(!filter.wants(&root.join("web/app.pid")));
+        assert!(filter.wants(&root.join("web/app.pid.old")));
         // Writing into the watched folder itself does not mute it.
-        written.lock().unwrap().push(root.display().to_string());
+        written.lock().unwrap().push(format!("{}/", root.display()));
         assert!(filter.wants(&root.join("web/app.py")));
     }
 }
