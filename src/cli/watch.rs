@@ -150,7 +150,11 @@ struct Watches {
 fn glob_base(pattern: &str) -> PathBuf {
     let literal: PathBuf = Path::new(pattern)
         .components()
-        .take_while(|c| !c.as_os_str().to_string_lossy().contains(['*', '?', '[', '{']))
+        .take_while(|c| {
+            !c.as_os_str()
+                .to_string_lossy()
+                .contains(['*', '?', '[', '{'])
+        })
         .collect();
     if literal.as_os_str().is_empty() {
         return normalize(Path::new("."));
@@ -160,7 +164,10 @@ fn glob_base(pattern: &str) -> PathBuf {
 
 /// The folders of `--paths` globs outside the recipe's folder, which must exist to be watched.
 fn path_dirs(recipe: &Path, paths: &[String]) -> Result<Vec<PathBuf>, String> {
-    let home = normalize(recipe).parent().map(Path::to_path_buf).unwrap_or_default();
+    let home = normalize(recipe)
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_default();
     let mut dirs = Vec::new();
     for pattern in paths {
         let mut base = glob_base(pattern);

@@ -63,7 +63,11 @@ fn forms(value: &str) -> Vec<String> {
         for set in URL_SETS {
             forms.push(utf8_percent_encode(&base, set).to_string());
         }
-        forms.push(utf8_percent_encode(&base, FORM).to_string().replace("%20", "+"));
+        forms.push(
+            utf8_percent_encode(&base, FORM)
+                .to_string()
+                .replace("%20", "+"),
+        );
         forms.push(base);
     }
     let json = |text: &str| {
@@ -134,7 +138,10 @@ mod tests {
         assert_eq!(m.mask("[h] -----END KEY-----"), "[h] ***");
         m.add("tok en/+&=x\n");
         assert_eq!(m.mask("tok en/+&=x."), "***.");
-        assert_eq!(m.mask("http://h/?t=tok%20en%2F%2B%26%3Dx"), "http://h/?t=***");
+        assert_eq!(
+            m.mask("http://h/?t=tok%20en%2F%2B%26%3Dx"),
+            "http://h/?t=***"
+        );
         assert_eq!(m.mask("http://h/?t=tok%20en/+&=x"), "http://h/?t=***");
         assert_eq!(m.mask("t=tok+en%2F%2B%26%3Dx"), "t=***");
     }

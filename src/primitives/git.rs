@@ -131,9 +131,13 @@ impl Repo {
     /// and the checkout is given the full hex name only.
     pub fn checkout(&self, rev: &str) -> Result<String, Failure> {
         let spec = format!("{rev}^{{commit}}");
-        let sha = self
-            .host
-            .probe(self.git(&["rev-parse", "--verify", "--quiet", "--end-of-options", &spec]))?;
+        let sha = self.host.probe(self.git(&[
+            "rev-parse",
+            "--verify",
+            "--quiet",
+            "--end-of-options",
+            &spec,
+        ]))?;
         let sha = sha.stdout.trim().to_string();
         let is_hex = sha.len() >= 40 && sha.chars().all(|c| c.is_ascii_hexdigit());
         if !is_hex && !self.host.ctx().dry_run {

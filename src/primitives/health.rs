@@ -81,10 +81,7 @@ impl Guard {
     fn serving(&self, pid: i64) -> Result<(), String> {
         match listener(self.service.host(), pid, self.port) {
             Listener::Ours | Listener::Unknown => Ok(()),
-            Listener::Nobody => Err(format!(
-                "nothing listens on port {} any more",
-                self.port
-            )),
+            Listener::Nobody => Err(format!("nothing listens on port {} any more", self.port)),
             Listener::Other => Err(format!(
                 "port {} answers, but from another program: `{}` (pid {pid}) and its children do \
                  not hold it",
@@ -195,7 +192,11 @@ fn http(ctx: &Ctx, url: &str, opts: Map) -> Result<Map, Failure> {
         got: format!("{url:?} ({e})"),
     });
     let guard = match &parsed {
-        Ok(u) => Guard::from("health::http", &opts, u.port_or_known_default().unwrap_or(80))?,
+        Ok(u) => Guard::from(
+            "health::http",
+            &opts,
+            u.port_or_known_default().unwrap_or(80),
+        )?,
         Err(_) => None,
     };
     if let Some(on) = on_host("health::http", &opts)? {
@@ -291,7 +292,13 @@ fn tcp(ctx: &Ctx, addr: &str, opts: Map) -> Result<Map, Failure> {
             })?;
         let guard = Guard::from("health::tcp", &opts, port)?;
         let local = reach("health::tcp", &on, host, port)?;
-        return check_tcp(ctx, &local, &format!("{addr} on {}", on.name()), &opts, guard);
+        return check_tcp(
+            ctx,
+            &local,
+            &format!("{addr} on {}", on.name()),
+            &opts,
+            guard,
+        );
     }
     let port = addr.rsplit_once(':').and_then(|(_, p)| p.parse().ok());
     let guard = match port {

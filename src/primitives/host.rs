@@ -267,7 +267,8 @@ fn run(host: &Host, cmd: Dynamic, opts: Map) -> RhaiResult<Map> {
                 ..command
             }
         } else {
-            crate::exec::env::via_stdin(&command, &["sudo", "-n", "--"]).map_err(Failure::into_rhai)?
+            crate::exec::env::via_stdin(&command, &["sudo", "-n", "--"])
+                .map_err(Failure::into_rhai)?
         };
     }
     let out = if check {

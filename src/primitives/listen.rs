@@ -54,7 +54,11 @@ fn tree(host: &Host, pid: i64) -> Vec<i64> {
         let children = host
             .read_text(&format!("/proc/{p}/task/{p}/children"))
             .unwrap_or_default();
-        all.extend(children.split_whitespace().filter_map(|c| c.parse::<i64>().ok()));
+        all.extend(
+            children
+                .split_whitespace()
+                .filter_map(|c| c.parse::<i64>().ok()),
+        );
     }
     all
 }

@@ -342,8 +342,21 @@ fn exec_form(script: &str) -> Option<String> {
     let compound = script.contains([';', '&', '|', '\n', '(', ')']);
     let keyword = matches!(
         first,
-        "if" | "for" | "while" | "until" | "case" | "{" | "!" | "exec" | "cd" | "export" | "."
-            | "set" | "eval" | "trap" | "ulimit" | "umask"
+        "if" | "for"
+            | "while"
+            | "until"
+            | "case"
+            | "{"
+            | "!"
+            | "exec"
+            | "cd"
+            | "export"
+            | "."
+            | "set"
+            | "eval"
+            | "trap"
+            | "ulimit"
+            | "umask"
     );
     (!compound && !keyword && !first.contains('=')).then(|| format!("exec {script}"))
 }
@@ -429,7 +442,14 @@ mod tests {
             exec_form(" python3 app.py $PORT > out.log").as_deref(),
             Some("exec python3 app.py $PORT > out.log")
         );
-        for script in ["cd app && ./run", "a; b", "a | b", "PORT=1 ./app", "exec ./app", ""] {
+        for script in [
+            "cd app && ./run",
+            "a; b",
+            "a | b",
+            "PORT=1 ./app",
+            "exec ./app",
+            "",
+        ] {
             assert_eq!(exec_form(script), None, "{script}");
         }
     }

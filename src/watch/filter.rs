@@ -52,9 +52,9 @@ fn folder_rules(dir: &Path) -> Result<Gitignore, String> {
 
 /// Whether `path` is a temp file of Galley's atomic writes (`.galley-XXXXXX`, `.NAME.galley-...`).
 fn is_galley_temp(path: &Path) -> bool {
-    path.file_name()
-        .and_then(|n| n.to_str())
-        .is_some_and(|n| n.starts_with(".galley-") || (n.starts_with('.') && n.contains(".galley-")))
+    path.file_name().and_then(|n| n.to_str()).is_some_and(|n| {
+        n.starts_with(".galley-") || (n.starts_with('.') && n.contains(".galley-"))
+    })
 }
 
 impl Filter {
@@ -236,10 +236,16 @@ mod tests {
         )
         .unwrap();
         assert!(!filter.wants(&root.join("web/x.tmp")));
-        assert!(filter.wants(&root.join("web/keep/x.tmp")), "the deeper file re-includes");
+        assert!(
+            filter.wants(&root.join("web/keep/x.tmp")),
+            "the deeper file re-includes"
+        );
         assert!(!filter.wants(&root.join("web/app.log")));
         assert!(filter.wants(&root.join("web/important.log")));
-        assert!(!filter.wants(&root.join("build/important.log")), "inside an ignored folder");
+        assert!(
+            !filter.wants(&root.join("build/important.log")),
+            "inside an ignored folder"
+        );
         assert!(filter.wants(&root.join("web/app.py")));
         assert!(!filter.wants(&root.join("src/.galley-AbC123")));
         assert!(!filter.wants(&root.join("src/.current.galley-42")));

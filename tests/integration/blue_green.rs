@@ -431,7 +431,11 @@ fn history_lists_the_deploys_and_rollback_redeploys_the_previous_version() {
     assert_eq!(records.len(), 3);
     // The same order as the table: newest first; --limit keeps the newest.
     assert_eq!(records[0]["sha"], "v3");
-    assert!(records[0]["who"].as_str().unwrap().starts_with("root@"), "{}", records[0]);
+    assert!(
+        records[0]["who"].as_str().unwrap().starts_with("root@"),
+        "{}",
+        records[0]
+    );
     assert_eq!(records[0]["hosts"][0], "local");
     let v2_id = records[1]["id"].as_str().unwrap().to_string();
     assert_eq!(records[1]["sha"], "v2");
@@ -443,7 +447,11 @@ fn history_lists_the_deploys_and_rollback_redeploys_the_previous_version() {
     )
     .expect_code(0);
     assert_eq!(newest.stdout.lines().count(), 1);
-    assert!(newest.stdout.contains("\"sha\":\"v3\""), "{}", newest.stdout);
+    assert!(
+        newest.stdout.contains("\"sha\":\"v3\""),
+        "{}",
+        newest.stdout
+    );
 
     let rollback = Run::from(
         stage

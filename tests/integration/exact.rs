@@ -199,7 +199,10 @@ fn no_output_is_lost_under_concurrent_ssh_load() {
 }
 
 /// Reads every process's command line until stopped; returns the ones containing `needle`.
-fn watch_cmdlines(needle: &'static str, stop: Arc<AtomicBool>) -> std::thread::JoinHandle<Vec<String>> {
+fn watch_cmdlines(
+    needle: &'static str,
+    stop: Arc<AtomicBool>,
+) -> std::thread::JoinHandle<Vec<String>> {
     std::thread::spawn(move || {
         let seen = Mutex::new(Vec::new());
         while !stop.load(Ordering::Relaxed) {
@@ -257,7 +260,12 @@ app.stop(); far.stop();
     let seen = watcher.join().unwrap();
     let run = run.expect_code(0);
     assert_eq!(run.stdout.matches(" got=true").count(), 3, "{}", run.stdout);
-    assert_eq!(run.stdout.matches(" sudo=true").count(), 3, "{}", run.stdout);
+    assert_eq!(
+        run.stdout.matches(" sudo=true").count(),
+        3,
+        "{}",
+        run.stdout
+    );
     assert!(
         seen.iter().any(|c| c.contains("visible-SECRET-control")),
         "the watcher saw nothing at all: {seen:?}"

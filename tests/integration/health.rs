@@ -353,7 +353,11 @@ print(`pid=${{web.pid()}}`);
     let run = sb.run_recipe(&recipe, &[]).expect_code(0);
     let pid: i64 = value_of(&run.stdout, "pid").parse().unwrap();
     assert_eq!(crate::support::read_pid(sb.path().join("web.pid")), pid);
-    assert_eq!(listening_pid(port), Some(pid), "the pidfile names the listener");
+    assert_eq!(
+        listening_pid(port),
+        Some(pid),
+        "the pidfile names the listener"
+    );
     let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap();
     let program = String::from_utf8_lossy(cmdline.split(|b| *b == 0).next().unwrap()).into_owned();
     assert!(
@@ -417,8 +421,16 @@ in_place::deploy(app, #{{
                 .unwrap(),
         )
         .expect_code(0);
-        assert!(history.stdout.contains("\"result\":\"failed\""), "{}", history.stdout);
-        assert!(!history.stdout.contains("\"result\":\"ok\""), "{}", history.stdout);
+        assert!(
+            history.stdout.contains("\"result\":\"failed\""),
+            "{}",
+            history.stdout
+        );
+        assert!(
+            !history.stdout.contains("\"result\":\"ok\""),
+            "{}",
+            history.stdout
+        );
     }
     // The old version keeps serving.
     assert_eq!(http_get(old.port, "/health").as_deref(), Some("ok"));

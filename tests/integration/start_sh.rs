@@ -253,7 +253,12 @@ fn start_recipe_deployed_twice_rolls_back_to_the_first_commit() {
     let deploy = || {
         galley()
             .args(["run", recipe, "--output", "plain"])
-            .args(["--set", &format!("repo={url}"), "--set", &format!("dir={dir}")])
+            .args([
+                "--set",
+                &format!("repo={url}"),
+                "--set",
+                &format!("dir={dir}"),
+            ])
             .args(["--set", &format!("port={port}")])
             .output()
             .unwrap()
@@ -262,10 +267,18 @@ fn start_recipe_deployed_twice_rolls_back_to_the_first_commit() {
     deploy_twice(&origin, &dir, &port, deploy, |pid| reaper.track(pid));
     let out = galley().args(["rollback", "app"]).output().unwrap();
     let run = crate::support::Run::from(out).expect_code(0);
-    assert!(run.stdout.contains(&format!("rolling app back to {first_sha}")), "{}", run.stdout);
+    assert!(
+        run.stdout
+            .contains(&format!("rolling app back to {first_sha}")),
+        "{}",
+        run.stdout
+    );
     reaper.track(read_pid(format!("{dir}/app.pid")));
     let served = http_get(port.parse().unwrap(), "/").unwrap_or_default();
-    assert!(served.contains(&first_sha), "the first commit serves again: {served}");
+    assert!(
+        served.contains(&first_sha),
+        "the first commit serves again: {served}"
+    );
     let history = galley().args(["history", "app"]).output().unwrap();
     let history = String::from_utf8_lossy(&history.stdout).into_owned();
     assert!(history.contains("rollback to"), "{history}");

@@ -602,7 +602,10 @@ deploy::run(#{ app: "masked", host: local(), strategy: "test", sha: trimmed, bra
     let journal = std::fs::read_to_string(Path::new(&state).join("journal.jsonl")).unwrap();
     assert!(journal.contains("\"app\":\"masked\""), "{journal}");
     for needle in needles {
-        assert!(!journal.contains(needle), "{needle} in the journal: {journal}");
+        assert!(
+            !journal.contains(needle),
+            "{needle} in the journal: {journal}"
+        );
     }
 }
 
@@ -610,7 +613,10 @@ deploy::run(#{ app: "masked", host: local(), strategy: "test", sha: trimmed, bra
 fn the_journal_names_the_user_and_the_ci_actor() {
     let sb = Sandbox::new();
     let state = sb.join("state");
-    sb.write("recipe.rhai", r#"deploy::run(#{ app: "who", host: local() }, || 1);"#);
+    sb.write(
+        "recipe.rhai",
+        r#"deploy::run(#{ app: "who", host: local() }, || 1);"#,
+    );
     for actor in [None, Some("alice")] {
         let mut cmd = sb.galley();
         cmd.args(["run", "recipe.rhai"])

@@ -883,11 +883,27 @@ log("deployed=" + version);
     // The app keeps writing its log inside the watched folder: let it write well past the
     // debounce, then no run may have followed.
     let log = sb.path().join("proj/deploy/ticker.log");
-    let ticks = || std::fs::read_to_string(&log).unwrap_or_default().lines().count();
+    let ticks = || {
+        std::fs::read_to_string(&log)
+            .unwrap_or_default()
+            .lines()
+            .count()
+    };
     let seen = ticks();
-    wait_until("the app to log 10 more ticks", LIMIT, || ticks() >= seen + 10);
+    wait_until("the app to log 10 more ticks", LIMIT, || {
+        ticks() >= seen + 10
+    });
     let text = w.text();
-    assert_eq!(runs(&text).len(), 6, "5 edits, 5 runs, none for the run's own writes:\n{text}");
+    assert_eq!(
+        runs(&text).len(),
+        6,
+        "5 edits, 5 runs, none for the run's own writes:\n{text}"
+    );
     assert_eq!(changed(&text).len(), 5, "{text}");
-    assert!(changed(&text).iter().all(|l| l.ends_with("src/version.txt")), "{text}");
+    assert!(
+        changed(&text)
+            .iter()
+            .all(|l| l.ends_with("src/version.txt")),
+        "{text}"
+    );
 }

@@ -62,7 +62,10 @@ fn run(ctx: &Ctx, call: &NativeCallContext, opts: Map, body: FnPtr) -> RhaiResul
     let hosts = hosts_of(&opts).map_err(Failure::into_rhai)?;
     // A closure gives a value known only once the deploy ran (the sha that a pull moved to).
     let text = |key: &str| match opts.get(key).and_then(|v| v.clone().try_cast::<FnPtr>()) {
-        Some(f) => f.call_within_context::<Dynamic>(call, ()).ok().map(|v| v.to_string()),
+        Some(f) => f
+            .call_within_context::<Dynamic>(call, ())
+            .ok()
+            .map(|v| v.to_string()),
         None => opts.string(key).ok().flatten(),
     };
     let mut locked: Vec<&Host> = Vec::new();
