@@ -77,9 +77,14 @@ impl Guard {
         })
     }
 
-    /// Why an answer does not count, if it does not: another program holds the port.
-    fn serving(&self, pid: i64) -> Result<(), String> {
-        match listener(self.service.host(), pid, self.port) {
+    /// Why an answer does not count, if it does not: another program holds the port. Fails
+    /// when the service exited meanwhile.
+    fn serving(&self, pid: i64) -> Result<Result<(), String>, Failure> {
+        let found = listener(self.service.host(), pid, self.port);
+        if self.alive()? != pid {
+            return Ok(Err(format!("`{}` was restarted meanwhile", self.service.name())));
+        }
+        Ok(match found {
             Listener::Ours | Listener::Unknown => Ok(()),
             Listener::Nobody => Err(format!("nothing listens on port {} any more", self.port)),
             Listener::Other => Err(format!(
@@ -88,7 +93,7 @@ impl Guard {
                 self.port,
                 self.service.name()
             )),
-        }
+        })
     }
 }
 
@@ -265,7 +270,7 @@ fn check_http(
                         contains.as_deref().unwrap_or_default()
                     ))
                 } else if let (Some(guard), Some(pid)) = (&guard, pid) {
-                    guard.serving(pid).map(|()| body)
+                    guard.serving(pid)?.map(|()| body)
                 } else {
                     Ok(body)
                 }
@@ -338,7 +343,7 @@ fn check_tcp(
         Ok(
             match ctx.wait(&format!("connecting to {shown}"), connect)? {
                 Ok(Ok(_)) => match (&guard, pid) {
-                    (Some(guard), Some(pid)) => guard.serving(pid),
+                    (Some(guard), Some(pid)) => guard.serving(pid)?,
                     _ => Ok(()),
                 },
                 Ok(Err(e)) => Err(e.to_string()),

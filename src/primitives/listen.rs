@@ -83,7 +83,12 @@ pub fn listener(host: &Host, pid: i64, port: u16) -> Listener {
     };
     let held = sockets_in(&out.stdout);
     if held.is_empty() && !out.success() {
-        return Listener::Unknown;
+        // The process may have exited meanwhile: then it holds nothing. Otherwise its fds are
+        // not ours to read.
+        return match host.exists(&format!("/proc/{pid}/fd")) {
+            Ok(false) => Listener::Other,
+            _ => Listener::Unknown,
+        };
     }
     if listening.iter().any(|inode| held.contains(inode)) {
         Listener::Ours
