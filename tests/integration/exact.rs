@@ -273,3 +273,27 @@ app.stop(); far.stop();
     let leaked: Vec<&String> = seen.iter().filter(|c| c.contains("tok-SECRET")).collect();
     assert!(leaked.is_empty(), "secrets on command lines: {leaked:?}");
 }
+
+#[test]
+fn a_background_process_holding_the_output_only_bounds_the_wait() {
+    let sb = Sandbox::new();
+    let _reaper = Reaper::new(&sb);
+    let fleet = Fleet::start(1);
+    let _close = CloseMasters(fleet.control_dir());
+    // Without the bound this would wait for the 300 s sleep; what was read is kept.
+    let recipe = format!(
+        r#"
+for h in [local(), ssh::connect("{dest}", {opts})] {{
+    let r = h.run(["sh", "-c", "echo hi; printf partial; sleep 300 &"], #{{ dir: "{dir}" }});
+    print(`${{h.name}} kept=${{r.stdout == "hi\npartial"}} code=${{r.code}}`);
+}}
+"#,
+        dest = fleet.dest(0),
+        opts = fleet.options(),
+        dir = sb.path().display(),
+    );
+    let run = sb.run_recipe(&recipe, &[]).expect_code(0);
+    assert!(run.stdout.contains("local kept=true code=0"), "{}", run.stdout);
+    let remote = format!("{} kept=true code=0", fleet.dest(0));
+    assert!(run.stdout.contains(&remote), "{}", run.stdout);
+}

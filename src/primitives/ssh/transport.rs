@@ -24,8 +24,11 @@ use crate::report::Failure;
 
 /// How long a killed remote command's process group gets between TERM and KILL.
 const KILL_GRACE: Duration = Duration::from_secs(2);
-/// How long to keep reading output after a remote command was killed (timeout, Ctrl-C).
+/// How long to keep reading output after a remote command exited or was killed: a background
+/// process it left may hold its output open for much longer.
 const DRAIN_GRACE: Duration = Duration::from_secs(2);
+/// How often, at most, to look whether a remote command whose output is still open has exited.
+const EXIT_POLL: Duration = Duration::from_secs(5);
 /// Chunk size for uploads and downloads.
 const CHUNK: usize = 256 * 1024;
 /// Marks the stderr line of a remote command whose working directory is missing.
@@ -179,6 +182,25 @@ impl SshTransport {
         })?
     }
 
+    /// Returns once the remote process `pid` no longer exists; looks first after 1 s, then less
+    /// and less often (never, when the pid is unknown).
+    async fn gone(&self, pid: Option<u32>) {
+        let Some(pid) = pid else {
+            return std::future::pending().await;
+        };
+        let mut interval = Duration::from_secs(1);
+        loop {
+            tokio::time::sleep(interval).await;
+            let probe = format!("[ -d /proc/{pid} ] || kill -0 {pid} 2>/dev/null");
+            if let Ok(out) = self.run_quiet(&probe).await {
+                if !out.status.success() {
+                    return;
+                }
+            }
+            interval = (interval * 2).min(EXIT_POLL);
+        }
+    }
+
     /// Runs a command on the host's connection and returns its output (quietly).
     async fn run_quiet(&self, script: &str) -> Result<std::process::Output, openssh::Error> {
         Session::to_raw_command(self.conn.session.clone(), script)
@@ -248,11 +270,23 @@ impl SshTransport {
         // soon as it has the exit message, and the master then throws away whatever output of
         // the channel it has not yet written to our pipes (openssh-mux-client `wait`, OpenSSH
         // mux.c `mux_master_control_cleanup_cb`). The pipes reach their end only once the
-        // master closed the channel, so reading them to the end first loses nothing.
+        // master closed the channel, so reading them to the end first loses nothing. When a
+        // background process keeps them open after the command itself exited, Galley waits
+        // `DRAIN_GRACE` more, then takes what it read.
         let end = {
             let exited = async {
-                out.eof().await;
-                err.eof().await;
+                let drained = async {
+                    out.eof().await;
+                    err.eof().await;
+                };
+                let left = async {
+                    self.gone(pgid).await;
+                    tokio::time::sleep(DRAIN_GRACE).await;
+                };
+                tokio::select! {
+                    _ = drained => {}
+                    _ = left => {}
+                }
                 child.wait().await
             };
             tokio::pin!(exited);
