@@ -174,9 +174,9 @@ fn path_dirs(recipe: &Path, paths: &[String]) -> Result<Vec<PathBuf>, String> {
         if base.starts_with(&home) {
             continue;
         }
-        // A pattern naming a file watches the file's folder.
-        if !base.is_dir() {
-            if let Some(parent) = base.parent().filter(|p| p.is_dir()) {
+        // A pattern without glob characters names a file: watch the file's folder.
+        if base == normalize(Path::new(pattern)) && !base.is_dir() {
+            if let Some(parent) = base.parent() {
                 base = parent.to_path_buf();
             }
         }

@@ -82,7 +82,10 @@ impl Guard {
     fn serving(&self, pid: i64) -> Result<Result<(), String>, Failure> {
         let found = listener(self.service.host(), pid, self.port);
         if self.alive()? != pid {
-            return Ok(Err(format!("`{}` was restarted meanwhile", self.service.name())));
+            return Ok(Err(format!(
+                "`{}` was restarted meanwhile",
+                self.service.name()
+            )));
         }
         Ok(match found {
             Listener::Ours | Listener::Unknown => Ok(()),

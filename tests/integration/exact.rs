@@ -293,7 +293,11 @@ for h in [local(), ssh::connect("{dest}", {opts})] {{
         dir = sb.path().display(),
     );
     let run = sb.run_recipe(&recipe, &[]).expect_code(0);
-    assert!(run.stdout.contains("local kept=true code=0"), "{}", run.stdout);
+    assert!(
+        run.stdout.contains("local kept=true code=0"),
+        "{}",
+        run.stdout
+    );
     let remote = format!("{} kept=true code=0", fleet.dest(0));
     assert!(run.stdout.contains(&remote), "{}", run.stdout);
 }

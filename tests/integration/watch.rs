@@ -907,3 +907,35 @@ log("deployed=" + version);
         "{text}"
     );
 }
+
+#[test]
+fn paths_outside_the_watched_folder_add_their_folder_or_are_refused() {
+    let sb = Sandbox::new();
+    let reaper = Reaper::new(&sb);
+    sb.write("proj/recipe.rhai", "log(\"ran\");\n");
+    sb.write("shared/conf/app.yml", "one");
+    let glob = format!("{}/**", path_of(&sb, "shared"));
+    let w = Watcher::start(
+        &sb,
+        &reaper,
+        "proj",
+        "out.txt",
+        &["recipe.rhai", "--paths", &glob],
+    );
+    let text = w.wait_runs(1);
+    assert!(runs(&text)[0].contains(&path_of(&sb, "shared")), "{text}");
+    sb.write("shared/conf/app.yml", "two");
+    assert_one_run_for(&w, 1, &path_of(&sb, "shared/conf/app.yml"));
+    drop(w);
+
+    let missing = format!("{}/**", path_of(&sb, "nowhere"));
+    let run = crate::support::Run::from(
+        sb.galley()
+            .current_dir(sb.path().join("proj"))
+            .args(["watch", "recipe.rhai", "--paths", &missing])
+            .output()
+            .unwrap(),
+    )
+    .expect_code(2);
+    assert!(run.stderr.contains("does not exist"), "{}", run.stderr);
+}
