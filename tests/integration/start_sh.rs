@@ -104,6 +104,8 @@ fn start_recipe_twice_leaves_exactly_one_app_serving_the_new_commit() {
         sb.galley()
             .env("UV_PYTHON_DOWNLOADS", "never")
             .env("UV_OFFLINE", "1")
+            // Its own journal and locks: other tests deploy an `app` too.
+            .env("GALLEY_STATE_DIR", sb.join("state"))
             .args([
                 "run",
                 recipe,
