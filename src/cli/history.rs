@@ -26,9 +26,10 @@ fn records(app: Option<&str>) -> Vec<Record> {
         .collect()
 }
 
+/// Prints the newest `limit` deploys, newest first, as a table or as JSON lines (same order).
 pub fn history(app: Option<&str>, limit: usize, json: bool) -> i32 {
     let all = records(app);
-    let shown = &all[all.len().saturating_sub(limit)..];
+    let shown: Vec<&Record> = all.iter().rev().take(limit).collect();
     if json {
         for record in shown {
             println!("{}", serde_json::to_string(record).unwrap_or_default());
@@ -39,14 +40,14 @@ pub fn history(app: Option<&str>, limit: usize, json: bool) -> i32 {
         println!("no deploys recorded in {}", journal::path().display());
         return EXIT_OK;
     }
-    let rows: Vec<[String; 8]> = shown
+    let rows: Vec<[String; 9]> = shown
         .iter()
-        .rev()
         .map(|r| {
             [
                 r.id.clone(),
                 r.when.replace('T', " ").trim_end_matches('Z').to_string(),
                 r.app.clone(),
+                r.hosts.join(","),
                 r.strategy.clone(),
                 r.version(),
                 match &r.rollback_to {
@@ -62,6 +63,7 @@ pub fn history(app: Option<&str>, limit: usize, json: bool) -> i32 {
         "id",
         "when (UTC)",
         "app",
+        "hosts",
         "strategy",
         "version",
         "result",
@@ -88,7 +90,7 @@ pub fn history(app: Option<&str>, limit: usize, json: bool) -> i32 {
             .to_string()
     };
     println!("{}", line(&header.map(String::from)));
-    for (row, record) in rows.iter().zip(shown.iter().rev()) {
+    for (row, record) in rows.iter().zip(&shown) {
         println!("{}", line(row));
         if let Some(error) = &record.error {
             println!("    {error}");

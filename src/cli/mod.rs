@@ -310,6 +310,7 @@ fn inspecting(mode: OutputMode) -> (std::sync::Arc<crate::exec::Ctx>, tokio::run
         max_parallel: 1,
         run: crate::exec::RunInfo::default(),
         watch: Default::default(),
+        written: Default::default(),
         runtime: runtime.handle().clone(),
     });
     (ctx, runtime)

@@ -31,7 +31,7 @@ pub fn run(args: RunArgs) -> i32 {
     let cancel = CancellationToken::new();
     // The handler is installed now, before the recipe starts, so no Ctrl-C can slip past it.
     interrupt_on_ctrl_c(&runtime, cancel.clone());
-    let code = execute(&args, runtime.handle(), cancel, Map::new(), None).code;
+    let code = execute(&args, runtime.handle(), cancel, Map::new(), None, None).code;
     runtime.shutdown_background();
     code
 }
@@ -91,13 +91,15 @@ pub struct Ended {
     pub watch: Vec<String>,
 }
 
-/// Runs the recipe once: `extra` params are added to `--set`'s; `watch` collects `watch(...)`.
+/// Runs the recipe once: `extra` params are added to `--set`'s; `watch` collects `watch(...)`
+/// and `written` the local paths the run writes (for watch mode, which ignores them).
 pub fn execute(
     args: &RunArgs,
     runtime: &tokio::runtime::Handle,
     cancel: CancellationToken,
     extra: Map,
     watch: Option<Arc<std::sync::Mutex<Vec<String>>>>,
+    written: Option<Arc<std::sync::Mutex<Vec<String>>>>,
 ) -> Ended {
     let mode = args.output.output;
     let masker = Masker::default();
@@ -127,6 +129,9 @@ pub fn execute(
         },
         None => SecretsFile::default(),
     };
+    for value in secrets.values() {
+        masker.add(value);
+    }
     if let Err(report) = libraries_in_sync(&args.file, args.locked.locked) {
         return usage(report, sources);
     }
@@ -137,6 +142,7 @@ pub fn execute(
         cancel: cancel.clone(),
         max_parallel: args.max_parallel as usize,
         watch: declared.clone(),
+        written: written.unwrap_or_default(),
         run: crate::exec::RunInfo {
             recipe: std::path::absolute(&args.file)
                 .unwrap_or_else(|_| args.file.clone())
@@ -227,7 +233,11 @@ pub fn execute(
                 }
             }
             let report = galley.report(&err, &recipe.key, Some(&recipe.ast));
-            ctx.printer.finished(false, started.elapsed());
+            if ctx.cancel.is_cancelled() {
+                ctx.printer.interrupted(started.elapsed());
+            } else {
+                ctx.printer.finished(false, started.elapsed());
+            }
             print_report(&report, mode, &masker);
             if ctx.cancel.is_cancelled() {
                 EXIT_INTERRUPTED

@@ -68,6 +68,7 @@ fn start(
     runtime: &tokio::runtime::Handle,
     cancel: CancellationToken,
     extra: Map,
+    written: Option<Arc<Mutex<Vec<String>>>>,
     tx: mpsc::Sender<Event>,
 ) {
     if args.clear {
@@ -78,7 +79,7 @@ fn start(
     std::thread::spawn(move || {
         let started = Instant::now();
         let declared = Arc::new(Mutex::new(Vec::new()));
-        let ended = execute(&run_args, &runtime, cancel, extra, Some(declared));
+        let ended = execute(&run_args, &runtime, cancel, extra, Some(declared), written);
         let _ = tx.send(Event::Finished(ended, started.elapsed()));
     });
 }
@@ -145,13 +146,60 @@ struct Watches {
     files: BTreeSet<PathBuf>,
 }
 
-/// The recipe's folder and the folders the recipe declared, recursively; the files it declared
-/// and its modules, one by one.
-fn watches(recipe: &Path, declared: &[String], sources: &[String]) -> Watches {
+/// The folder a `--paths` glob starts in: its leading components without glob characters.
+fn glob_base(pattern: &str) -> PathBuf {
+    let literal: PathBuf = Path::new(pattern)
+        .components()
+        .take_while(|c| {
+            !c.as_os_str()
+                .to_string_lossy()
+                .contains(['*', '?', '[', '{'])
+        })
+        .collect();
+    if literal.as_os_str().is_empty() {
+        return normalize(Path::new("."));
+    }
+    normalize(&literal)
+}
+
+/// The folders of `--paths` globs outside the recipe's folder, which must exist to be watched.
+fn path_dirs(recipe: &Path, paths: &[String]) -> Result<Vec<PathBuf>, String> {
+    let home = normalize(recipe)
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_default();
+    let mut dirs = Vec::new();
+    for pattern in paths {
+        let mut base = glob_base(pattern);
+        if base.starts_with(&home) {
+            continue;
+        }
+        // A pattern without glob characters names a file: watch the file's folder.
+        if base == normalize(Path::new(pattern)) && !base.is_dir() {
+            if let Some(parent) = base.parent() {
+                base = parent.to_path_buf();
+            }
+        }
+        if !base.is_dir() {
+            return Err(format!(
+                "--paths {pattern:?} is outside the watched folder {} and its folder {} does not exist",
+                home.display(),
+                base.display()
+            ));
+        }
+        dirs.push(base);
+    }
+    Ok(dirs)
+}
+
+/// The recipe's folder, the folders of `--paths` and the folders the recipe declared,
+/// recursively; the files it declared and its modules, one by one.
+fn watches(recipe: &Path, paths: &[PathBuf], declared: &[String], sources: &[String]) -> Watches {
     let mut w = Watches::default();
     if let Some(dir) = normalize(recipe).parent() {
         w.dirs.insert(dir.to_path_buf());
     }
+    w.dirs.extend(paths.iter().cloned());
     for path in declared.iter().chain(sources) {
         let path = normalize(Path::new(path));
         if path.is_dir() {
@@ -204,6 +252,19 @@ fn watch_files(
         });
     }
     let recipe = std::path::absolute(&args.run.file).unwrap_or_else(|_| args.run.file.clone());
+    let path_dirs = match path_dirs(&recipe, &args.paths) {
+        Ok(dirs) => dirs,
+        Err(e) => {
+            return usage(
+                args,
+                e,
+                "create the folder, or write the glob relative to the recipe's folder",
+            )
+        }
+    };
+    let written: Arc<Mutex<Vec<String>>> = Arc::default();
+    let state = crate::primitives::deploy::journal::state_dir();
+    let state = normalize(&state);
     let mut watched: BTreeSet<(PathBuf, bool)> = BTreeSet::new();
     let mut shown: Vec<String> = Vec::new();
     // A change to the project's galley.toml or galley.lock reloads the libraries too.
@@ -217,7 +278,7 @@ fn watch_files(
                        watched: &mut BTreeSet<(PathBuf, bool)>,
                        shown: &mut Vec<String>|
      -> Result<Filter, String> {
-        let wanted = watches(&recipe, declared, sources);
+        let wanted = watches(&recipe, &path_dirs, declared, sources);
         let mut targets: BTreeSet<(PathBuf, bool)> =
             wanted.dirs.iter().map(|d| (d.clone(), true)).collect();
         for file in &wanted.files {
@@ -250,6 +311,8 @@ fn watch_files(
             &args.paths,
             &args.ignore,
             wanted.files.into_iter().collect(),
+            written.clone(),
+            state.clone(),
         )
     };
     let mut filter = match rewatch(&declared, &sources, &mut watched, &mut shown) {
@@ -266,6 +329,7 @@ fn watch_files(
             runtime.handle(),
             token.clone(),
             Map::new(),
+            Some(written.clone()),
             tx.clone(),
         );
         *current = Some(token);
@@ -423,7 +487,7 @@ fn watch_git(
                     Dynamic::from_array(push.changed.iter().cloned().map(Dynamic::from).collect()),
                 );
                 let (tx, rx) = mpsc::channel();
-                start(args, runtime.handle(), stop.child_token(), extra, tx);
+                start(args, runtime.handle(), stop.child_token(), extra, None, tx);
                 if let Ok(Event::Finished(ended, took)) = rx.recv() {
                     let word = if ended.code == EXIT_OK {
                         "ok"

@@ -51,7 +51,8 @@ impl Command {
 
     /// This command wrapped so that it runs detached: its own session (so its process group id is
     /// its pid), stdin from /dev/null, output appended to `log`; the wrapper prints the pid.
-    /// Plain `sh` and `setsid` so that it works the same on any Linux host.
+    /// Plain `sh` and `setsid` so that it works the same on any Linux host. The variables stay in
+    /// `env`, which the transports pass through the environment, never on a command line.
     pub fn detached(&self, log: &str) -> Command {
         const SCRIPT: &str = r#"log=$1; shift; setsid "$@" </dev/null >>"$log" 2>&1 & echo $!"#;
         let mut argv: Vec<String> = vec![
@@ -61,14 +62,11 @@ impl Command {
             "galley-start".into(),
             log.into(),
         ];
-        if !self.env.is_empty() {
-            argv.push("env".into());
-            argv.extend(self.env.iter().map(|(k, v)| format!("{k}={v}")));
-        }
         argv.extend(self.argv.iter().cloned());
         Command {
             argv,
             dir: self.dir.clone(),
+            env: self.env.clone(),
             quiet: true,
             ..Command::default()
         }

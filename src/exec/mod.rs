@@ -2,6 +2,7 @@
 //! async runtime that the blocking recipe thread borrows.
 
 pub mod action;
+pub mod env;
 pub mod mask;
 pub mod output;
 pub mod stream;
@@ -31,6 +32,10 @@ pub struct Ctx {
     pub run: RunInfo,
     /// Paths the recipe asked `galley watch` to watch, with `watch([...])`.
     pub watch: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    /// Local paths this run writes (files, links, folders it creates, service pidfiles and logs),
+    /// as absolute paths, and folders it changes throughout (git checkouts), ending in `/`:
+    /// `galley watch` ignores changes there, so a run never triggers itself.
+    pub written: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
     /// The runtime whose clients (process, http) the primitives drive.
     pub runtime: tokio::runtime::Handle,
 }
@@ -61,7 +66,29 @@ impl Ctx {
             max_parallel: self.max_parallel,
             run: self.run.clone(),
             watch: self.watch.clone(),
+            written: self.written.clone(),
             runtime: self.runtime.clone(),
+        }
+    }
+
+    /// Records that this run writes the local `path` (see `written`).
+    pub fn wrote(&self, path: &str) {
+        self.record_written(path, "");
+    }
+
+    /// Records that this run changes anything inside the local folder `dir` (see `written`).
+    pub fn wrote_inside(&self, dir: &str) {
+        self.record_written(dir, "/");
+    }
+
+    fn record_written(&self, path: &str, suffix: &str) {
+        let path = std::path::absolute(path)
+            .map(|p| p.to_string_lossy().into_owned())
+            .unwrap_or_else(|_| path.to_string());
+        let path = format!("{}{suffix}", path.trim_end_matches('/'));
+        let mut written = self.written.lock().expect("written lock");
+        if !written.contains(&path) {
+            written.push(path);
         }
     }
 
@@ -92,8 +119,14 @@ impl Ctx {
 pub struct Output {
     /// Exit code; `None` when killed by a signal.
     pub code: Option<i32>,
+    /// What the command wrote on stdout (lossy when it was not UTF-8: see `stdout_bytes`).
     pub stdout: String,
     pub stderr: String,
+    /// The exact bytes of stdout when they are not valid UTF-8 (`stdout` is then lossy).
+    pub stdout_bytes: Option<Vec<u8>>,
+    pub stderr_bytes: Option<Vec<u8>>,
+    /// Whether a stream wrote more than `stream::KEEP_LIMIT` bytes, of which only the first were kept.
+    pub truncated: bool,
     pub duration: Duration,
 }
 
@@ -103,6 +136,27 @@ impl Output {
         Output {
             code: Some(0),
             ..Output::default()
+        }
+    }
+
+    /// The result of a command that exited with `code` after writing `stdout` and `stderr`.
+    pub fn captured(
+        code: Option<i32>,
+        stdout: stream::Captured,
+        stderr: stream::Captured,
+        duration: Duration,
+    ) -> Self {
+        let truncated = stdout.truncated || stderr.truncated;
+        let (stdout, stdout_bytes) = stdout.into_text();
+        let (stderr, stderr_bytes) = stderr.into_text();
+        Output {
+            code,
+            stdout,
+            stderr,
+            stdout_bytes,
+            stderr_bytes,
+            truncated,
+            duration,
         }
     }
 

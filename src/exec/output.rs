@@ -207,6 +207,18 @@ impl Printer {
         self.emit(&self.paint(code, &text));
     }
 
+    /// The closing line of a run that was cancelled (Ctrl-C, SIGTERM, or a newer change in
+    /// watch mode): it did not fail, it was stopped.
+    pub fn interrupted(&self, took: Duration) {
+        let secs = took.as_secs_f64();
+        if self.mode == OutputMode::Json {
+            return self.emit_json(serde_json::json!({
+                "event": "finished", "ok": false, "interrupted": true, "seconds": secs,
+            }));
+        }
+        self.emit(&self.paint(YELLOW, &format!("interrupted after {secs:.2}s")));
+    }
+
     /// The table at the end of `parallel` or `rolling`: each item's result and duration.
     pub fn summary(&self, title: &str, rows: &[SummaryRow]) {
         if self.mode == OutputMode::Json {

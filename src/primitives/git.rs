@@ -35,8 +35,16 @@ impl Repo {
         }
     }
 
+    /// Records that this run changes the working copy (for watch mode, which ignores it).
+    fn changing(&self) {
+        if self.host.is_local() {
+            self.host.ctx().wrote_inside(&self.dir);
+        }
+    }
+
     /// Runs a git command that changes something; a non-zero exit becomes a git failure.
     fn change(&self, args: &[&str], what: &str, help: &str) -> Result<Output, Failure> {
+        self.changing();
         let out = self.host.perform(Action::Run(self.git(args)))?;
         if out.success() {
             Ok(out)
@@ -75,6 +83,7 @@ impl Repo {
             argv.extend(["--branch", branch]);
         }
         argv.extend(["--", url, &self.dir]);
+        self.changing();
         let out = self.host.perform(Action::Run(Command::new(argv)))?;
         if out.success() {
             return Ok(());
@@ -93,6 +102,7 @@ impl Repo {
 
     /// Fast-forwards the current branch to its upstream; a diverged branch is an error.
     pub fn pull(&self) -> Result<(), Failure> {
+        self.changing();
         let out = self
             .host
             .perform(Action::Run(self.git(&["pull", "--ff-only"])))?;
@@ -114,6 +124,36 @@ impl Repo {
             Some(&out),
             "check that the branch has an upstream and the remote is reachable",
         ))
+    }
+
+    /// Checks out commit `rev` (a sha, or any name git resolves to a commit) as a detached HEAD.
+    /// `rev` is resolved first with `--end-of-options`, so it can never be taken for an option,
+    /// and the checkout is given the full hex name only.
+    pub fn checkout(&self, rev: &str) -> Result<String, Failure> {
+        let spec = format!("{rev}^{{commit}}");
+        let sha = self.host.probe(self.git(&[
+            "rev-parse",
+            "--verify",
+            "--quiet",
+            "--end-of-options",
+            &spec,
+        ]))?;
+        let sha = sha.stdout.trim().to_string();
+        let is_hex = sha.len() >= 40 && sha.chars().all(|c| c.is_ascii_hexdigit());
+        if !is_hex && !self.host.ctx().dry_run {
+            return Err(self.failure(
+                format!("`{rev}` is not a commit in this repository"),
+                None,
+                "fetch first (repo.fetch()) if the commit is new, and check the sha",
+            ));
+        }
+        let target = if is_hex { sha.as_str() } else { rev };
+        self.change(
+            &["checkout", "--detach", target],
+            &format!("checking out {rev}"),
+            "check that the working copy has no conflicting changes",
+        )?;
+        Ok(target.to_string())
     }
 
     /// Fails unless the current branch matches one of the glob `patterns`.
@@ -190,6 +230,9 @@ pub fn register(engine: &mut Engine) {
         .map_err(r)
     });
     engine.register_fn("pull", move |g: &mut Repo| g.pull().map_err(r));
+    engine.register_fn("checkout", move |g: &mut Repo, sha: &str| {
+        g.checkout(sha).map_err(r)
+    });
     engine.register_fn("sha", move |g: &mut Repo| {
         g.query(&["rev-parse", "HEAD"], "reading HEAD").map_err(r)
     });

@@ -8,15 +8,19 @@ use rhai::{Dynamic, Engine, Map, Module, NativeCallContext};
 use super::at_call;
 use super::host::Host;
 
+use super::listen::{listener, Listener};
 use super::options::Opts;
+use super::process::Service;
 use crate::exec::{Action, Ctx};
 use crate::report::Failure;
 
 /// How much of the last response body a failure shows.
 const BODY_SHOWN: usize = 500;
 
-const HTTP_OPTIONS: &[&str] = &["on", "expect", "contains", "timeout", "retries", "interval"];
-const TCP_OPTIONS: &[&str] = &["on", "timeout", "retries", "interval"];
+const HTTP_OPTIONS: &[&str] = &[
+    "on", "expect", "contains", "timeout", "retries", "interval", "service",
+];
+const TCP_OPTIONS: &[&str] = &["on", "timeout", "retries", "interval", "service"];
 
 /// How often and how long to try.
 struct Policy {
@@ -31,6 +35,67 @@ impl Policy {
             timeout: opts.duration("timeout")?.unwrap_or(Duration::from_secs(5)),
             retries: opts.int("retries")?.unwrap_or(30).clamp(1, 100_000) as u32,
             interval: opts.duration("interval")?.unwrap_or(Duration::from_secs(1)),
+        })
+    }
+}
+
+/// The service a check is about (option `service`): an answer counts only while its process is
+/// alive and is the one listening on the checked port, so that an old copy of the app, or
+/// another program on the port, never passes for the new version.
+struct Guard {
+    service: Service,
+    port: u16,
+}
+
+impl Guard {
+    fn from(function: &str, opts: &Opts, port: u16) -> Result<Option<Guard>, Failure> {
+        match opts.get("service") {
+            None => Ok(None),
+            Some(v) => match v.clone().try_cast::<Service>() {
+                Some(service) => Ok(Some(Guard { service, port })),
+                None => Err(super::options::bad_value(
+                    function,
+                    "option `service`",
+                    "a Service (host.process(...))",
+                    v,
+                )),
+            },
+        }
+    }
+
+    /// The service's pid; fails at once when its process is gone: it will never answer.
+    fn alive(&self) -> Result<i64, Failure> {
+        self.service.pid()?.ok_or_else(|| {
+            self.service.failure(
+                "exited while its health check waited for it".into(),
+                &format!(
+                    "its output is in {}; another program on port {} would make it exit like this",
+                    self.service.log(),
+                    self.port
+                ),
+            )
+        })
+    }
+
+    /// Why an answer does not count, if it does not: another program holds the port. Fails
+    /// when the service exited meanwhile.
+    fn serving(&self, pid: i64) -> Result<Result<(), String>, Failure> {
+        let found = listener(self.service.host(), pid, self.port);
+        if self.alive()? != pid {
+            return Ok(Err(format!(
+                "`{}` was restarted meanwhile",
+                self.service.name()
+            )));
+        }
+        Ok(match found {
+            Listener::Ours | Listener::Unknown => Ok(()),
+            Listener::Nobody => Err(format!("nothing listens on port {} any more", self.port)),
+            Listener::Other => Err(format!(
+                "port {} answers, but from another program: `{}` (pid {pid}) and its children do \
+                 not hold it",
+                self.port,
+                self.service.name()
+            )),
         })
     }
 }
@@ -128,13 +193,22 @@ fn reach(function: &str, on: &Host, host: &str, port: u16) -> Result<String, Fai
 
 fn http(ctx: &Ctx, url: &str, opts: Map) -> Result<Map, Failure> {
     let opts = Opts::new("health::http", opts, HTTP_OPTIONS)?;
+    let parsed = reqwest::Url::parse(url).map_err(|e| Failure::BadValue {
+        function: "health::http".into(),
+        what: "the URL".into(),
+        expected: "a URL such as \"http://127.0.0.1:8080/health\"".into(),
+        got: format!("{url:?} ({e})"),
+    });
+    let guard = match &parsed {
+        Ok(u) => Guard::from(
+            "health::http",
+            &opts,
+            u.port_or_known_default().unwrap_or(80),
+        )?,
+        Err(_) => None,
+    };
     if let Some(on) = on_host("health::http", &opts)? {
-        let mut direct = reqwest::Url::parse(url).map_err(|e| Failure::BadValue {
-            function: "health::http".into(),
-            what: "the URL".into(),
-            expected: "a URL such as \"http://127.0.0.1:8080/health\"".into(),
-            got: format!("{url:?} ({e})"),
-        })?;
+        let mut direct = parsed?;
         let host = direct.host_str().unwrap_or_default().to_string();
         let port = direct.port_or_known_default().unwrap_or(80);
         let local = reach("health::http", &on, &host, port)?;
@@ -146,13 +220,20 @@ fn http(ctx: &Ctx, url: &str, opts: Map) -> Result<Map, Failure> {
             direct.as_str(),
             &format!("{url} on {}", on.name()),
             &opts,
+            guard,
         );
     }
-    check_http(ctx, url, url, &opts)
+    check_http(ctx, url, url, &opts, guard)
 }
 
 /// Polls `url`; failures and progress name it as `shown`.
-fn check_http(ctx: &Ctx, url: &str, shown: &str, opts: &Opts) -> Result<Map, Failure> {
+fn check_http(
+    ctx: &Ctx,
+    url: &str,
+    shown: &str,
+    opts: &Opts,
+    guard: Option<Guard>,
+) -> Result<Map, Failure> {
     let policy = Policy::from(opts)?;
     let expect = opts.int("expect")?.unwrap_or(200);
     let contains = opts.string("contains")?;
@@ -171,6 +252,7 @@ fn check_http(ctx: &Ctx, url: &str, shown: &str, opts: &Opts) -> Result<Map, Fai
         return Ok(result);
     }
     let (body, attempts) = poll(ctx, shown, &policy, || {
+        let pid = guard.as_ref().map(Guard::alive).transpose()?;
         let response = ctx.wait(&format!("checking {shown}"), async {
             let response = client().get(url).timeout(policy.timeout).send().await?;
             let status = response.status().as_u16();
@@ -190,6 +272,8 @@ fn check_http(ctx: &Ctx, url: &str, shown: &str, opts: &Opts) -> Result<Map, Fai
                         "HTTP {status} but the body does not contain {:?}, body: {shown:?}",
                         contains.as_deref().unwrap_or_default()
                     ))
+                } else if let (Some(guard), Some(pid)) = (&guard, pid) {
+                    guard.serving(pid)?.map(|()| body)
                 } else {
                     Ok(body)
                 }
@@ -214,14 +298,32 @@ fn tcp(ctx: &Ctx, addr: &str, opts: Map) -> Result<Map, Failure> {
                 expected: "\"HOST:PORT\"".into(),
                 got: format!("{addr:?}"),
             })?;
+        let guard = Guard::from("health::tcp", &opts, port)?;
         let local = reach("health::tcp", &on, host, port)?;
-        return check_tcp(ctx, &local, &format!("{addr} on {}", on.name()), &opts);
+        return check_tcp(
+            ctx,
+            &local,
+            &format!("{addr} on {}", on.name()),
+            &opts,
+            guard,
+        );
     }
-    check_tcp(ctx, addr, addr, &opts)
+    let port = addr.rsplit_once(':').and_then(|(_, p)| p.parse().ok());
+    let guard = match port {
+        Some(port) => Guard::from("health::tcp", &opts, port)?,
+        None => None,
+    };
+    check_tcp(ctx, addr, addr, &opts, guard)
 }
 
 /// Polls a TCP connect to `addr`; failures and progress name it as `shown`.
-fn check_tcp(ctx: &Ctx, addr: &str, shown: &str, opts: &Opts) -> Result<Map, Failure> {
+fn check_tcp(
+    ctx: &Ctx,
+    addr: &str,
+    shown: &str,
+    opts: &Opts,
+    guard: Option<Guard>,
+) -> Result<Map, Failure> {
     let policy = Policy::from(opts)?;
     let mut result = Map::new();
     if ctx.dry_run {
@@ -237,12 +339,16 @@ fn check_tcp(ctx: &Ctx, addr: &str, shown: &str, opts: &Opts) -> Result<Map, Fai
         return Ok(result);
     }
     let (_, attempts) = poll(ctx, shown, &policy, || {
+        let pid = guard.as_ref().map(Guard::alive).transpose()?;
         let connect = async {
             tokio::time::timeout(policy.timeout, tokio::net::TcpStream::connect(addr)).await
         };
         Ok(
             match ctx.wait(&format!("connecting to {shown}"), connect)? {
-                Ok(Ok(_)) => Ok(()),
+                Ok(Ok(_)) => match (&guard, pid) {
+                    (Some(guard), Some(pid)) => guard.serving(pid)?,
+                    _ => Ok(()),
+                },
                 Ok(Err(e)) => Err(e.to_string()),
                 Err(_) => Err(format!("no answer within {:?}", policy.timeout)),
             },

@@ -106,6 +106,20 @@ impl Host {
         if !self.announce(&action) {
             return Ok(Output::ok());
         }
+        // Recorded before the change happens, so that watch mode knows it before it sees it.
+        match &action {
+            Action::Write { path, .. }
+            | Action::Remove { path }
+            | Action::Symlink { link: path, .. }
+            | Action::Mkdir { path }
+            | Action::Upload { remote: path, .. }
+                if self.is_local() =>
+            {
+                self.ctx.wrote(path)
+            }
+            Action::Download { local, .. } => self.ctx.wrote(local),
+            _ => {}
+        }
         let t = &self.transport;
         let ctx = &self.ctx;
         match action {
@@ -206,7 +220,8 @@ impl Host {
 
 type RhaiResult<T> = Result<T, Box<rhai::EvalAltResult>>;
 
-/// A finished command as the map recipes get back (`code`, `ok`, `stdout`, `stderr`, `duration`).
+/// A finished command as the map recipes get back (`code`, `ok`, `stdout`, `stderr`, their exact
+/// bytes `stdout_bytes` and `stderr_bytes`, `lossy`, `truncated`, `duration`).
 pub fn output_map(out: &Output) -> Map {
     let mut map = Map::new();
     map.insert(
@@ -216,6 +231,14 @@ pub fn output_map(out: &Output) -> Map {
     map.insert("ok".into(), Dynamic::from(out.success()));
     map.insert("stdout".into(), out.stdout.clone().into());
     map.insert("stderr".into(), out.stderr.clone().into());
+    let bytes = |exact: &Option<Vec<u8>>, text: &str| {
+        Dynamic::from_blob(exact.clone().unwrap_or_else(|| text.as_bytes().to_vec()))
+    };
+    map.insert("stdout_bytes".into(), bytes(&out.stdout_bytes, &out.stdout));
+    map.insert("stderr_bytes".into(), bytes(&out.stderr_bytes, &out.stderr));
+    let lossy = out.stdout_bytes.is_some() || out.stderr_bytes.is_some();
+    map.insert("lossy".into(), Dynamic::from(lossy));
+    map.insert("truncated".into(), Dynamic::from(out.truncated));
     map.insert("duration".into(), Dynamic::from(out.duration.as_secs_f64()));
     map
 }
@@ -242,10 +265,19 @@ fn run(host: &Host, cmd: Dynamic, opts: Map) -> RhaiResult<Map> {
         .map_err(Failure::into_rhai)?
         .unwrap_or(false)
     {
-        let mut argv = vec!["sudo".to_string(), "-n".into(), "--".into()];
-        argv.append(&mut command.argv);
-        command.argv = argv;
-        command.shell = false;
+        // sudo resets the environment: the variables reach the command through its stdin.
+        command = if command.env.is_empty() {
+            let mut argv = vec!["sudo".to_string(), "-n".into(), "--".into()];
+            argv.append(&mut command.argv);
+            Command {
+                argv,
+                shell: false,
+                ..command
+            }
+        } else {
+            crate::exec::env::via_stdin(&command, &["sudo", "-n", "--"])
+                .map_err(Failure::into_rhai)?
+        };
     }
     let out = if check {
         host.run_checked(command)

@@ -11,7 +11,7 @@ use nix::unistd::Pid;
 use tokio::io::AsyncWriteExt;
 
 use super::host::Transport;
-use crate::exec::stream::{collect_lines, drain};
+use crate::exec::stream::Reader;
 use crate::exec::{Command, Ctx, Output, Printer, Stream};
 use crate::report::failure::{last_lines, STDERR_TAIL};
 use crate::report::Failure;
@@ -215,20 +215,20 @@ async fn run_command(
     })?;
     let pid = child.id().map(|id| Pid::from_raw(id as i32));
     let quiet = cmd.quiet;
-    let out = tokio::spawn(collect_lines(
+    let out = Reader::spawn(
         child.stdout.take(),
         "local".into(),
         Stream::Stdout,
         printer.clone(),
         quiet,
-    ));
-    let err = tokio::spawn(collect_lines(
+    );
+    let err = Reader::spawn(
         child.stderr.take(),
         "local".into(),
         Stream::Stderr,
         printer.clone(),
         quiet,
-    ));
+    );
     if let (Some(text), Some(mut stdin)) = (&cmd.stdin, child.stdin.take()) {
         let text = text.clone();
         tokio::spawn(async move {
@@ -259,20 +259,14 @@ async fn run_command(
             }
         }
     }
-    let stdout = drain(out, DRAIN_GRACE).await;
-    let stderr = drain(err, DRAIN_GRACE).await;
+    let (stdout, stderr) = tokio::join!(out.finish(DRAIN_GRACE), err.finish(DRAIN_GRACE));
     match end {
-        End::Exited(code) => Ok(Output {
-            code,
-            stdout,
-            stderr,
-            duration: started.elapsed(),
-        }),
+        End::Exited(code) => Ok(Output::captured(code, stdout, stderr, started.elapsed())),
         End::TimedOut => Err(Failure::Timeout {
             host: "local".into(),
             command: cmd.display(),
             after: timeout,
-            stderr_tail: last_lines(&stderr, STDERR_TAIL),
+            stderr_tail: last_lines(&stderr.into_text().0, STDERR_TAIL),
         }),
         End::Cancelled => Err(Failure::Interrupted {
             what: format!("running `{}` on local", cmd.display()),

@@ -8,6 +8,7 @@ pub mod flow;
 pub mod git;
 pub mod health;
 pub mod host;
+pub mod listen;
 pub mod local;
 pub mod nginx;
 pub mod options;

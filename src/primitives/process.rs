@@ -62,6 +62,9 @@ impl Service {
             message: format!("process `{name}` needs a command"),
             help: "pass #{ cmd: [\"./app\", \"--port\", \"8080\"] } (or a shell string)".into(),
         })?;
+        if let Some(script) = command.shell.then(|| exec_form(&command.argv[2])).flatten() {
+            command.argv[2] = script;
+        }
         let dir = opts.string("dir")?;
         command.dir = dir.clone();
         command.env = opts.string_map("env")?;
@@ -82,7 +85,23 @@ impl Service {
         })
     }
 
-    fn failure(&self, problem: String, help: &str) -> Failure {
+    /// The host it runs on.
+    pub fn host(&self) -> &Host {
+        &self.host
+    }
+
+    /// Its name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Its log file.
+    pub fn log(&self) -> &str {
+        &self.log
+    }
+
+    /// A failure of this service, with the tail of its log.
+    pub fn failure(&self, problem: String, help: &str) -> Failure {
         let log_tail = self.log_tail(STDERR_TAIL).unwrap_or_default();
         Failure::Service {
             host: self.host.name().to_string(),
@@ -177,6 +196,11 @@ impl Service {
                 format!("already running as pid {pid}"),
                 "call restart(), or stop() first",
             ));
+        }
+        if self.host.is_local() {
+            // The app writes its log for as long as it runs; Galley writes the pidfile.
+            self.host.ctx().wrote(&self.log);
+            self.host.ctx().wrote(&self.pidfile);
         }
         let mut command = self.command.clone();
         command.env = self.environment()?;
@@ -309,6 +333,34 @@ impl Service {
     }
 }
 
+/// `script` with `exec` in front when it is one simple command, so that the shell becomes the
+/// app: one process, and the pidfile names the process that serves. A compound script (`;`,
+/// `&&`, pipes, a leading `cd` or assignment) keeps its shell.
+fn exec_form(script: &str) -> Option<String> {
+    let script = script.trim();
+    let first = script.split_whitespace().next()?;
+    let compound = script.contains([';', '&', '|', '\n', '(', ')']);
+    let keyword = matches!(
+        first,
+        "if" | "for"
+            | "while"
+            | "until"
+            | "case"
+            | "{"
+            | "!"
+            | "exec"
+            | "cd"
+            | "export"
+            | "."
+            | "set"
+            | "eval"
+            | "trap"
+            | "ulimit"
+            | "umask"
+    );
+    (!compound && !keyword && !first.contains('=')).then(|| format!("exec {script}"))
+}
+
 /// Parses `KEY=value` lines: `#` comments, blank lines, `export ` prefixes and quotes allowed.
 pub fn parse_env_file(text: &str) -> Vec<(String, String)> {
     text.lines()
@@ -383,6 +435,24 @@ pub fn register(engine: &mut Engine) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_simple_shell_command_becomes_the_process() {
+        assert_eq!(
+            exec_form(" python3 app.py $PORT > out.log").as_deref(),
+            Some("exec python3 app.py $PORT > out.log")
+        );
+        for script in [
+            "cd app && ./run",
+            "a; b",
+            "a | b",
+            "PORT=1 ./app",
+            "exec ./app",
+            "",
+        ] {
+            assert_eq!(exec_form(script), None, "{script}");
+        }
+    }
 
     #[test]
     fn parses_env_files() {

@@ -32,6 +32,14 @@ impl SecretsFile {
     }
 }
 
+impl SecretsFile {
+    /// Every value in the file: all are masked before the first line is printed, whether or not
+    /// the recipe reads them.
+    pub fn values(&self) -> impl Iterator<Item = &str> {
+        self.values.values().map(String::as_str)
+    }
+}
+
 /// Parses `--set key=value` pairs into the `params` map.
 pub fn params_from(pairs: &[String]) -> Result<Map, String> {
     let mut params = Map::new();

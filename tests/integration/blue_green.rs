@@ -418,9 +418,11 @@ fn history_lists_the_deploys_and_rollback_redeploys_the_previous_version() {
         history.stdout
     );
     // Newest first.
+    assert!(lines[0].contains(" hosts "), "{}", history.stdout);
     for (line, version) in lines[1..].iter().zip(["v3", "v2", "v1"]) {
         assert!(
             line.contains(" web ")
+                && line.contains(" local ")
                 && line.contains(" blue_green ")
                 && line.contains(&format!(" {version} "))
                 && line.contains(" ok "),
@@ -441,8 +443,29 @@ fn history_lists_the_deploys_and_rollback_redeploys_the_previous_version() {
         .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l:?}")))
         .collect();
     assert_eq!(records.len(), 3);
+    // The same order as the table: newest first; --limit keeps the newest.
+    assert_eq!(records[0]["sha"], "v3");
+    assert!(
+        records[0]["who"].as_str().unwrap().starts_with("root@"),
+        "{}",
+        records[0]
+    );
+    assert_eq!(records[0]["hosts"][0], "local");
     let v2_id = records[1]["id"].as_str().unwrap().to_string();
     assert_eq!(records[1]["sha"], "v2");
+    let newest = Run::from(
+        stage
+            .galley(&["history", "web", "--json", "--limit", "1"])
+            .output()
+            .unwrap(),
+    )
+    .expect_code(0);
+    assert_eq!(newest.stdout.lines().count(), 1);
+    assert!(
+        newest.stdout.contains("\"sha\":\"v3\""),
+        "{}",
+        newest.stdout
+    );
 
     let rollback = Run::from(
         stage
@@ -468,7 +491,7 @@ fn history_lists_the_deploys_and_rollback_redeploys_the_previous_version() {
     )
     .expect_code(0);
     let last: serde_json::Value =
-        serde_json::from_str(json.stdout.lines().last().unwrap()).unwrap();
+        serde_json::from_str(json.stdout.lines().next().unwrap()).unwrap();
     assert_eq!(last["result"], "ok", "{last}");
     assert_eq!(last["sha"], "v2", "{last}");
     assert_eq!(last["rollback_to"], v2_id.as_str(), "{last}");

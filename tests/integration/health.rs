@@ -312,3 +312,126 @@ fn unknown_health_options_are_reported() {
         run.stderr
     );
 }
+
+/// The pid holding the socket that listens on `port` of this machine, from /proc.
+fn listening_pid(port: u16) -> Option<i64> {
+    let mut inodes = Vec::new();
+    for table in ["/proc/net/tcp", "/proc/net/tcp6"] {
+        let text = std::fs::read_to_string(table).unwrap_or_default();
+        for line in text.lines().skip(1) {
+            let f: Vec<&str> = line.split_whitespace().collect();
+            let port_hex = f[1].rsplit_once(':').unwrap().1;
+            if f[3] == "0A" && u16::from_str_radix(port_hex, 16).unwrap() == port {
+                inodes.push(format!("socket:[{}]", f[9]));
+            }
+        }
+    }
+    crate::support::all_pids().into_iter().find(|pid| {
+        std::fs::read_dir(format!("/proc/{pid}/fd"))
+            .map(|fds| {
+                fds.filter_map(|fd| std::fs::read_link(fd.ok()?.path()).ok())
+                    .any(|link| inodes.iter().any(|i| link.to_string_lossy() == *i))
+            })
+            .unwrap_or(false)
+    })
+}
+
+#[test]
+fn a_string_cmd_service_is_one_process_and_its_pidfile_names_the_listener() {
+    let sb = Sandbox::new();
+    let _reaper = crate::support::Reaper::new(&sb);
+    let port = free_port();
+    let recipe = format!(
+        r#"
+let web = local().process("web", #{{ cmd: "python3 -m http.server {port} --bind 127.0.0.1", dir: "{dir}" }});
+web.start();
+health::http("http://127.0.0.1:{port}/", #{{ service: web, retries: 100, interval: "100ms" }});
+print(`pid=${{web.pid()}}`);
+"#,
+        dir = sb.path().display()
+    );
+    let run = sb.run_recipe(&recipe, &[]).expect_code(0);
+    let pid: i64 = value_of(&run.stdout, "pid").parse().unwrap();
+    assert_eq!(crate::support::read_pid(sb.path().join("web.pid")), pid);
+    assert_eq!(
+        listening_pid(port),
+        Some(pid),
+        "the pidfile names the listener"
+    );
+    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap();
+    let program = String::from_utf8_lossy(cmdline.split(|b| *b == 0).next().unwrap()).into_owned();
+    assert!(
+        program.rsplit('/').next().unwrap().starts_with("python"),
+        "one process, not a shell: {program}"
+    );
+}
+
+#[test]
+fn a_port_held_by_another_program_that_answers_fails_the_deploy() {
+    let sb = Sandbox::new();
+    let _reaper = crate::support::Reaper::new(&sb);
+    // An old hand-started copy: it answers /health, and the new version can never bind.
+    let old = Server::start(TcpListener::bind("127.0.0.1:0").unwrap(), 200, "ok");
+    let state = sb.join("state");
+    for (name, cmd) in [
+        // Dies when it tries to bind, after the start grace.
+        (
+            "dies",
+            format!(
+                "[\"sh\", \"-c\", \"sleep 0.5; exec python3 -m http.server {} --bind 127.0.0.1\"]",
+                old.port
+            ),
+        ),
+        // Stays up but never listens.
+        ("idle", "[\"sleep\", \"30\"]".to_string()),
+    ] {
+        let recipe = format!(
+            r#"
+import "galley/in_place" as in_place;
+let app = local().process("{name}", #{{ cmd: {cmd}, dir: "{dir}" }});
+in_place::deploy(app, #{{
+    health: "{url}",
+    health_options: #{{ retries: 20, interval: "100ms" }},
+}});
+"#,
+            url = old.url("/health"),
+            dir = sb.path().display()
+        );
+        sb.write("recipe.rhai", &recipe);
+        let run = crate::support::Run::from(
+            sb.galley()
+                .env("GALLEY_STATE_DIR", &state)
+                .args(["run", "recipe.rhai", "--output", "plain"])
+                .output()
+                .unwrap(),
+        )
+        .expect_code(1);
+        let report = flat(&run.stderr);
+        assert!(
+            report.contains("exited while its health check waited")
+                || report.contains("answers, but from another program"),
+            "{name}: {report}"
+        );
+        assert!(!run.stdout.contains("done in"), "{}", run.stdout);
+        let history = crate::support::Run::from(
+            sb.galley()
+                .env("GALLEY_STATE_DIR", &state)
+                .args(["history", name, "--json"])
+                .output()
+                .unwrap(),
+        )
+        .expect_code(0);
+        assert!(
+            history.stdout.contains("\"result\":\"failed\""),
+            "{}",
+            history.stdout
+        );
+        assert!(
+            !history.stdout.contains("\"result\":\"ok\""),
+            "{}",
+            history.stdout
+        );
+    }
+    // The old version keeps serving.
+    assert_eq!(http_get(old.port, "/health").as_deref(), Some("ok"));
+}

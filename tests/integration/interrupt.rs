@@ -155,6 +155,9 @@ fn sigint_exits_130_and_kills_the_running_command() {
     assert_eq!(code, 130, "{output}");
     assert!(output.contains("galley::interrupted"), "{output}");
     assert!(!galley.printed("went on"), "{output}");
+    // Reported as interrupted, never as a failure.
+    assert!(output.contains("interrupted after "), "{output}");
+    assert!(!output.contains("failed after"), "{output}");
     for pid in members {
         wait_until(&format!("pid {pid} ({}) to die", comm(pid)), LIMIT, || {
             !alive(pid)

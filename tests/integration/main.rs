@@ -7,6 +7,7 @@ mod blue_green;
 mod cli;
 mod docker;
 mod dry_run;
+mod exact;
 mod fanout;
 mod fleet_strategies;
 mod git;

@@ -104,6 +104,8 @@ fn start_recipe_twice_leaves_exactly_one_app_serving_the_new_commit() {
         sb.galley()
             .env("UV_PYTHON_DOWNLOADS", "never")
             .env("UV_OFFLINE", "1")
+            // Its own journal and locks: other tests deploy an `app` too.
+            .env("GALLEY_STATE_DIR", sb.join("state"))
             .args([
                 "run",
                 recipe,
@@ -231,4 +233,55 @@ fn start_recipe_runs_over_ssh_with_only_the_host_line_changed() {
     deploy_twice(&origin, &dir, &port, deploy, |pid| {
         reaper.pids.borrow_mut().push(pid)
     });
+}
+
+#[test]
+fn start_recipe_deployed_twice_rolls_back_to_the_first_commit() {
+    let sb = Sandbox::new();
+    let origin = app_origin(&sb);
+    let dir = sb.join("app");
+    let state = sb.join("state");
+    let reaper = Reaper::new(&sb);
+    let port = crate::support::free_port().to_string();
+    let recipe = concat!(env!("CARGO_MANIFEST_DIR"), "/recipes/start.rhai");
+    let url = origin.url();
+    let galley = || {
+        let mut cmd = sb.galley();
+        cmd.env("UV_PYTHON_DOWNLOADS", "never")
+            .env("UV_OFFLINE", "1")
+            .env("GALLEY_STATE_DIR", &state);
+        cmd
+    };
+    let deploy = || {
+        galley()
+            .args(["run", recipe, "--output", "plain"])
+            .args([
+                "--set",
+                &format!("repo={url}"),
+                "--set",
+                &format!("dir={dir}"),
+            ])
+            .args(["--set", &format!("port={port}")])
+            .output()
+            .unwrap()
+    };
+    let first_sha = crate::support::sh(&origin.work, &["git", "rev-parse", "HEAD"]);
+    deploy_twice(&origin, &dir, &port, deploy, |pid| reaper.track(pid));
+    let out = galley().args(["rollback", "app"]).output().unwrap();
+    let run = crate::support::Run::from(out).expect_code(0);
+    assert!(
+        run.stdout
+            .contains(&format!("rolling app back to {first_sha}")),
+        "{}",
+        run.stdout
+    );
+    reaper.track(read_pid(format!("{dir}/app.pid")));
+    let served = http_get(port.parse().unwrap(), "/").unwrap_or_default();
+    assert!(
+        served.contains(&first_sha),
+        "the first commit serves again: {served}"
+    );
+    let history = galley().args(["history", "app"]).output().unwrap();
+    let history = String::from_utf8_lossy(&history.stdout).into_owned();
+    assert!(history.contains("rollback to"), "{history}");
 }

@@ -370,7 +370,8 @@ fn galley_rollback_goes_back_to_the_previous_release_without_fetching_it() {
         .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l:?}")))
         .collect();
     assert_eq!(lines.len(), 3, "{}", json.stdout);
-    assert_eq!(field(&lines[2], "rollback_to"), v1_id);
+    // Newest first, like the table.
+    assert_eq!(field(&lines[0], "rollback_to"), v1_id);
 
     let one = run(&r.sb, &["history", "web", "--limit", "1"]).expect_code(0);
     let rows: Vec<&str> = one

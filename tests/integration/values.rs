@@ -541,3 +541,105 @@ fn import_from_a_folder_in_galley_path() {
     sb.run(&["run", "recipe.rhai", "--output", "plain"])
         .expect_code(1);
 }
+
+#[test]
+fn every_form_of_every_secret_is_masked_in_every_output_and_the_journal() {
+    let sb = Sandbox::new();
+    let state = sb.join("state");
+    sb.write(
+        ".secrets",
+        "UNREAD=file-unread-7731\nURL_TOKEN=\"sp ace/tok&x=1\"\n",
+    );
+    let pem = "-----BEGIN GALLEY KEY-----\nline-one-AAAA1111\nline-two-BBBB2222\n-----END GALLEY KEY-----\n";
+    let recipe = r#"
+print("early file-unread-7731");
+let pem = secret("PEM_KEY");
+let trail = secret("TRAIL");
+let url_token = secret("URL_TOKEN");
+local().run(["printf", "%s", pem]);
+local().run(["sh", "-c", "printf '%s' \"$0\" >&2", pem]);
+let trimmed = trail;
+trimmed.trim();
+log(trimmed);
+log(#{ key: pem }.to_json());
+deploy::run(#{ app: "masked", host: local(), strategy: "test", sha: trimmed, branch: url_token }, || {
+    local().run(["sh", "-c", "printf '%s' \"$0\" >&2; exit 3", pem], #{ check: false });
+    health::http("http://127.0.0.1:1/health?t=" + url_token, #{ retries: 1, timeout: "200ms" });
+});
+"#;
+    let needles = [
+        "file-unread-7731",
+        "line-one-AAAA1111",
+        "line-two-BBBB2222",
+        "trail-secret-99",
+        "sp ace/tok",
+        "sp%20ace",
+        "sp+ace",
+        "BEGIN GALLEY KEY",
+    ];
+    for mode in ["plain", "json"] {
+        let run = run_env(
+            &sb,
+            recipe,
+            &["--output", mode, "--secrets", ".secrets"],
+            &[
+                ("PEM_KEY", pem),
+                ("TRAIL", "trail-secret-99\n"),
+                ("GALLEY_STATE_DIR", &state),
+            ],
+        );
+        assert_eq!(run.code, 1, "{}\n{}", run.stdout, run.stderr);
+        assert!(run.stdout.contains("***"), "{}", run.stdout);
+        for needle in needles {
+            assert!(
+                !run.stdout.contains(needle) && !run.stderr.contains(needle),
+                "{mode}: {needle} printed:\n{}\n{}",
+                run.stdout,
+                run.stderr
+            );
+        }
+    }
+    let journal = std::fs::read_to_string(Path::new(&state).join("journal.jsonl")).unwrap();
+    assert!(journal.contains("\"app\":\"masked\""), "{journal}");
+    for needle in needles {
+        assert!(
+            !journal.contains(needle),
+            "{needle} in the journal: {journal}"
+        );
+    }
+}
+
+#[test]
+fn the_journal_names_the_user_and_the_ci_actor() {
+    let sb = Sandbox::new();
+    let state = sb.join("state");
+    sb.write(
+        "recipe.rhai",
+        r#"deploy::run(#{ app: "who", host: local() }, || 1);"#,
+    );
+    for actor in [None, Some("alice")] {
+        let mut cmd = sb.galley();
+        cmd.args(["run", "recipe.rhai"])
+            .env("GALLEY_STATE_DIR", &state)
+            .env_remove("GALLEY_ACTOR")
+            .env_remove("GITLAB_USER_LOGIN")
+            .env_remove("GITHUB_ACTOR")
+            .env_remove("USER");
+        if let Some(actor) = actor {
+            cmd.env("GITHUB_ACTOR", actor);
+        }
+        Run::from(cmd.output().unwrap()).expect_code(0);
+    }
+    let journal = std::fs::read_to_string(Path::new(&state).join("journal.jsonl")).unwrap();
+    let who: Vec<String> = journal
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["who"].to_string())
+        .collect();
+    let user = crate::support::sh(sb.path(), &["id", "-un"]);
+    let user = user.trim();
+    assert!(who[0].starts_with(&format!("\"{user}@")), "{who:?}");
+    assert!(
+        who[1].starts_with(&format!("\"alice (GitHub Actions) as {user}@")),
+        "{who:?}"
+    );
+}

@@ -5,7 +5,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::support::{alive, all_pids, sh, stat_ids, wait_until, GitOrigin, Reaper, Sandbox};
+use crate::support::{
+    alive, all_pids, read_pid, sh, stat_ids, wait_until, GitOrigin, Reaper, Sandbox,
+};
 
 const LIMIT: Duration = Duration::from_secs(30);
 
@@ -833,4 +835,113 @@ fn git_does_not_retry_a_failed_deploy_until_a_newer_commit() {
         ],
         "the failed commit was deployed once"
     );
+}
+
+#[test]
+fn a_recipe_deploying_inside_the_watched_folder_runs_once_per_edit_and_never_for_its_own_writes() {
+    let sb = Sandbox::new();
+    let reaper = Reaper::new(&sb);
+    sb.write("proj/src/version.txt", "v0");
+    sb.write("proj/.gitignore", "*.bak\n");
+    sb.write(
+        "proj/deploy.rhai",
+        r#"
+let h = local();
+let version = h.read("src/version.txt");
+h.mkdir("deploy");
+h.write("deploy/config.txt", version);
+h.symlink("config.txt", "deploy/current");
+let app = h.process("ticker", #{
+    cmd: "while true; do echo tick; sleep 0.1; done",
+    dir: "deploy", pidfile: "ticker.pid", log: "ticker.log",
+});
+deploy::run(#{ app: "ticker", host: h, sha: version }, || {
+    app.stop();
+    app.start();
+});
+log("deployed=" + version);
+"#,
+    );
+    let out = sb.path().join("out.txt");
+    let file = std::fs::File::create(&out).unwrap();
+    let child = sb
+        .galley()
+        .current_dir(sb.path().join("proj"))
+        // The journal and the locks inside the watched folder too.
+        .env("GALLEY_STATE_DIR", sb.path().join("proj/.state"))
+        .args(["watch", "deploy.rhai", "--output", "plain"])
+        .stdout(Stdio::from(file.try_clone().unwrap()))
+        .stderr(Stdio::from(file))
+        .spawn()
+        .unwrap();
+    reaper.track(child.id() as i64);
+    let w = Watcher { child, out };
+    w.wait_runs(1);
+    for i in 1..=5 {
+        replace(&sb, "proj/src/version.txt", &format!("v{i}"));
+        let text = w.wait(&format!("the run for edit {i}"), |t| {
+            t.contains(&format!("deployed=v{i}")) && runs(t).len() > i
+        });
+        assert_eq!(runs(&text).len(), i + 1, "one run per edit:\n{text}");
+    }
+    let pid = read_pid(sb.path().join("proj/deploy/ticker.pid"));
+    reaper.track(pid);
+    // The app keeps writing its log inside the watched folder: let it write well past the
+    // debounce, then no run may have followed.
+    let log = sb.path().join("proj/deploy/ticker.log");
+    let ticks = || {
+        std::fs::read_to_string(&log)
+            .unwrap_or_default()
+            .lines()
+            .count()
+    };
+    let seen = ticks();
+    wait_until("the app to log 10 more ticks", LIMIT, || {
+        ticks() >= seen + 10
+    });
+    let text = w.text();
+    assert_eq!(
+        runs(&text).len(),
+        6,
+        "5 edits, 5 runs, none for the run's own writes:\n{text}"
+    );
+    assert_eq!(changed(&text).len(), 5, "{text}");
+    assert!(
+        changed(&text)
+            .iter()
+            .all(|l| l.ends_with("src/version.txt")),
+        "{text}"
+    );
+}
+
+#[test]
+fn paths_outside_the_watched_folder_add_their_folder_or_are_refused() {
+    let sb = Sandbox::new();
+    let reaper = Reaper::new(&sb);
+    sb.write("proj/recipe.rhai", "log(\"ran\");\n");
+    sb.write("shared/conf/app.yml", "one");
+    let glob = format!("{}/**", path_of(&sb, "shared"));
+    let w = Watcher::start(
+        &sb,
+        &reaper,
+        "proj",
+        "out.txt",
+        &["recipe.rhai", "--paths", &glob],
+    );
+    let text = w.wait_runs(1);
+    assert!(runs(&text)[0].contains(&path_of(&sb, "shared")), "{text}");
+    sb.write("shared/conf/app.yml", "two");
+    assert_one_run_for(&w, 1, &path_of(&sb, "shared/conf/app.yml"));
+    drop(w);
+
+    let missing = format!("{}/**", path_of(&sb, "nowhere"));
+    let run = crate::support::Run::from(
+        sb.galley()
+            .current_dir(sb.path().join("proj"))
+            .args(["watch", "recipe.rhai", "--paths", &missing])
+            .output()
+            .unwrap(),
+    )
+    .expect_code(2);
+    assert!(run.stderr.contains("does not exist"), "{}", run.stderr);
 }

@@ -49,6 +49,25 @@ pub struct Record {
 }
 
 impl Record {
+    /// This record with every secret in every field (params, sha, image, error...) as `***`.
+    pub fn masked(&self, masker: &crate::exec::Masker) -> Record {
+        fn mask(value: &mut serde_json::Value, masker: &crate::exec::Masker) {
+            match value {
+                serde_json::Value::String(text) => *text = masker.mask(text),
+                serde_json::Value::Array(items) => items.iter_mut().for_each(|v| mask(v, masker)),
+                serde_json::Value::Object(fields) => {
+                    fields.values_mut().for_each(|v| mask(v, masker))
+                }
+                _ => {}
+            }
+        }
+        let Ok(mut value) = serde_json::to_value(self) else {
+            return self.clone();
+        };
+        mask(&mut value, masker);
+        serde_json::from_value(value).unwrap_or_else(|_| self.clone())
+    }
+
     /// The version this deploy put in place, as one short text.
     pub fn version(&self) -> String {
         [&self.release, &self.image, &self.sha]
@@ -127,13 +146,22 @@ pub fn read() -> (Vec<Record>, usize) {
 /// Who is deploying: the CI's actor when there is one, else the local user, with the machine.
 pub fn who() -> String {
     let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
-    let user = var("GALLEY_ACTOR")
-        .or_else(|| var("GITHUB_ACTOR").map(|a| format!("{a} (GitHub Actions)")))
-        .or_else(|| var("GITLAB_USER_LOGIN").map(|a| format!("{a} (GitLab CI)")))
+    // The account from the password database: $USER may be unset (cron, CI) or say anything.
+    let user = nix::unistd::User::from_uid(nix::unistd::getuid())
+        .ok()
+        .flatten()
+        .map(|u| u.name)
         .or_else(|| var("USER"))
         .or_else(|| var("LOGNAME"))
         .unwrap_or_else(|| format!("uid {}", nix::unistd::getuid()));
-    format!("{user}@{}", machine())
+    let account = format!("{user}@{}", machine());
+    let actor = var("GALLEY_ACTOR")
+        .or_else(|| var("GITHUB_ACTOR").map(|a| format!("{a} (GitHub Actions)")))
+        .or_else(|| var("GITLAB_USER_LOGIN").map(|a| format!("{a} (GitLab CI)")));
+    match actor {
+        Some(actor) => format!("{actor} as {account}"),
+        None => account,
+    }
 }
 
 /// This machine's host name.

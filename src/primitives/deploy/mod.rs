@@ -60,7 +60,14 @@ fn run(ctx: &Ctx, call: &NativeCallContext, opts: Map, body: FnPtr) -> RhaiResul
             .into_rhai()
         })?;
     let hosts = hosts_of(&opts).map_err(Failure::into_rhai)?;
-    let text = |key: &str| opts.string(key).ok().flatten();
+    // A closure gives a value known only once the deploy ran (the sha that a pull moved to).
+    let text = |key: &str| match opts.get(key).and_then(|v| v.clone().try_cast::<FnPtr>()) {
+        Some(f) => f
+            .call_within_context::<Dynamic>(call, ())
+            .ok()
+            .map(|v| v.to_string()),
+        None => opts.string(key).ok().flatten(),
+    };
     let record = |result: &str, seconds: f64, error: Option<String>, failed: Vec<String>| {
         let (when, id) = journal::now();
         journal::Record {
@@ -165,6 +172,8 @@ fn lock_outcome(failure: &Failure, cancelled: bool) -> &'static str {
 /// Appends `record` to this machine's journal and to the journal in the state folder of each
 /// ssh host of `hosts`; a journal that cannot be written is a warning, never the deploy's failure.
 fn write_journal(ctx: &Ctx, hosts: &[&Host], record: &journal::Record) {
+    // Every field masked: a secret in a param, a sha or an error never reaches a journal.
+    let record = &record.masked(ctx.printer.masker());
     if let Err(e) = journal::append(record) {
         ctx.printer.warn(&format!(
             "could not write the deploy journal {}: {e}",

@@ -15,7 +15,8 @@ use tokio::sync::OnceCell;
 
 use super::master::{control, Master};
 use crate::exec::action::quote;
-use crate::exec::stream::{collect_lines, drain};
+use crate::exec::env;
+use crate::exec::stream::Reader;
 use crate::exec::{Command, Ctx, Output, Stream};
 use crate::primitives::host::Transport;
 use crate::report::failure::{last_lines, SshProblem, STDERR_TAIL};
@@ -23,9 +24,11 @@ use crate::report::Failure;
 
 /// How long a killed remote command's process group gets between TERM and KILL.
 const KILL_GRACE: Duration = Duration::from_secs(2);
-/// How long to keep reading output after a remote command exited: the exit status and the
-/// output travel separately (control socket and pipes), so on a busy machine output may trail.
-const DRAIN_GRACE: Duration = Duration::from_secs(5);
+/// How long to keep reading output after a remote command exited or was killed: a background
+/// process it left may hold its output open for much longer.
+const DRAIN_GRACE: Duration = Duration::from_secs(2);
+/// How often, at most, to look whether a remote command whose output is still open has exited.
+const EXIT_POLL: Duration = Duration::from_secs(5);
 /// Chunk size for uploads and downloads.
 const CHUNK: usize = 256 * 1024;
 /// Marks the stderr line of a remote command whose working directory is missing.
@@ -188,6 +191,25 @@ impl SshTransport {
         })?
     }
 
+    /// Returns once the remote process `pid` no longer exists; looks first after 1 s, then less
+    /// and less often (never, when the pid is unknown).
+    async fn gone(&self, pid: Option<u32>) {
+        let Some(pid) = pid else {
+            return std::future::pending().await;
+        };
+        let mut interval = Duration::from_secs(1);
+        loop {
+            tokio::time::sleep(interval).await;
+            let probe = format!("[ -d /proc/{pid} ] || kill -0 {pid} 2>/dev/null");
+            if let Ok(out) = self.run_quiet(&probe).await {
+                if !out.status.success() {
+                    return;
+                }
+            }
+            interval = (interval * 2).min(EXIT_POLL);
+        }
+    }
+
     /// Runs a command on the host's connection and returns its output (quietly).
     async fn run_quiet(&self, script: &str) -> Result<std::process::Output, openssh::Error> {
         Session::to_raw_command(self.conn.session.clone(), script)
@@ -198,9 +220,17 @@ impl SshTransport {
 
     async fn run_remote(&self, ctx: &Ctx, cmd: &Command) -> Result<Output, Failure> {
         let started = Instant::now();
-        let script = remote_script(cmd, self.conn.sudo);
+        // The remote command is one string that any user of the host sees in `ps`: the
+        // variables go on stdin instead, ahead of the command's own input.
+        let sent = if cmd.env.is_empty() {
+            cmd.clone()
+        } else {
+            env::via_stdin(cmd, &[])?
+        };
+        let script = remote_script(&sent, self.conn.sudo);
+        let input = sent.stdin;
         let mut child = Session::to_raw_command(self.conn.session.clone(), &script)
-            .stdin(if cmd.stdin.is_some() {
+            .stdin(if input.is_some() {
                 Stdio::piped()
             } else {
                 Stdio::null()
@@ -210,6 +240,12 @@ impl SshTransport {
             .spawn()
             .await
             .map_err(|e| self.lost(&format!("cannot run `{}`", cmd.display()), e))?;
+        if let (Some(text), Some(mut stdin)) = (input, child.stdin().take()) {
+            tokio::spawn(async move {
+                let _ = stdin.write_all(text.as_bytes()).await;
+                let _ = stdin.shutdown().await;
+            });
+        }
         // The wrapper's first line is the remote pid, which is also its process group (sshd
         // starts each session's command in a session of its own).
         let mut stdout = child.stdout().take().map(BufReader::new);
@@ -218,27 +254,20 @@ impl SshTransport {
             let _ = out.read_line(&mut first).await;
         }
         let pgid: Option<u32> = first.trim().parse().ok();
-        let out = tokio::spawn(collect_lines(
+        let mut out = Reader::spawn(
             stdout,
             self.name.clone(),
             Stream::Stdout,
             ctx.printer.clone(),
             cmd.quiet,
-        ));
-        let err = tokio::spawn(collect_lines(
+        );
+        let mut err = Reader::spawn(
             child.stderr().take(),
             self.name.clone(),
             Stream::Stderr,
             ctx.printer.clone(),
             cmd.quiet,
-        ));
-        if let (Some(text), Some(mut stdin)) = (&cmd.stdin, child.stdin().take()) {
-            let text = text.clone();
-            tokio::spawn(async move {
-                let _ = stdin.write_all(text.as_bytes()).await;
-                let _ = stdin.shutdown().await;
-            });
-        }
+        );
 
         let timeout = cmd.timeout.unwrap_or(Duration::from_secs(u64::MAX / 4));
         enum End {
@@ -246,23 +275,48 @@ impl SshTransport {
             TimedOut,
             Cancelled,
         }
-        let wait = child.wait();
-        tokio::pin!(wait);
-        let end = tokio::select! {
-            status = &mut wait => End::Exited(status),
-            _ = tokio::time::sleep(timeout) => End::TimedOut,
-            _ = ctx.cancel.cancelled() => End::Cancelled,
-        };
-        if !matches!(end, End::Exited(_)) {
-            if let Some(pgid) = pgid {
-                let _ = self.run_quiet(&format!("kill -TERM -- -{pgid}")).await;
-                if tokio::time::timeout(KILL_GRACE, &mut wait).await.is_err() {
-                    let _ = self.run_quiet(&format!("kill -KILL -- -{pgid}")).await;
+        // Output first, exit status second: the mux client closes its control connection as
+        // soon as it has the exit message, and the master then throws away whatever output of
+        // the channel it has not yet written to our pipes (openssh-mux-client `wait`, OpenSSH
+        // mux.c `mux_master_control_cleanup_cb`). The pipes reach their end only once the
+        // master closed the channel, so reading them to the end first loses nothing. When a
+        // background process keeps them open after the command itself exited, Galley waits
+        // `DRAIN_GRACE` more, then takes what it read.
+        let end = {
+            let exited = async {
+                let drained = async {
+                    out.eof().await;
+                    err.eof().await;
+                };
+                let left = async {
+                    self.gone(pgid).await;
+                    tokio::time::sleep(DRAIN_GRACE).await;
+                };
+                tokio::select! {
+                    _ = drained => {}
+                    _ = left => {}
+                }
+                child.wait().await
+            };
+            tokio::pin!(exited);
+            let end = tokio::select! {
+                status = &mut exited => End::Exited(status),
+                _ = tokio::time::sleep(timeout) => End::TimedOut,
+                _ = ctx.cancel.cancelled() => End::Cancelled,
+            };
+            if !matches!(end, End::Exited(_)) {
+                if let Some(pgid) = pgid {
+                    let _ = self.run_quiet(&format!("kill -TERM -- -{pgid}")).await;
+                    if tokio::time::timeout(KILL_GRACE, &mut exited).await.is_err() {
+                        let _ = self.run_quiet(&format!("kill -KILL -- -{pgid}")).await;
+                    }
                 }
             }
-        }
-        let stdout = drain(out, DRAIN_GRACE).await;
-        let stderr = drain(err, DRAIN_GRACE).await;
+            end
+        };
+        let (stdout, stderr) = tokio::join!(out.finish(DRAIN_GRACE), err.finish(DRAIN_GRACE));
+        let output = Output::captured(None, stdout, stderr, Duration::ZERO);
+        let stderr = output.stderr.clone();
         let code = match end {
             End::Exited(Ok(status)) => status.code(),
             // The openssh crate reports exit code 127 as an error of its own.
@@ -311,23 +365,19 @@ impl SshTransport {
         }
         Ok(Output {
             code,
-            stdout,
-            stderr,
             duration: started.elapsed(),
+            ..output
         })
     }
 }
 
 /// The shell text that runs `cmd` on the remote side: every word quoted, so that what arrives
 /// is exactly the argv the recipe gave. It first prints its pid (for timeouts and Ctrl-C).
+/// Variables must already be on stdin (`env::via_stdin`).
 fn remote_script(cmd: &Command, sudo: bool) -> String {
     let mut words: Vec<String> = Vec::new();
     if sudo {
         words.extend(["sudo", "-n", "--"].map(String::from));
-    }
-    if !cmd.env.is_empty() {
-        words.push("env".into());
-        words.extend(cmd.env.iter().map(|(k, v)| format!("{k}={v}")));
     }
     words.extend(cmd.argv.iter().cloned());
     let exec: Vec<String> = words.iter().map(|w| quote(w)).collect();
@@ -684,11 +734,10 @@ mod tests {
     fn remote_scripts_quote_every_word() {
         let mut cmd = Command::new(["printf", "%s\n", "a b", "$(x)", "it's"]);
         cmd.dir = Some("/srv/my app".into());
-        cmd.env = vec![("K".into(), "v w".into())];
         assert_eq!(
             remote_script(&cmd, false),
             "echo $$; cd -- '/srv/my app' 2>/dev/null || { echo 'galley: no such working \
-             directory' >&2; exit 126; }; exec env 'K=v w' printf '%s\n' 'a b' '$(x)' 'it'\\''s'"
+             directory' >&2; exit 126; }; exec printf '%s\n' 'a b' '$(x)' 'it'\\''s'"
         );
         assert!(remote_script(&Command::new(["id"]), true).ends_with("exec sudo -n -- id"));
     }
