@@ -40,7 +40,7 @@ pub enum OnBusy {
 fn usage(args: &WatchArgs, message: String, help: &str) -> i32 {
     print_report(
         &Report::plain("galley::usage", message, help),
-        args.run.output.output,
+        args.run.output.mode(),
         &Masker::default(),
     );
     EXIT_USAGE

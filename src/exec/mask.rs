@@ -9,6 +9,8 @@ const MIN_SECRET_LEN: usize = 3;
 #[derive(Clone, Default)]
 pub struct Masker {
     secrets: Arc<RwLock<Vec<String>>>,
+    /// Each secret as it was added, in order (for `::add-mask::` in GitHub Actions).
+    added: Arc<RwLock<Vec<String>>>,
 }
 
 impl Masker {
@@ -22,6 +24,12 @@ impl Masker {
             let quoted = serde_json::to_string(text).unwrap_or_default();
             quoted[1..quoted.len() - 1].to_string()
         };
+        {
+            let mut added = self.added.write().expect("masker lock");
+            if !added.iter().any(|a| a == value) {
+                added.push(value.to_string());
+            }
+        }
         let raw = value.to_string();
         let shell = value.replace('\'', "'\\''");
         let forms = [json(&raw), json(&shell), raw, shell];
@@ -34,6 +42,11 @@ impl Masker {
         // Longest first, so a secret that contains another is masked whole.
         secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
         true
+    }
+
+    /// Every secret added so far, in the order they were added.
+    pub fn added(&self) -> Vec<String> {
+        self.added.read().expect("masker lock").clone()
     }
 
     /// Returns `text` with every known secret replaced by `***`.

@@ -2,6 +2,7 @@
 //! async runtime that the blocking recipe thread borrows.
 
 pub mod action;
+pub mod github;
 pub mod mask;
 pub mod output;
 pub mod stream;
@@ -46,6 +47,10 @@ pub struct RunInfo {
     pub params: Vec<(String, String)>,
     /// `--force-unlock`: take deploy locks even when another deploy holds them.
     pub force_unlock: bool,
+    /// `--diff` (with `--dry-run`): show what each write would change.
+    pub diff: bool,
+    /// `--notify` webhooks: each gets a summary of every deploy.
+    pub notify: Vec<String>,
 }
 
 impl Ctx {

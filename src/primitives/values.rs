@@ -32,6 +32,13 @@ impl SecretsFile {
     }
 }
 
+impl SecretsFile {
+    /// Every value in the file.
+    pub fn values(&self) -> impl Iterator<Item = &String> {
+        self.values.values()
+    }
+}
+
 /// Parses `--set key=value` pairs into the `params` map.
 pub fn params_from(pairs: &[String]) -> Result<Map, String> {
     let mut params = Map::new();

@@ -115,6 +115,16 @@ impl Report {
         self.help = Some(help);
     }
 
+    /// The message, unmasked.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+
+    /// Where in which recipe file it points: file as named, line, column.
+    pub fn location(&self) -> Option<(String, usize, usize)> {
+        self.location.clone()
+    }
+
     /// The stable code (`galley::...`).
     pub fn code(&self) -> &str {
         &self.code
