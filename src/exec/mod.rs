@@ -2,6 +2,7 @@
 //! async runtime that the blocking recipe thread borrows.
 
 pub mod action;
+pub mod diff;
 pub mod github;
 pub mod mask;
 pub mod output;

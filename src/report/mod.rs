@@ -136,7 +136,7 @@ impl Report {
         if mode == OutputMode::Json {
             let (file, line, column) = this.location.clone().unwrap_or_default();
             let value = serde_json::json!({
-                "event": "error", "code": this.code, "message": this.message,
+                "v": crate::exec::output::JSON_VERSION, "event": "error", "code": this.code, "message": this.message,
                 "help": this.help, "details": this.details, "file": file, "line": line, "column": column,
                 "called_from": this.related.iter().map(|r| {
                     let (file, line, column) = r.location.clone().unwrap_or_default();
