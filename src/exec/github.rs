@@ -85,6 +85,9 @@ struct StepRow {
     took: Duration,
 }
 
+/// A host's fan-out result and how long it took, when a fan-out ran on it.
+type HostResult = Option<(Outcome, Option<Duration>)>;
+
 #[derive(Default)]
 struct State {
     /// How many of the masker's secrets have been registered with `::add-mask::`.
@@ -95,7 +98,7 @@ struct State {
     depth: usize,
     steps: Vec<StepRow>,
     /// Hosts in the order they first appeared, with their fan-out result when there was one.
-    hosts: Vec<(String, Option<(Outcome, Option<Duration>)>)>,
+    hosts: Vec<(String, HostResult)>,
     annotations: usize,
     /// Errors over the annotation limit, listed in the summary instead.
     overflow: Vec<String>,
