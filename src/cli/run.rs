@@ -139,7 +139,12 @@ pub fn execute(
                 .collect(),
             force_unlock: args.force_unlock,
             diff: args.diff,
-            notify: args.notify.clone(),
+            notify: args
+                .notify
+                .iter()
+                .filter(|u| !u.trim().is_empty())
+                .cloned()
+                .collect(),
         },
         runtime: runtime.clone(),
     });
