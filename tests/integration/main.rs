@@ -4,13 +4,18 @@
 mod support;
 
 mod blue_green;
+mod cache;
+mod ci;
 mod cli;
 mod docker;
+mod diff;
 mod dry_run;
 mod fanout;
 mod git;
 mod health;
 mod interrupt;
+mod json;
+mod notify;
 mod process;
 mod reports;
 mod smoke;
