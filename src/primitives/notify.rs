@@ -57,21 +57,21 @@ pub fn post(ctx: &Ctx, hook: &Webhook) -> bool {
             .warn(&format!("notification to {target} failed: {why}"));
         false
     };
-    let client = match reqwest::Client::builder().timeout(hook.timeout).build() {
-        Ok(c) => c,
-        Err(e) => return warn(e.to_string()),
+    let (url, headers, timeout) = (hook.url.clone(), hook.headers.clone(), hook.timeout);
+    // Built inside the runtime: the client's timers need its reactor.
+    let send = async move {
+        let client = reqwest::Client::builder().timeout(timeout).build()?;
+        let mut request = client
+            .post(&url)
+            .header("content-type", "application/json")
+            .body(body);
+        for (name, value) in &headers {
+            request = request.header(name, value);
+        }
+        request.send().await
     };
-    let mut request = client
-        .post(&hook.url)
-        .header("content-type", "application/json")
-        .body(body);
-    for (name, value) in &hook.headers {
-        request = request.header(name, value);
-    }
     // A notification after Ctrl-C still goes out (bounded by its timeout).
-    let sent = ctx
-        .uncancelled()
-        .wait("posting a notification", request.send());
+    let sent = ctx.uncancelled().wait("posting a notification", send);
     match sent {
         Ok(Ok(response)) if response.status().is_success() => true,
         Ok(Ok(response)) => warn(format!("HTTP {}", response.status())),

@@ -146,7 +146,11 @@ fn github_summary_and_outputs_are_written() {
     assert_eq!(lines[1], "url=https://staging.example.com", "{outputs}");
     let delimiter = lines[2].strip_prefix("notes<<").expect(&outputs);
     assert!(delimiter.starts_with("ghadelimiter_"), "{outputs}");
-    assert_eq!(&lines[3..], ["line one", "line two", delimiter], "{outputs}");
+    assert_eq!(
+        &lines[3..],
+        ["line one", "line two", delimiter],
+        "{outputs}"
+    );
 }
 
 #[test]
@@ -155,7 +159,11 @@ fn at_most_ten_error_annotations_the_rest_in_the_summary() {
     let recipe = "let items = [];\nfor i in range(0, 12) { items.push(i); }\n\
 parallel(items, |i| { throw `item ${i} broke`; });\n";
     let run = in_actions(&sb, recipe, &["--max-parallel", "2"]).expect_code(1);
-    let errors = run.stdout.lines().filter(|l| l.starts_with("::error ")).count();
+    let errors = run
+        .stdout
+        .lines()
+        .filter(|l| l.starts_with("::error "))
+        .count();
     assert_eq!(errors, 10, "{}", run.stdout);
     let summary = std::fs::read_to_string(sb.path().join("summary.md")).unwrap();
     assert!(
@@ -168,8 +176,12 @@ parallel(items, |i| { throw `item ${i} broke`; });\n";
 #[test]
 fn an_explicit_output_wins_over_github_actions() {
     let sb = Sandbox::new();
-    let run = in_actions(&sb, "step(\"a\", || log(\"hi\"));\n", &["--output", "plain"])
-        .expect_code(0);
+    let run = in_actions(
+        &sb,
+        "step(\"a\", || log(\"hi\"));\n",
+        &["--output", "plain"],
+    )
+    .expect_code(0);
     assert!(!run.stdout.contains("::"), "{}", run.stdout);
     assert!(run.stdout.contains("==> a"), "{}", run.stdout);
     assert!(!sb.path().join("summary.md").exists());
@@ -207,13 +219,21 @@ fn the_github_workflow_calls_a_recipe_that_passes_check() {
     let branches = on["push"]["branches"].as_sequence().expect("push.branches");
     assert!(branches.iter().any(|b| b == "main"), "{branches:?}");
     assert!(branches.iter().any(|b| b == "release/*"), "{branches:?}");
-    assert!(on["push"]["paths"].as_sequence().is_some_and(|p| !p.is_empty()));
-    let inputs = on["workflow_dispatch"]["inputs"].as_mapping().expect("inputs");
+    assert!(on["push"]["paths"]
+        .as_sequence()
+        .is_some_and(|p| !p.is_empty()));
+    let inputs = on["workflow_dispatch"]["inputs"]
+        .as_mapping()
+        .expect("inputs");
     assert!(inputs.contains_key("environment"), "{inputs:?}");
-    let group = workflow["concurrency"]["group"].as_str().expect("concurrency group");
+    let group = workflow["concurrency"]["group"]
+        .as_str()
+        .expect("concurrency group");
     assert!(group.contains("environment"), "{group}");
 
-    let steps = workflow["jobs"]["deploy"]["steps"].as_sequence().expect("steps");
+    let steps = workflow["jobs"]["deploy"]["steps"]
+        .as_sequence()
+        .expect("steps");
     let uses = |name: &str| {
         steps
             .iter()
@@ -221,7 +241,9 @@ fn the_github_workflow_calls_a_recipe_that_passes_check() {
     };
     assert!(uses("actions/checkout@") && uses("actions/cache@"));
     let runs: Vec<&str> = steps.iter().filter_map(|s| s["run"].as_str()).collect();
-    assert!(runs.iter().any(|r| r.contains("cargo install --locked galley")));
+    assert!(runs
+        .iter()
+        .any(|r| r.contains("cargo install --locked galley")));
     // Secrets only through env, never pasted into a command line.
     assert!(runs.iter().all(|r| !r.contains("secrets.")), "{runs:?}");
     let deploy = steps
@@ -229,7 +251,10 @@ fn the_github_workflow_calls_a_recipe_that_passes_check() {
         .find(|s| s["run"].as_str().is_some_and(|r| r.contains("galley run")))
         .expect("a galley run step");
     let env = deploy["env"].as_mapping().expect("env");
-    let password = env.get("DB_PASSWORD").and_then(|v| v.as_str()).unwrap_or("");
+    let password = env
+        .get("DB_PASSWORD")
+        .and_then(|v| v.as_str())
+        .unwrap_or("");
     assert!(password.contains("secrets.DB_PASSWORD"), "{env:?}");
 
     let command = deploy["run"].as_str().unwrap();

@@ -36,7 +36,9 @@ fn validate(text: &str, schema: &BTreeMap<String, BTreeSet<String>>) -> BTreeSet
         let event: serde_json::Value =
             serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
         assert_eq!(event["v"], 1, "no schema version: {line}");
-        let name = event["event"].as_str().unwrap_or_else(|| panic!("no event: {line}"));
+        let name = event["event"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no event: {line}"));
         let documented = schema
             .get(name)
             .unwrap_or_else(|| panic!("event `{name}` is not in docs/json.md: {line}"));
@@ -47,7 +49,10 @@ fn validate(text: &str, schema: &BTreeMap<String, BTreeSet<String>>) -> BTreeSet
             .filter(|k| *k != "v" && *k != "event")
             .cloned()
             .collect();
-        assert_eq!(&keys, documented, "fields of `{name}` differ from docs/json.md: {line}");
+        assert_eq!(
+            &keys, documented,
+            "fields of `{name}` differ from docs/json.md: {line}"
+        );
         seen.insert(name.to_string());
     }
     seen
@@ -88,7 +93,14 @@ fn every_event_of_a_run_and_of_watch_matches_the_documented_schema() {
     let mut seen = BTreeSet::new();
     for args in [
         // The dry run first, while conf.txt still differs from what the recipe writes.
-        &["run", "recipe.rhai", "--output", "json", "--dry-run", "--diff"][..],
+        &[
+            "run",
+            "recipe.rhai",
+            "--output",
+            "json",
+            "--dry-run",
+            "--diff",
+        ][..],
         &["run", "recipe.rhai", "--output", "json"][..],
     ] {
         let run = galley(args).expect_code(1);
@@ -108,9 +120,11 @@ fn every_event_of_a_run_and_of_watch_matches_the_documented_schema() {
         .spawn()
         .unwrap();
     let text = || std::fs::read_to_string(&out).unwrap_or_default();
-    wait_until("the watcher's first run to end", Duration::from_secs(30), || {
-        text().contains(r#""event":"watch""#)
-    });
+    wait_until(
+        "the watcher's first run to end",
+        Duration::from_secs(30),
+        || text().contains(r#""event":"watch""#),
+    );
     let _ = Command::new("kill")
         .args(["-INT", &child.id().to_string()])
         .status();
@@ -118,5 +132,8 @@ fn every_event_of_a_run_and_of_watch_matches_the_documented_schema() {
     seen.extend(validate(&text(), &schema));
 
     let missing: Vec<&String> = schema.keys().filter(|e| !seen.contains(*e)).collect();
-    assert!(missing.is_empty(), "documented but never emitted: {missing:?}");
+    assert!(
+        missing.is_empty(),
+        "documented but never emitted: {missing:?}"
+    );
 }
