@@ -39,7 +39,10 @@ fn round_trip(sb: &Sandbox, galley: impl Fn() -> Command, name: &str, record: &s
     assert_eq!(runs(sb), 1);
     let hashes = std::fs::read_to_string(format!("{record}/cache/uv_sync.sha256"))
         .expect("the hashes recorded after the success");
-    assert!(hashes.contains("  uv.lock\n") && hashes.contains("  pyproject.toml\n"), "{hashes}");
+    assert!(
+        hashes.contains("  uv.lock\n") && hashes.contains("  pyproject.toml\n"),
+        "{hashes}"
+    );
 
     let second = run().expect_code(0);
     assert!(second.stdout.contains(&cached), "{}", second.stdout);
@@ -100,8 +103,12 @@ fn a_cached_step_is_skipped_until_its_inputs_change_over_ssh() {
     sb.write("recipe.rhai", &recipe(&sb, &host));
     let galley = || {
         let mut cmd = fleet.galley(&sb);
-        cmd.env("GALLEY_STATE_DIR", sb.join("local-state"))
-            .args(["run", "recipe.rhai", "--output", "plain"]);
+        cmd.env("GALLEY_STATE_DIR", sb.join("local-state")).args([
+            "run",
+            "recipe.rhai",
+            "--output",
+            "plain",
+        ]);
         cmd
     };
     round_trip(&sb, galley, "web1", &state);
