@@ -177,6 +177,7 @@ pub fn rollback(app: &str, to: Option<&str>, output: OutputMode) -> i32 {
             .filter(|u| !u.trim().is_empty())
             .map(|u| u.trim().to_string())
             .collect(),
+        locked: super::LockedArg { locked: false },
         output: super::OutputArgs {
             output: Some(output),
         },

@@ -66,6 +66,22 @@ pub fn interrupt_on_ctrl_c(runtime: &tokio::runtime::Runtime, cancel: Cancellati
     }
 }
 
+/// With `--locked` (or CI=true): a report unless the recipe's galley.toml and galley.lock agree.
+pub fn libraries_in_sync(recipe: &std::path::Path, locked: bool) -> Result<(), Report> {
+    if !crate::libs::locked_mode(locked) {
+        return Ok(());
+    }
+    let dir = std::path::absolute(recipe)
+        .ok()
+        .and_then(|p| p.parent().map(std::path::Path::to_path_buf))
+        .unwrap_or_default();
+    match crate::libs::Project::find(&dir) {
+        Ok(Some(project)) => project.require_in_sync().map_err(|e| e.report()),
+        Ok(None) => Ok(()),
+        Err(e) => Err(e.report()),
+    }
+}
+
 /// How a run ended.
 pub struct Ended {
     pub code: i32,
@@ -118,6 +134,9 @@ pub fn execute(
     for value in secrets.values() {
         masker.add(value);
     }
+    if let Err(report) = libraries_in_sync(&args.file, args.locked.locked) {
+        return usage(report, sources);
+    }
     let declared = watch.unwrap_or_default();
     let ctx = Arc::new(Ctx {
         printer: printer.clone(),
@@ -145,6 +164,7 @@ pub fn execute(
                 .filter(|u| !u.trim().is_empty())
                 .cloned()
                 .collect(),
+            libraries: Default::default(),
         },
         runtime: runtime.clone(),
     });

@@ -69,6 +69,7 @@ pub fn unlock(args: UnlockArgs) -> i32 {
         force_unlock: false,
         diff: false,
         notify: Vec::new(),
+        locked: super::LockedArg { locked: false },
         output: args.output,
     })
 }

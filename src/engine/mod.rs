@@ -44,7 +44,11 @@ impl Galley {
         engine.set_max_expr_depths(128, 64);
         // Rhai's default is 8 in debug builds; strategies nest closures deeper than that.
         engine.set_max_call_levels(128);
-        engine.set_module_resolver(resolver::Resolver::new(sources.clone(), evaluate_imports));
+        engine.set_module_resolver(resolver::Resolver::new(
+            sources.clone(),
+            evaluate_imports,
+            ctx.run.libraries.clone(),
+        ));
         let cancel = ctx.cancel.clone();
         engine.on_progress(move |_| cancel.is_cancelled().then(|| "interrupted".into()));
         share_global_constants(&mut engine);

@@ -1,5 +1,6 @@
 //! Resolves `import` paths: `galley/NAME` from the embedded stdlib, other paths relative to the
-//! importing file, then in each folder of `GALLEY_PATH`. Records every source for reports.
+//! importing file, then in each folder of `GALLEY_PATH`; a path whose first segment names a
+//! library in `galley.toml` comes from the verified library cache. Records every source for reports.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -11,7 +12,7 @@ use rhai::{Engine, EvalAltResult, Module, Position, Scope, Shared};
 type SharedModule = Shared<Module>;
 
 use super::stdlib;
-use crate::report::Sources;
+use crate::report::{Failure, Sources};
 
 /// The key of a stdlib module in `Sources` (and the source name Rhai reports).
 pub fn stdlib_key(name: &str) -> String {
@@ -30,11 +31,13 @@ pub struct Resolver {
     /// Evaluate module top-level code (a run) or only collect functions (`galley check`).
     evaluate: bool,
     cache: Mutex<HashMap<String, SharedModule>>,
+    /// Imports of locked libraries (`team/rolling`).
+    libraries: crate::libs::Imports,
 }
 
 impl Resolver {
-    /// A resolver that records sources into `sources`.
-    pub fn new(sources: Sources, evaluate: bool) -> Self {
+    /// A resolver that records sources into `sources` and the libraries it loads into `used`.
+    pub fn new(sources: Sources, evaluate: bool, used: std::sync::Arc<Mutex<Vec<String>>>) -> Self {
         let search = std::env::var_os("GALLEY_PATH")
             .map(|p| std::env::split_paths(&p).collect())
             .unwrap_or_default();
@@ -43,6 +46,7 @@ impl Resolver {
             search,
             evaluate,
             cache: Mutex::default(),
+            libraries: crate::libs::Imports::new(used),
         }
     }
 
@@ -106,8 +110,12 @@ impl ModuleResolver for Resolver {
         path: &str,
         pos: Position,
     ) -> Result<SharedModule, Box<EvalAltResult>> {
-        let (key, name, text) = self
-            .locate(source, path)
+        let found = match self.libraries.locate(source, path) {
+            Ok(Some(found)) => Some(found),
+            Ok(None) => self.locate(source, path),
+            Err(e) => return Err(Failure::Library(e).into_rhai_at(pos)),
+        };
+        let (key, name, text) = found
             .ok_or_else(|| Box::new(EvalAltResult::ErrorModuleNotFound(path.to_string(), pos)))?;
         if let Some(module) = self.cache.lock().expect("cache lock").get(&key) {
             return Ok(module.clone());

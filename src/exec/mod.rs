@@ -52,6 +52,8 @@ pub struct RunInfo {
     pub diff: bool,
     /// `--notify` webhooks: each gets a summary of every deploy.
     pub notify: Vec<String>,
+    /// The libraries the recipe loaded, as `team @ 3f2c9d0`.
+    pub libraries: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
 }
 
 impl Ctx {

@@ -125,6 +125,8 @@ pub enum Failure {
         cause: String,
         detail: Vec<String>,
     },
+    /// A library import that cannot be served from the lock and the cache.
+    Library(crate::libs::LibError),
     /// A fan-out went on past failures it was told to tolerate: the run still did not succeed.
     Partial {
         what: String,
@@ -197,6 +199,7 @@ impl Failure {
             Failure::Nginx { .. } => "galley::nginx",
             Failure::Locked { .. } => "galley::locked",
             Failure::RolledBack { .. } => "galley::rolled_back",
+            Failure::Library(e) => e.code,
             Failure::Partial { .. } => "galley::partial",
             Failure::Other { .. } => "galley::error",
         }
@@ -225,6 +228,7 @@ impl Failure {
             | Failure::Docker { help, .. }
             | Failure::Nginx { help, .. }
             | Failure::Other { help, .. } => help.clone(),
+            Failure::Library(e) => e.help.clone(),
             Failure::MissingSecret { name, .. } => format!(
                 "export {name}=... before running, or put `{name}=...` in a file passed with --secrets FILE"
             ),
@@ -264,12 +268,18 @@ impl Failure {
             Failure::Docker { detail, .. } => tail_block("docker said", detail),
             Failure::Nginx { detail, .. } => tail_block("nginx said", detail),
             Failure::RolledBack { detail, .. } => detail.clone(),
+            Failure::Library(e) => e.details.clone(),
             Failure::Partial { failed, .. } => failed
                 .iter()
                 .map(|(name, why)| format!("  {name}: {why}"))
                 .collect(),
             _ => Vec::new(),
         }
+    }
+
+    /// The failure as a Rhai error at `pos` (for errors raised outside a function call).
+    pub fn into_rhai_at(self, pos: Position) -> Box<EvalAltResult> {
+        Box::new(EvalAltResult::ErrorRuntime(Dynamic::from(self), pos))
     }
 
     /// The failure as a Rhai error; the engine fills in the call-site position.
@@ -408,6 +418,7 @@ impl fmt::Display for Failure {
                     .join(", ")
             ),
             Failure::Other { message, .. } => write!(f, "{message}"),
+            Failure::Library(e) => write!(f, "{}", e.message),
         }
     }
 }

@@ -82,6 +82,10 @@ impl Sandbox {
             .env_remove("GITHUB_OUTPUT")
             .env_remove("GITHUB_WORKSPACE")
             .env_remove("GALLEY_NOTIFY")
+            // Libraries are cached in the sandbox, and CI=true (which implies --locked) is only
+            // ever set by the tests that are about it.
+            .env("GALLEY_CACHE", self.path().join(".cache/galley"))
+            .env_remove("CI")
             .stdin(Stdio::null());
         cmd
     }
@@ -349,4 +353,21 @@ pub fn flat(text: &str) -> String {
         })
         .collect();
     lines.join(" ")
+}
+
+/// A Rhai string literal holding exactly `text`, for pasting values into a recipe.
+pub fn lit(text: &str) -> String {
+    let mut out = String::from("\"");
+    for c in text.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '"' => out.push_str("\\\""),
+            '\n' => out.push_str("\\n"),
+            '\t' => out.push_str("\\t"),
+            '\r' => out.push_str("\\r"),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
 }

@@ -34,6 +34,9 @@ pub struct Record {
     pub seconds: f64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// The libraries the recipe loaded, as `team @ 3f2c9d0`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub libraries: Vec<String>,
     /// The hosts (or items) that failed, for a deploy that failed or was `partial`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub failed: Vec<String>,

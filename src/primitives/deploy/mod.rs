@@ -80,6 +80,12 @@ fn run(ctx: &Ctx, call: &NativeCallContext, opts: Map, body: FnPtr) -> RhaiResul
             result: result.into(),
             seconds,
             error: error.map(|e| ctx.printer.masker().mask(&e)),
+            libraries: ctx
+                .run
+                .libraries
+                .lock()
+                .map(|l| l.clone())
+                .unwrap_or_default(),
             failed,
             rollback_to: ctx
                 .run
