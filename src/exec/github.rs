@@ -134,14 +134,14 @@ impl Github {
 
     /// The `::add-mask::` lines for secrets the masker learnt since the last call (line by line).
     fn new_masks(&self, state: &mut State, masker: &Masker, out: &mut Vec<String>) {
-        let secrets = masker.added();
-        for secret in &secrets[state.masked.min(secrets.len())..] {
+        let secrets = masker.added_since(state.masked);
+        state.masked += secrets.len();
+        for secret in &secrets {
             for line in secret.lines().filter(|l| !l.trim().is_empty()) {
                 self.unfence(state, out);
                 out.push(format!("::add-mask::{}", escape_data(line)));
             }
         }
-        state.masked = secrets.len();
     }
 
     fn unfence(&self, state: &mut State, out: &mut Vec<String>) {
@@ -193,7 +193,7 @@ impl Github {
         true
     }
 
-    /// A step ended; true when it closed the group (the caller printed its closing line first).
+    /// A step ended: kept for the summary table.
     pub fn step_end(&self, name: &str, took: Duration, ok: bool) {
         let mut state = self.state.lock().expect("github lock");
         state.steps.push(StepRow {
@@ -203,7 +203,7 @@ impl Github {
         });
     }
 
-    /// Closes the group if this was the outermost step.
+    /// Closes the group if this was the outermost step (after its closing line was printed).
     pub fn close_step(&self, masker: &Masker) {
         let mut state = self.state.lock().expect("github lock");
         state.depth = state.depth.saturating_sub(1);

@@ -44,9 +44,10 @@ impl Masker {
         true
     }
 
-    /// Every secret added so far, in the order they were added.
-    pub fn added(&self) -> Vec<String> {
-        self.added.read().expect("masker lock").clone()
+    /// The secrets added after the first `seen`, in the order they were added.
+    pub fn added_since(&self, seen: usize) -> Vec<String> {
+        let added = self.added.read().expect("masker lock");
+        added[seen.min(added.len())..].to_vec()
     }
 
     /// Returns `text` with every known secret replaced by `***`.
