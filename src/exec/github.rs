@@ -104,6 +104,8 @@ struct State {
     overflow: Vec<String>,
     /// Outputs the recipe set with `ci::output`.
     outputs: Vec<(String, String)>,
+    /// Outputs Galley knows itself (the version a deploy put in place), unless the recipe set them.
+    defaults: Vec<(String, String)>,
 }
 
 /// The state of one run's GitHub output; shared by every clone of the printer.
@@ -255,6 +257,24 @@ impl Github {
         state.outputs.push((name.to_string(), value.to_string()));
     }
 
+    /// Records an output that `ci::output` of the same name overrides.
+    pub fn default_output(&self, name: &str, value: &str) {
+        let mut state = self.state.lock().expect("github lock");
+        state.defaults.retain(|(n, _)| n != name);
+        state.defaults.push((name.to_string(), value.to_string()));
+    }
+
+    /// The outputs for `$GITHUB_OUTPUT`: the recipe's, then the defaults it did not override.
+    fn all_outputs(state: &State) -> Vec<(String, String)> {
+        let mut outputs = state.outputs.clone();
+        for (name, value) in &state.defaults {
+            if !outputs.iter().any(|(n, _)| n == name) {
+                outputs.push((name.clone(), value.clone()));
+            }
+        }
+        outputs
+    }
+
     /// The end of the run: writes the step summary and the outputs (a file that cannot be
     /// written is a warning), and turns workflow commands back on for what runs after Galley.
     pub fn finish(&self, masker: &Masker, result: &str) {
@@ -268,7 +288,7 @@ impl Github {
         }
         if let Some(path) = std::env::var_os("GITHUB_OUTPUT") {
             let mut outputs = vec![("result".to_string(), result.to_string())];
-            outputs.extend(state.outputs.iter().cloned());
+            outputs.extend(Self::all_outputs(&state));
             let text: String = outputs
                 .iter()
                 .map(|(name, value)| output_line(name, &masker.mask(value)))
@@ -327,7 +347,7 @@ impl Github {
             }
             md.push('\n');
         }
-        for (name, value) in &state.outputs {
+        for (name, value) in &Self::all_outputs(state) {
             if name == "version" || name == "url" {
                 md.push_str(&format!("{name}: `{}`  \n", cell(value)));
             }

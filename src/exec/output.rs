@@ -284,6 +284,14 @@ impl Printer {
         }
     }
 
+    /// An output Galley knows itself (the version a deploy put in place): in `--output github`
+    /// only, and only when the recipe does not set the same name with `ci::output`.
+    pub fn default_output(&self, name: &str, value: &str) {
+        if let Some(github) = &self.github {
+            github.default_output(name, value);
+        }
+    }
+
     /// A step that `cache::step` skipped because its inputs did not change.
     pub fn cached(&self, host: &str, name: &str) {
         if self.mode == OutputMode::Json {

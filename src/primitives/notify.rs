@@ -130,8 +130,13 @@ pub fn deploy_summary(record: &Record) -> serde_json::Value {
     })
 }
 
-/// Posts the summary of a finished deploy to every `--notify` webhook.
+/// After each deploy: its version becomes the run's `version` output (unless the recipe sets
+/// one with `ci::output`), and its summary goes to every `--notify` webhook.
 pub fn deploy_finished(ctx: &Ctx, record: &Record) {
+    let version = record.version();
+    if !version.is_empty() {
+        ctx.printer.default_output("version", &version);
+    }
     for url in &ctx.run.notify {
         post(
             ctx,

@@ -274,3 +274,34 @@ fn the_github_workflow_calls_a_recipe_that_passes_check() {
     let run = run.expect_code(0);
     assert_eq!(run.stdout.trim(), format!("ok: {recipe}"));
 }
+
+#[test]
+fn a_deploy_sets_the_version_output_unless_the_recipe_does() {
+    let deploy = "deploy::run(#{ app: \"web\", host: local(), sha: \"abc123\" }, || log(\"x\"));\n";
+    for (extra, version) in [("", "abc123"), ("ci::output(\"version\", \"v2\");\n", "v2")] {
+        let sb = Sandbox::new();
+        sb.write("recipe.rhai", &format!("{deploy}{extra}"));
+        let run = Run::from(
+            sb.galley()
+                .env("GITHUB_ACTIONS", "true")
+                .env("GALLEY_STATE_DIR", sb.path().join("state"))
+                .env("GITHUB_OUTPUT", sb.path().join("output.txt"))
+                .args(["run", "recipe.rhai"])
+                .output()
+                .unwrap(),
+        );
+        run.expect_code(0);
+        let outputs = std::fs::read_to_string(sb.path().join("output.txt")).unwrap();
+        assert_eq!(outputs, format!("result=ok\nversion={version}\n"));
+    }
+}
+
+#[test]
+fn an_output_name_that_would_break_github_output_is_refused() {
+    let sb = Sandbox::new();
+    let run = sb
+        .run_recipe("ci::output(\"a=b\", \"x\");\n", &[])
+        .expect_code(1);
+    assert!(run.stderr.contains("galley::bad_value"), "{}", run.stderr);
+    assert!(run.stderr.contains("recipe.rhai:1:"), "{}", run.stderr);
+}
