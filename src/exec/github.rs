@@ -195,19 +195,15 @@ impl Github {
         true
     }
 
-    /// A step ended: kept for the summary table.
-    pub fn step_end(&self, name: &str, took: Duration, ok: bool) {
+    /// A step ended (its closing line is printed): kept for the summary table, and its group
+    /// closed if it was the outermost step.
+    pub fn step_end(&self, masker: &Masker, name: &str, took: Duration, ok: bool) {
         let mut state = self.state.lock().expect("github lock");
         state.steps.push(StepRow {
             name: name.to_string(),
             ok,
             took,
         });
-    }
-
-    /// Closes the group if this was the outermost step (after its closing line was printed).
-    pub fn close_step(&self, masker: &Masker) {
-        let mut state = self.state.lock().expect("github lock");
         state.depth = state.depth.saturating_sub(1);
         if state.depth == 0 {
             self.command(&mut state, masker, "::endgroup::".into());

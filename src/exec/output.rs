@@ -108,11 +108,6 @@ impl Printer {
         }
     }
 
-    /// How this printer renders.
-    pub fn mode(&self) -> OutputMode {
-        self.mode
-    }
-
     /// The masker that this printer applies to every line.
     pub fn masker(&self) -> &Masker {
         &self.masker
@@ -236,8 +231,7 @@ impl Printer {
             .mask(&format!("<== {name}: {mark} in {secs:.2}s"));
         self.emit(&self.paint(code, &line));
         if let Some(github) = &self.github {
-            github.step_end(name, took, ok);
-            github.close_step(&self.masker);
+            github.step_end(&self.masker, name, took, ok);
         }
     }
 
