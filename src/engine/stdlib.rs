@@ -7,6 +7,7 @@ pub const MODULES: &[(&str, &str)] = &[
     ("releases", include_str!("../../stdlib/releases.rhai")),
     ("rolling", include_str!("../../stdlib/rolling.rhai")),
     ("canary", include_str!("../../stdlib/canary.rhai")),
+    ("swarm", include_str!("../../stdlib/swarm.rhai")),
 ];
 
 /// The source of `galley/NAME`.

@@ -105,6 +105,19 @@ pub enum Failure {
         detail: Vec<String>,
         help: String,
     },
+    /// A Swarm service whose rollout failed (paused, rolled back, a task that failed, Galley's
+    /// deadline), or a swarm call on a node that is no manager.
+    Swarm {
+        host: String,
+        service: String,
+        problem: SwarmProblem,
+        message: String,
+        /// The failing task, its error, what Swarm did, the task's last log lines.
+        detail: Vec<String>,
+        /// Whether the previous spec is serving again (Swarm's rollback, or one Galley asked for).
+        rolled_back: bool,
+        help: String,
+    },
     /// nginx refused a configuration or a reload, in its own words.
     Nginx {
         host: String,
@@ -119,7 +132,7 @@ pub enum Failure {
         holder: String,
         stale: bool,
     },
-    /// The new version failed after the switch, and the old one was put back.
+    /// The new version failed once it had taken traffic (or as a canary), and the old one was put back.
     RolledBack {
         app: String,
         cause: String,
@@ -149,6 +162,21 @@ pub enum DockerProblem {
     Build,
     Auth,
     Other,
+}
+
+/// How a Swarm rollout (or call) went wrong; each has its own report code.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SwarmProblem {
+    /// The node is not in a swarm, or not a manager.
+    NotManager,
+    /// Swarm paused the update (or the rollback) after a task failed.
+    Paused,
+    /// Swarm rolled the service back to its previous spec after a task failed.
+    RolledBack,
+    /// A task of the new spec failed or was rejected, and Swarm does not roll back by itself.
+    TaskFailed,
+    /// The rollout did not converge within Galley's deadline.
+    Deadline,
 }
 
 /// Which of the usual SSH problems it was; each has its own report code.
@@ -196,6 +224,13 @@ impl Failure {
                 DockerProblem::Auth => "galley::docker_auth",
                 DockerProblem::Other => "galley::docker",
             },
+            Failure::Swarm { problem, .. } => match problem {
+                SwarmProblem::NotManager => "galley::swarm_not_manager",
+                SwarmProblem::Paused => "galley::swarm_paused",
+                SwarmProblem::RolledBack => "galley::swarm_rolled_back",
+                SwarmProblem::TaskFailed => "galley::swarm_task_failed",
+                SwarmProblem::Deadline => "galley::swarm_deadline",
+            },
             Failure::Nginx { .. } => "galley::nginx",
             Failure::Locked { .. } => "galley::locked",
             Failure::RolledBack { .. } => "galley::rolled_back",
@@ -226,6 +261,7 @@ impl Failure {
             | Failure::Git { help, .. }
             | Failure::Ssh { help, .. }
             | Failure::Docker { help, .. }
+            | Failure::Swarm { help, .. }
             | Failure::Nginx { help, .. }
             | Failure::Other { help, .. } => help.clone(),
             Failure::Library(e) => e.help.clone(),
@@ -244,11 +280,13 @@ impl Failure {
             }
             Failure::BadValue { expected, .. } => format!("pass {expected}"),
             Failure::Io { .. } => "check the path and its permissions on that host".into(),
-            Failure::Locked { app, stale, .. } => {
+            Failure::Locked {
+                app, stale, host, ..
+            } => {
                 if *stale {
-                    format!("the deploy that took it is gone (killed?): clear the lock with `galley unlock {app}` and run again")
+                    format!("the deploy that took it is gone (killed?): clear the lock with `galley unlock {app}{}` and run again", unlock_host(host))
                 } else {
-                    format!("wait for that deploy to finish; if it is gone, `galley unlock {app}` clears the lock")
+                    format!("wait for that deploy to finish; if it is gone, `galley unlock {app}{}` clears the lock", unlock_host(host))
                 }
             }
             Failure::RolledBack { .. } => "the old version is serving again; fix the new version (its failure is above) and deploy again".into(),
@@ -267,7 +305,7 @@ impl Failure {
             Failure::Ssh { detail, .. } => tail_block("ssh said", detail),
             Failure::Docker { detail, .. } => tail_block("docker said", detail),
             Failure::Nginx { detail, .. } => tail_block("nginx said", detail),
-            Failure::RolledBack { detail, .. } => detail.clone(),
+            Failure::RolledBack { detail, .. } | Failure::Swarm { detail, .. } => detail.clone(),
             Failure::Library(e) => e.details.clone(),
             Failure::Partial { failed, .. } => failed
                 .iter()
@@ -275,6 +313,18 @@ impl Failure {
                 .collect(),
             _ => Vec::new(),
         }
+    }
+
+    /// Whether the old version serves again after this failure (the journal's "rolled_back").
+    pub fn is_rolled_back(&self) -> bool {
+        matches!(
+            self,
+            Failure::RolledBack { .. }
+                | Failure::Swarm {
+                    rolled_back: true,
+                    ..
+                }
+        )
     }
 
     /// The failure as a Rhai error at `pos` (for errors raised outside a function call).
@@ -288,6 +338,15 @@ impl Failure {
             Dynamic::from(self),
             Position::NONE,
         ))
+    }
+}
+
+/// The `--host` part of the `galley unlock` that clears a lock on `host`.
+fn unlock_host(host: &str) -> String {
+    if host == "local" {
+        String::new()
+    } else {
+        format!(" --host {host}")
     }
 }
 
@@ -385,6 +444,18 @@ impl fmt::Display for Failure {
             } => write!(f, "{operation} {path} on {host} failed: {error}"),
             Failure::Ssh { host, message, .. } => write!(f, "ssh to {host}: {message}"),
             Failure::Docker { host, message, .. } => write!(f, "docker on {host}: {message}"),
+            Failure::Swarm {
+                host,
+                service,
+                message,
+                ..
+            } if service.is_empty() => write!(f, "swarm on {host}: {message}"),
+            Failure::Swarm {
+                host,
+                service,
+                message,
+                ..
+            } => write!(f, "swarm service {service} on {host}: {message}"),
             Failure::Nginx { host, problem, .. } => write!(f, "nginx on {host}: {problem}"),
             Failure::Locked {
                 host,
@@ -399,7 +470,7 @@ impl fmt::Display for Failure {
             Failure::RolledBack { app, cause, .. } => {
                 write!(
                     f,
-                    "the new version of {app} failed after the switch and was rolled back: {cause}"
+                    "the new version of {app} failed and was rolled back: {cause}"
                 )
             }
             Failure::Partial {

@@ -25,5 +25,6 @@ mod ssh;
 mod ssh_fixture;
 mod start_sh;
 mod strategies;
+mod swarm;
 mod values;
 mod watch;

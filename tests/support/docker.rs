@@ -1,6 +1,6 @@
 //! Docker fixtures: a tiny busybox base image built from this machine's static busybox (nothing
 //! can be pulled), a local registry (Debian's `docker-registry`) on a free loopback port, and a
-//! guard that removes the containers, images and networks a test made.
+//! guard that removes the services, containers, images and networks a test made.
 //!
 //! Every name starts with `galley-test-<pid>-`, and every image built from the base image carries
 //! the label `galley-test-pid=<pid>` (labels are inherited by the images and containers built on
@@ -165,6 +165,12 @@ pub fn sweep(doomed: impl Fn(i64) -> bool) {
         let (id, pid) = line.split_once(' ')?;
         Some((id.to_string(), pid.trim().parse().ok()?))
     };
+    // Swarm services first (by name): Swarm would restart their containers.
+    let services: Vec<String> = lines(&["service", "ls", "--format", "{{.Name}}"])
+        .into_iter()
+        .filter(|n| pid_in_name(n).is_some_and(&doomed))
+        .collect();
+    remove_services(&services);
     // Containers: by label (everything made from a test image) and by name.
     let mut containers: Vec<String> = lines(&[
         "ps",
@@ -228,6 +234,42 @@ pub fn sweep(doomed: impl Fn(i64) -> bool) {
     remove_images_labelled(&format!("label={PID_LABEL}"), Some(&pick));
 }
 
+/// Removes Swarm services, waits (a while) until their containers are gone, then removes the
+/// Docker secrets Galley made for them (named `SERVICE-...`; in use until the tasks are gone).
+fn remove_services(services: &[String]) {
+    if services.is_empty() {
+        return;
+    }
+    let mut args = vec!["service", "rm"];
+    args.extend(services.iter().map(String::as_str));
+    docker(&args);
+    let gone = || {
+        services.iter().all(|s| {
+            lines(&[
+                "ps",
+                "-a",
+                "-q",
+                "--filter",
+                &format!("label=com.docker.swarm.service.name={s}"),
+            ])
+            .is_empty()
+        })
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while !gone() && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let secrets: Vec<String> = lines(&["secret", "ls", "--format", "{{.Name}}"])
+        .into_iter()
+        .filter(|n| services.iter().any(|s| n.starts_with(&format!("{s}-"))))
+        .collect();
+    if !secrets.is_empty() {
+        let mut args = vec!["secret", "rm"];
+        args.extend(secrets.iter().map(String::as_str));
+        docker(&args);
+    }
+}
+
 /// Removes every image (intermediate ones included) matching the docker `filter` (and, when
 /// given, whose value of the `galley-test-pid` label `pick` accepts), children before parents.
 fn remove_images_labelled(filter: &str, pick: Option<&dyn Fn(&str) -> bool>) {
@@ -265,6 +307,7 @@ fn remove_images_labelled(filter: &str, pick: Option<&dyn Fn(&str) -> bool>) {
 /// first, then networks, then images. Declare it before anything that uses what it records.
 #[derive(Default)]
 pub struct Cleanup {
+    services: RefCell<Vec<String>>,
     containers: RefCell<Vec<String>>,
     networks: RefCell<Vec<String>>,
     images: RefCell<Vec<String>>,
@@ -274,6 +317,13 @@ pub struct Cleanup {
 impl Cleanup {
     pub fn new() -> Self {
         Cleanup::default()
+    }
+
+    /// Removes the Swarm service `name` (and the secrets Galley made for it) at the end, before
+    /// anything else; returns `name`.
+    pub fn service(&self, name: &str) -> String {
+        self.services.borrow_mut().push(name.to_string());
+        name.to_string()
     }
 
     /// Removes the container `name` at the end (`docker rm -f`); returns `name`.
@@ -304,6 +354,7 @@ impl Cleanup {
 
 impl Drop for Cleanup {
     fn drop(&mut self) {
+        remove_services(&self.services.borrow());
         let mut containers = self.containers.borrow().clone();
         for label in self.labels.borrow().iter() {
             containers.extend(lines(&[

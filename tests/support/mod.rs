@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 pub mod docker;
 pub mod nginx;
 pub mod sshd;
+pub mod swarm;
 
 /// A temporary working directory in which recipes are written and `galley` is run.
 pub struct Sandbox {

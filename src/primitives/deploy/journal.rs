@@ -29,6 +29,9 @@ pub struct Record {
     pub image: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub release: Option<String>,
+    /// How many replicas a Swarm deploy asked for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replicas: Option<i64>,
     /// "ok", "failed", "partial", "rolled_back", "interrupted" or "refused" (locked out).
     pub result: String,
     pub seconds: f64,

@@ -45,7 +45,7 @@ fn run(ctx: &Ctx, call: &NativeCallContext, opts: Map, body: FnPtr) -> RhaiResul
         "deploy::run",
         opts,
         &[
-            "app", "host", "hosts", "strategy", "sha", "branch", "image", "release",
+            "app", "host", "hosts", "strategy", "sha", "branch", "image", "release", "replicas",
         ],
     )
     .map_err(Failure::into_rhai)?;
@@ -77,6 +77,7 @@ fn run(ctx: &Ctx, call: &NativeCallContext, opts: Map, body: FnPtr) -> RhaiResul
             branch: text("branch"),
             image: text("image"),
             release: text("release"),
+            replicas: opts.int("replicas").ok().flatten(),
             result: result.into(),
             seconds,
             error: error.map(|e| ctx.printer.masker().mask(&e)),
@@ -106,10 +107,11 @@ fn run(ctx: &Ctx, call: &NativeCallContext, opts: Map, body: FnPtr) -> RhaiResul
                     let _ = lock::release(held, &app);
                 }
                 if !ctx.dry_run {
+                    let outcome = lock_outcome(&failure, ctx.cancel.is_cancelled());
                     write_journal(
                         ctx,
                         &[],
-                        &record("refused", 0.0, Some(failure.to_string()), Vec::new()),
+                        &record(outcome, 0.0, Some(failure.to_string()), Vec::new()),
                     );
                 }
                 return Err(failure.into_rhai());
@@ -130,7 +132,7 @@ fn run(ctx: &Ctx, call: &NativeCallContext, opts: Map, body: FnPtr) -> RhaiResul
         Err(err) => {
             let failure = failure_of(err);
             let outcome = match &failure {
-                Some(Failure::RolledBack { .. }) => "rolled_back",
+                Some(f) if f.is_rolled_back() => "rolled_back",
                 Some(Failure::Interrupted { .. }) => "interrupted",
                 _ if ctx.cancel.is_cancelled() => "interrupted",
                 Some(Failure::Partial { .. }) => "partial",
@@ -149,6 +151,17 @@ fn run(ctx: &Ctx, call: &NativeCallContext, opts: Map, body: FnPtr) -> RhaiResul
     }
     super::notify::deploy_finished(ctx, &record);
     result
+}
+
+/// How a deploy that could not take its lock is journaled: "refused" only when another deploy
+/// holds it; a Ctrl-C or a host that could not be reached while taking it is not a refusal.
+fn lock_outcome(failure: &Failure, cancelled: bool) -> &'static str {
+    match failure {
+        Failure::Locked { .. } => "refused",
+        Failure::Interrupted { .. } => "interrupted",
+        _ if cancelled => "interrupted",
+        _ => "failed",
+    }
 }
 
 /// Appends `record` to this machine's journal and to the journal in the state folder of each
@@ -212,4 +225,30 @@ pub fn register(engine: &mut Engine, ctx: &Arc<Ctx>) {
         },
     );
     engine.register_static_module("deploy", module.into());
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_lock_held_by_another_deploy_is_a_refusal() {
+        let locked = Failure::Locked {
+            host: "web1".into(),
+            app: "web".into(),
+            holder: "someone".into(),
+            stale: false,
+        };
+        assert_eq!(lock_outcome(&locked, false), "refused");
+        let stopped = Failure::Interrupted {
+            what: "creating the lock".into(),
+        };
+        assert_eq!(lock_outcome(&stopped, true), "interrupted");
+        let other = Failure::Other {
+            message: "cannot find Galley's state folder".into(),
+            help: String::new(),
+        };
+        assert_eq!(lock_outcome(&other, true), "interrupted");
+        assert_eq!(lock_outcome(&other, false), "failed");
+    }
 }

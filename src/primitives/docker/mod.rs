@@ -7,6 +7,7 @@ pub mod build;
 pub mod client;
 pub mod containers;
 pub mod images;
+pub mod swarm;
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -122,6 +123,7 @@ fn options(function: &str, opts: Map, valid: &[&str]) -> Result<Opts, Failure> {
 
 /// Registers the `Docker` type and `h.docker()`.
 pub fn register(engine: &mut Engine) {
+    swarm::register(engine);
     let r = Failure::into_rhai;
     engine.register_type_with_name::<DockerHost>("Docker");
     engine.register_fn("to_string", |d: &mut DockerHost| {

@@ -1,0 +1,723 @@
+//! Docker Swarm on a host, through the same Engine client as `h.docker()` (the local socket, or a
+//! manager's socket forwarded over ssh): `h.swarm()` → `init`, `status`, `leave`, and
+//! `sw.service(name)` → `deploy` (create or update, then wait for the rollout), `status`,
+//! `tasks`, `logs`, `scale`, `rollback`, `rm`. Every change is an `Action` first, so dry-run and
+//! masking work as for every other primitive.
+
+pub mod rollout;
+pub mod spec;
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::time::{Duration, Instant};
+
+use bollard::errors::Error as ApiError;
+use bollard::models::{LocalNodeState, SecretSpec, Service, SwarmInitRequest, Task};
+use bollard::query_parameters::{
+    InspectServiceOptions, LeaveSwarmOptions, ListTasksOptions, LogsOptions, UpdateServiceOptions,
+};
+use futures_util::StreamExt;
+use rhai::{Array, Dynamic, Engine, Map};
+
+use super::client::{is_missing, DockerHost};
+use crate::exec::action::quote;
+use crate::exec::Action;
+use crate::primitives::host::Host;
+use crate::primitives::options::Opts;
+use crate::report::failure::SwarmProblem;
+use crate::report::Failure;
+use spec::{Deploy, SecretRef};
+
+/// How long `scale` and `rollback` wait for the service to converge.
+const CONVERGE_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// The swarm that a host's Engine belongs to.
+#[derive(Clone)]
+pub struct Swarm {
+    pub docker: DockerHost,
+}
+
+/// One service of a swarm, by name.
+#[derive(Clone)]
+pub struct SwarmService {
+    pub docker: DockerHost,
+    pub name: String,
+}
+
+/// The report for an Engine error during a swarm call: a node that is no manager gets its own
+/// code, anything else is reported as for `h.docker()`.
+fn failure(docker: &DockerHost, service: &str, what: &str, error: &ApiError) -> Failure {
+    let plain = docker.failure(what, error);
+    let text = plain.to_string();
+    let lower = text.to_lowercase();
+    if lower.contains("not a swarm manager") || lower.contains("not part of a swarm") {
+        return Failure::Swarm {
+            host: docker.host.name().to_string(),
+            service: service.to_string(),
+            problem: SwarmProblem::NotManager,
+            message: format!(
+                "{what}: the Docker Engine at {} is not a swarm manager",
+                docker.endpoint
+            ),
+            detail: vec![format!("docker said: {text}")],
+            rolled_back: false,
+            help: "run `h.swarm().init(#{ advertise_addr: \"...\" })` on this host, or point the \
+                   recipe at a manager (`ssh::connect(\"manager\")`); `docker node ls` on a \
+                   manager lists them"
+                .into(),
+        };
+    }
+    plain
+}
+
+/// Runs a swarm API call (cancellable); its error becomes a report about `what`.
+fn call<T>(
+    docker: &DockerHost,
+    service: &str,
+    what: &str,
+    fut: impl Future<Output = Result<T, ApiError>>,
+) -> Result<T, Failure> {
+    docker
+        .host
+        .ctx()
+        .wait(what, fut)?
+        .map_err(|e| failure(docker, service, what, &e))
+}
+
+/// Whether `name` is a valid service (or secret) name: it goes into URL paths.
+fn valid_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars.next().is_some_and(|c| c.is_ascii_alphanumeric())
+        && chars.all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+        && name.len() <= 63
+}
+
+impl Swarm {
+    fn connect(host: &Host) -> Result<Self, Failure> {
+        Ok(Swarm {
+            docker: DockerHost::connect(host)?,
+        })
+    }
+
+    fn info(&self) -> Result<bollard::models::SwarmInfo, Failure> {
+        let info = call(
+            &self.docker,
+            "",
+            "reading the swarm state",
+            self.docker.api.info(),
+        )?;
+        Ok(info.swarm.unwrap_or_default())
+    }
+
+    /// `#{ state, role, node_id, node_addr, managers, workers, nodes }`.
+    fn status(&self) -> Result<Map, Failure> {
+        let info = self.info()?;
+        let state = info.local_node_state.unwrap_or(LocalNodeState::INACTIVE);
+        let active = state == LocalNodeState::ACTIVE;
+        let role = match (active, info.control_available.unwrap_or(false)) {
+            (false, _) => "none",
+            (true, true) => "manager",
+            (true, false) => "worker",
+        };
+        let managers = info.managers.unwrap_or(0);
+        let nodes = info.nodes.unwrap_or(0);
+        let mut map = Map::new();
+        map.insert("state".into(), state.to_string().into());
+        map.insert("role".into(), role.into());
+        map.insert("node_id".into(), info.node_id.unwrap_or_default().into());
+        map.insert(
+            "node_addr".into(),
+            info.node_addr.unwrap_or_default().into(),
+        );
+        map.insert("managers".into(), Dynamic::from(managers));
+        map.insert("workers".into(), Dynamic::from((nodes - managers).max(0)));
+        map.insert("nodes".into(), Dynamic::from(nodes));
+        Ok(map)
+    }
+
+    /// Makes this node the first manager of a new swarm; a node in a swarm already is left as it is.
+    fn init(&self, opts: Map) -> Result<Map, Failure> {
+        let opts = Opts::new("init", opts, &["advertise_addr", "listen_addr"])?;
+        let advertise = opts.string("advertise_addr")?;
+        let listen = opts.string("listen_addr")?;
+        if self.info()?.local_node_state == Some(LocalNodeState::ACTIVE) {
+            self.docker.host.ctx().printer.log(&format!(
+                "[{}] already in a swarm: not initialising another",
+                self.docker.host.name()
+            ));
+            return self.status();
+        }
+        let mut what = "swarm init".to_string();
+        if let Some(a) = &advertise {
+            what.push_str(&format!(" --advertise-addr {}", quote(a)));
+        }
+        if let Some(l) = &listen {
+            what.push_str(&format!(" --listen-addr {}", quote(l)));
+        }
+        if !self.docker.host.announce(&Action::Docker { what }) {
+            return self.status();
+        }
+        let request = SwarmInitRequest {
+            advertise_addr: advertise,
+            listen_addr: Some(listen.unwrap_or_else(|| "0.0.0.0:2377".into())),
+            ..Default::default()
+        };
+        call(
+            &self.docker,
+            "",
+            "initialising the swarm",
+            self.docker.api.init_swarm(request),
+        )?;
+        self.status()
+    }
+
+    /// Leaves the swarm (`force` to leave as the last manager); a node in no swarm is left alone.
+    fn leave(&self, opts: Map) -> Result<(), Failure> {
+        let opts = Opts::new("leave", opts, &["force"])?;
+        let force = opts.bool("force")?.unwrap_or(false);
+        if self.info()?.local_node_state != Some(LocalNodeState::ACTIVE) {
+            return Ok(());
+        }
+        let what = format!("swarm leave{}", if force { " --force" } else { "" });
+        if !self.docker.host.announce(&Action::Docker { what }) {
+            return Ok(());
+        }
+        call(
+            &self.docker,
+            "",
+            "leaving the swarm",
+            self.docker
+                .api
+                .leave_swarm(Some(LeaveSwarmOptions { force })),
+        )
+    }
+
+    fn service(&self, name: &str) -> Result<SwarmService, Failure> {
+        if !valid_name(name) {
+            return Err(Failure::BadValue {
+                function: "service".into(),
+                what: "the service name".into(),
+                expected: "letters, digits, `-`, `_` and `.`, starting with a letter or digit (at most 63)".into(),
+                got: format!("{name:?}"),
+            });
+        }
+        Ok(SwarmService {
+            docker: self.docker.clone(),
+            name: name.to_string(),
+        })
+    }
+}
+
+impl SwarmService {
+    /// The host the service is managed through.
+    pub fn host(&self) -> &Host {
+        &self.docker.host
+    }
+
+    /// Runs an API call about this service.
+    pub fn call<T>(
+        &self,
+        what: &str,
+        fut: impl Future<Output = Result<T, ApiError>>,
+    ) -> Result<T, Failure> {
+        call(&self.docker, &self.name, what, fut)
+    }
+
+    /// The service as the Engine has it, or `None` when there is no such service.
+    pub fn inspect(&self) -> Result<Option<Service>, Failure> {
+        let what = format!("inspecting service {}", self.name);
+        let found = self.host().ctx().wait(
+            &what,
+            self.docker
+                .api
+                .inspect_service(&self.name, None::<InspectServiceOptions>),
+        )?;
+        match found {
+            Ok(service) => Ok(Some(service)),
+            Err(e) if is_missing(&e) => Ok(None),
+            Err(e) => Err(failure(&self.docker, &self.name, &what, &e)),
+        }
+    }
+
+    /// The service, or a report that it does not exist.
+    fn existing(&self, function: &str) -> Result<Service, Failure> {
+        self.inspect()?.ok_or_else(|| Failure::Other {
+            message: format!("{function}: there is no service {} on {}", self.name, self.host().name()),
+            help: "deploy it first (`sw.service(name).deploy(#{ image: ... })`); `docker service ls` lists the services"
+                .into(),
+        })
+    }
+
+    /// The service's tasks (with `running`, only those Swarm wants running), as the Engine has them.
+    pub fn task_list(&self, extra: &[(&str, &str)]) -> Result<Vec<Task>, Failure> {
+        let mut filters: HashMap<String, Vec<String>> = HashMap::new();
+        filters.insert("service".into(), vec![self.name.clone()]);
+        for (k, v) in extra {
+            filters.insert(k.to_string(), vec![v.to_string()]);
+        }
+        let mut tasks = self.call(
+            &format!("listing the tasks of {}", self.name),
+            self.docker.api.list_tasks(Some(ListTasksOptions {
+                filters: Some(filters),
+            })),
+        )?;
+        tasks.sort_by(|a, b| (a.slot, &b.created_at).cmp(&(b.slot, &a.created_at)));
+        Ok(tasks)
+    }
+
+    /// The last `tail` lines a task wrote ("" when they cannot be read).
+    pub fn task_logs(&self, task_id: &str, tail: u64) -> String {
+        let options = LogsOptions {
+            stdout: true,
+            stderr: true,
+            tail: tail.to_string(),
+            ..Default::default()
+        };
+        let api = self.docker.api.clone();
+        let read = async move {
+            let mut stream = api.task_logs(task_id, Some(options));
+            let mut text = String::new();
+            while let Some(chunk) = stream.next().await {
+                text.push_str(&chunk?.to_string());
+            }
+            Ok::<_, ApiError>(text)
+        };
+        match self.host().ctx().wait("reading a task's logs", read) {
+            Ok(Ok(text)) => text,
+            _ => String::new(),
+        }
+    }
+
+    /// Sends `spec` as the service's new spec (version from `current`), or as a rollback.
+    pub fn update(
+        &self,
+        current: &Service,
+        spec: bollard::models::ServiceSpec,
+        rollback: bool,
+    ) -> Result<(), Failure> {
+        let index = current
+            .version
+            .as_ref()
+            .and_then(|v| v.index)
+            .unwrap_or_default();
+        let version = i32::try_from(index).map_err(|_| Failure::Other {
+            message: format!(
+                "service {} has version {index}, more than the API can send",
+                self.name
+            ),
+            help: "this is a limit of the Engine API client; `docker service update` works".into(),
+        })?;
+        let options = UpdateServiceOptions {
+            version,
+            registry_auth_from: "spec".into(),
+            rollback: rollback.then(|| "previous".into()),
+        };
+        let response = self.call(
+            &format!("updating service {}", self.name),
+            self.docker
+                .api
+                .update_service(&self.name, spec, options, None),
+        )?;
+        for warning in response.warnings.unwrap_or_default() {
+            self.host().ctx().printer.warn(&warning);
+        }
+        Ok(())
+    }
+
+    /// Makes sure every secret exists as a Docker secret; returns (id, name, file) to mount.
+    fn secrets(&self, refs: &[SecretRef]) -> Result<Vec<(String, String, String)>, Failure> {
+        let mut mounts = Vec::new();
+        for secret in refs {
+            let (docker_name, file, value) = match secret {
+                SecretRef::Existing { name } => (name.clone(), name.clone(), None),
+                SecretRef::Value { name, value } => (
+                    spec::secret_name(&self.name, name, value),
+                    name.clone(),
+                    Some(value),
+                ),
+            };
+            if !valid_name(&docker_name) {
+                return Err(Failure::BadValue {
+                    function: "deploy".into(),
+                    what: "a secret's name".into(),
+                    expected: "letters, digits, `-`, `_` and `.`".into(),
+                    got: format!("{file:?}"),
+                });
+            }
+            let what = format!("inspecting secret {docker_name}");
+            let found = self
+                .host()
+                .ctx()
+                .wait(&what, self.docker.api.inspect_secret(&docker_name))?;
+            let id = match (found, value) {
+                (Ok(existing), _) => existing.id.unwrap_or_default(),
+                (Err(e), Some(value)) if is_missing(&e) => {
+                    self.host().announce(&Action::Docker {
+                        what: format!(
+                            "secret create {} -  (the value of {file})",
+                            quote(&docker_name)
+                        ),
+                    });
+                    let labels = HashMap::from([("galley.service".to_string(), self.name.clone())]);
+                    let created = self.call(
+                        &format!("creating secret {docker_name}"),
+                        self.docker.api.create_secret(SecretSpec {
+                            name: Some(docker_name.clone()),
+                            labels: Some(labels),
+                            data: Some(base64(value.as_bytes())),
+                            ..Default::default()
+                        }),
+                    )?;
+                    created.id
+                }
+                (Err(e), _) => return Err(failure(&self.docker, &self.name, &what, &e)),
+            };
+            mounts.push((id, docker_name, file));
+        }
+        Ok(mounts)
+    }
+
+    /// Creates or updates the service and waits until the rollout converged.
+    fn deploy(&self, opts: Map) -> Result<Map, Failure> {
+        let mut deploy = Deploy::from_map(opts)?;
+        let masker = self.host().ctx().printer.masker().clone();
+        if let Some(path) = &deploy.env_file {
+            // The file's values are secrets as far as printing goes.
+            let mut env = Vec::new();
+            for (key, value) in
+                crate::primitives::process::parse_env_file(&self.host().read_text(path)?)
+            {
+                masker.add(&value);
+                env.push((key, value));
+            }
+            for (key, value) in std::mem::take(&mut deploy.env) {
+                env.retain(|(k, _)| *k != key);
+                env.push((key, value));
+            }
+            deploy.env = env;
+        }
+        for secret in &deploy.secrets {
+            if let SecretRef::Value { value, .. } = secret {
+                masker.add(value);
+            }
+        }
+        let dry_run = self.host().ctx().dry_run;
+        let current = match self.inspect() {
+            // A dry run on a node that is not a manager yet (its init would come first) still shows the plan.
+            Err(Failure::Swarm {
+                problem: SwarmProblem::NotManager,
+                ..
+            }) if dry_run => None,
+            other => other?,
+        };
+        let current_replicas = current.as_ref().and_then(|s| {
+            s.spec
+                .as_ref()?
+                .mode
+                .as_ref()?
+                .replicated
+                .as_ref()?
+                .replicas
+        });
+        let replicas = deploy.replicas.or(current_replicas).unwrap_or(1);
+        let force_update = current
+            .as_ref()
+            .and_then(|s| s.spec.as_ref()?.task_template.as_ref()?.force_update)
+            .unwrap_or(0);
+        let shown = deploy.display(&self.name, current.is_some(), replicas);
+        let mut result = Map::new();
+        result.insert("service".into(), self.name.clone().into());
+        result.insert("image".into(), deploy.image.clone().into());
+        result.insert("replicas".into(), Dynamic::from(replicas));
+        result.insert("created".into(), current.is_none().into());
+        if !self.host().announce(&Action::Docker { what: shown }) {
+            return Ok(result);
+        }
+        let started = Instant::now();
+        let mounts = self.secrets(&deploy.secrets)?;
+        let spec = deploy.spec(&self.name, replicas, force_update, mounts);
+        let before = rollout::Before::of(self, current.as_ref())?;
+        match &current {
+            None => {
+                let response = self.call(
+                    &format!("creating service {}", self.name),
+                    self.docker.api.create_service(spec, None),
+                )?;
+                for warning in response.warnings.unwrap_or_default() {
+                    self.host().ctx().printer.warn(&warning);
+                }
+            }
+            Some(current) => self.update(current, spec, false)?,
+        }
+        let plan = rollout::Plan {
+            expect: rollout::Expect::Update,
+            timeout: deploy.timeout,
+            rollback_on_deadline: deploy.update.failure_action.as_deref() == Some("rollback")
+                && current.is_some(),
+        };
+        rollout::watch(self, &plan, &before)?;
+        result.insert(
+            "seconds".into(),
+            Dynamic::from(started.elapsed().as_secs_f64()),
+        );
+        result.insert("tasks".into(), Dynamic::from(self.tasks(false)?));
+        Ok(result)
+    }
+
+    /// `#{ exists, name, id, image, replicas, running, update: #{ state, message } }`.
+    fn status(&self) -> Result<Map, Failure> {
+        let mut map = Map::new();
+        map.insert("name".into(), self.name.clone().into());
+        let Some(service) = self.inspect()? else {
+            map.insert("exists".into(), false.into());
+            return Ok(map);
+        };
+        let spec = service.spec.clone().unwrap_or_default();
+        let image = spec
+            .task_template
+            .as_ref()
+            .and_then(|t| t.container_spec.as_ref()?.image.clone())
+            .unwrap_or_default();
+        let replicas = spec
+            .mode
+            .as_ref()
+            .and_then(|m| m.replicated.as_ref()?.replicas)
+            .unwrap_or(0);
+        let running = self
+            .task_list(&[("desired-state", "running")])?
+            .iter()
+            .filter(|t| rollout::state_of(t) == "running")
+            .count();
+        let mut update = Map::new();
+        if let Some(status) = &service.update_status {
+            update.insert(
+                "state".into(),
+                status
+                    .state
+                    .map(|s| s.to_string())
+                    .unwrap_or_default()
+                    .into(),
+            );
+            update.insert(
+                "message".into(),
+                status.message.clone().unwrap_or_default().into(),
+            );
+        }
+        map.insert("exists".into(), true.into());
+        map.insert("id".into(), service.id.unwrap_or_default().into());
+        map.insert("image".into(), image.into());
+        map.insert("replicas".into(), Dynamic::from(replicas));
+        map.insert("running".into(), Dynamic::from(running as i64));
+        map.insert("update".into(), Dynamic::from(update));
+        Ok(map)
+    }
+
+    /// The service's tasks as maps; with `all`, the finished ones too.
+    fn tasks(&self, all: bool) -> Result<Array, Failure> {
+        let extra: &[(&str, &str)] = if all {
+            &[]
+        } else {
+            &[("desired-state", "running")]
+        };
+        Ok(self
+            .task_list(extra)?
+            .iter()
+            .map(|t| Dynamic::from(rollout::task_map(&self.name, t)))
+            .collect())
+    }
+
+    /// The last `tail` lines of the service's output (all tasks), or all of it.
+    fn logs(&self, tail: Option<u64>) -> Result<String, Failure> {
+        let options = LogsOptions {
+            stdout: true,
+            stderr: true,
+            tail: tail.map(|n| n.to_string()).unwrap_or_else(|| "all".into()),
+            ..Default::default()
+        };
+        let api = self.docker.api.clone();
+        let name = self.name.clone();
+        self.call(&format!("reading the logs of {}", self.name), async move {
+            let mut stream = api.service_logs(&name, Some(options));
+            let mut text = String::new();
+            while let Some(chunk) = stream.next().await {
+                text.push_str(&chunk?.to_string());
+            }
+            Ok(text)
+        })
+    }
+
+    /// Sets the number of replicas and waits until that many tasks run.
+    fn scale(&self, replicas: i64) -> Result<(), Failure> {
+        let current = self.existing("scale")?;
+        if !self.host().announce(&Action::Docker {
+            what: format!("service scale {}={replicas}", quote(&self.name)),
+        }) {
+            return Ok(());
+        }
+        let mut spec = current.spec.clone().unwrap_or_default();
+        spec.mode = Some(bollard::models::ServiceSpecMode {
+            replicated: Some(bollard::models::ServiceSpecModeReplicated {
+                replicas: Some(replicas.max(0)),
+            }),
+            ..Default::default()
+        });
+        let before = rollout::Before::of(self, Some(&current))?;
+        self.update(&current, spec, false)?;
+        let plan = rollout::Plan {
+            expect: rollout::Expect::Update,
+            timeout: CONVERGE_TIMEOUT,
+            rollback_on_deadline: false,
+        };
+        rollout::watch(self, &plan, &before)
+    }
+
+    /// Asks Swarm to put the previous spec back (server-side) and waits for it.
+    pub fn rollback(&self, timeout: Duration) -> Result<(), Failure> {
+        let current = self.existing("rollback")?;
+        if !self.host().announce(&Action::Docker {
+            what: format!("service rollback {}", quote(&self.name)),
+        }) {
+            return Ok(());
+        }
+        let before = rollout::Before::of(self, Some(&current))?;
+        self.update(&current, current.spec.clone().unwrap_or_default(), true)
+            .map_err(|e| {
+                if !e.to_string().contains("does not have a previous spec") {
+                    return e;
+                }
+                Failure::Other {
+                    message: format!("service {} has no previous spec to roll back to", self.name),
+                    help:
+                        "Swarm keeps one previous spec, from the last update; deploy the old image \
+                           instead (`galley rollback APP` does that for `galley/swarm`)"
+                            .into(),
+                }
+            })?;
+        let plan = rollout::Plan {
+            expect: rollout::Expect::Rollback,
+            timeout,
+            rollback_on_deadline: false,
+        };
+        rollout::watch(self, &plan, &before)
+    }
+
+    /// Removes the service (its tasks stop); a missing service is not an error.
+    fn rm(&self) -> Result<(), Failure> {
+        if !self.host().announce(&Action::Docker {
+            what: format!("service rm {}", quote(&self.name)),
+        }) {
+            return Ok(());
+        }
+        let what = format!("removing service {}", self.name);
+        match self
+            .host()
+            .ctx()
+            .wait(&what, self.docker.api.delete_service(&self.name))?
+        {
+            Err(e) if !is_missing(&e) => Err(failure(&self.docker, &self.name, &what, &e)),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// Standard base64 with padding (Docker secrets carry their data so).
+fn base64(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::new();
+    for chunk in bytes.chunks(3) {
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(ALPHABET[((n >> (18 - 6 * i)) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+/// Registers the `Swarm` and `SwarmService` types and `h.swarm()`.
+pub fn register(engine: &mut Engine) {
+    let r = Failure::into_rhai;
+    engine.register_type_with_name::<Swarm>("Swarm");
+    engine.register_type_with_name::<SwarmService>("SwarmService");
+    engine.register_fn("to_string", |s: &mut Swarm| {
+        format!("Swarm({})", s.docker.endpoint)
+    });
+    engine.register_fn("to_string", |s: &mut SwarmService| {
+        format!("SwarmService({} on {})", s.name, s.docker.host.name())
+    });
+    engine.register_fn("swarm", move |h: &mut Host| Swarm::connect(h).map_err(r));
+    engine.register_fn("init", move |s: &mut Swarm| s.init(Map::new()).map_err(r));
+    engine.register_fn("init", move |s: &mut Swarm, opts: Map| {
+        s.init(opts).map_err(r)
+    });
+    engine.register_fn("status", move |s: &mut Swarm| s.status().map_err(r));
+    engine.register_fn("leave", move |s: &mut Swarm| s.leave(Map::new()).map_err(r));
+    engine.register_fn("leave", move |s: &mut Swarm, opts: Map| {
+        s.leave(opts).map_err(r)
+    });
+    engine.register_fn("service", move |s: &mut Swarm, name: &str| {
+        s.service(name).map_err(r)
+    });
+    engine.register_fn("deploy", move |s: &mut SwarmService, opts: Map| {
+        s.deploy(opts).map_err(r)
+    });
+    engine.register_fn("status", move |s: &mut SwarmService| s.status().map_err(r));
+    engine.register_fn("tasks", move |s: &mut SwarmService| {
+        s.tasks(false).map_err(r)
+    });
+    engine.register_fn("tasks", move |s: &mut SwarmService, opts: Map| {
+        let all = Opts::new("tasks", opts, &["all"])
+            .and_then(|o| o.bool("all"))
+            .map_err(r)?
+            .unwrap_or(false);
+        s.tasks(all).map_err(r)
+    });
+    engine.register_fn("logs", move |s: &mut SwarmService| s.logs(None).map_err(r));
+    engine.register_fn("logs", move |s: &mut SwarmService, opts: Map| {
+        let tail = Opts::new("logs", opts, &["tail"])
+            .and_then(|o| o.int("tail"))
+            .map_err(r)?;
+        s.logs(tail.map(|n| n.max(0) as u64)).map_err(r)
+    });
+    engine.register_fn("scale", move |s: &mut SwarmService, n: i64| {
+        s.scale(n).map_err(r)
+    });
+    engine.register_fn("rollback", move |s: &mut SwarmService| {
+        s.rollback(CONVERGE_TIMEOUT).map_err(r)
+    });
+    engine.register_fn("rollback", move |s: &mut SwarmService, opts: Map| {
+        let timeout = Opts::new("rollback", opts, &["timeout"])
+            .and_then(|o| o.duration("timeout"))
+            .map_err(r)?;
+        s.rollback(timeout.unwrap_or(CONVERGE_TIMEOUT)).map_err(r)
+    });
+    engine.register_fn("rm", move |s: &mut SwarmService| s.rm().map_err(r));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn service_names_stay_out_of_other_paths() {
+        assert!(valid_name("web"));
+        assert!(valid_name("galley-test-1-0-web.v2"));
+        assert!(!valid_name("../containers/x"));
+        assert!(!valid_name("-web"));
+        assert!(!valid_name(""));
+    }
+
+    #[test]
+    fn encodes_secret_data() {
+        assert_eq!(base64(b"galley:right-pw"), "Z2FsbGV5OnJpZ2h0LXB3");
+        assert_eq!(base64(b"a"), "YQ==");
+    }
+}
