@@ -30,6 +30,7 @@ pub fn check(files: &[PathBuf], locked: bool, mode: OutputMode) -> i32 {
         }
         problems += reports.len();
         for report in reports {
+            ctx.printer.annotate(&report);
             print_report(&report, mode, ctx.printer.masker());
         }
     }

@@ -171,8 +171,18 @@ pub fn rollback(app: &str, to: Option<&str>, output: OutputMode) -> i32 {
         max_operations: crate::engine::DEFAULT_MAX_OPERATIONS,
         max_parallel: 16,
         force_unlock: false,
+        diff: false,
+        // A rollback is a deploy: it notifies the GALLEY_NOTIFY webhooks too.
+        notify: std::env::var("GALLEY_NOTIFY")
+            .unwrap_or_default()
+            .split(',')
+            .filter(|u| !u.trim().is_empty())
+            .map(|u| u.trim().to_string())
+            .collect(),
         locked: super::LockedArg { locked: false },
-        output: super::OutputArgs { output },
+        output: super::OutputArgs {
+            output: Some(output),
+        },
     };
     super::run::run(args)
 }

@@ -39,6 +39,7 @@ recipe line that failed.",
     after_help = "Examples:\n  galley run recipes/demo.rhai                 run a recipe's top level\n  \
 galley run deploy.rhai deploy --set branch=main   then call its `deploy` task\n  \
 galley run deploy.rhai --dry-run             print every action, change nothing\n  \
+galley run deploy.rhai --dry-run --diff      and what each file would become\n  \
 galley check deploy.rhai                     find syntax errors and unknown functions\n  \
 galley list deploy.rhai                      show the recipe's tasks\n  \
 galley disconnect                            close kept-open SSH connections\n  \
@@ -232,9 +233,18 @@ struct UnlockArgs {
 
 #[derive(Args, Clone)]
 struct OutputArgs {
-    /// How to print: fancy (colors on a terminal), plain, or json (one object per line).
-    #[arg(long, value_enum, default_value = "fancy", global = true)]
-    output: OutputMode,
+    /// How to print: fancy (colors on a terminal), plain, json (one object per line, see
+    /// docs/json.md) or github (workflow commands). Default: github when GITHUB_ACTIONS=true,
+    /// else fancy.
+    #[arg(long, value_enum, global = true)]
+    output: Option<OutputMode>,
+}
+
+impl OutputArgs {
+    /// The mode asked for, or the one that fits where Galley runs.
+    fn mode(&self) -> OutputMode {
+        OutputMode::resolve(self.output)
+    }
 }
 
 #[derive(Args, Clone)]
@@ -261,6 +271,13 @@ struct RunArgs {
     /// Take deploy locks even if another deploy holds them (after a crash left one behind).
     #[arg(long)]
     force_unlock: bool,
+    /// With --dry-run: show a unified diff of each file, upstream and container that would change.
+    #[arg(long, requires = "dry_run")]
+    diff: bool,
+    /// Post a summary of each deploy to this webhook (Slack-compatible; repeatable, or
+    /// GALLEY_NOTIFY with URLs separated by commas).
+    #[arg(long, value_name = "URL", env = "GALLEY_NOTIFY", value_delimiter = ',')]
+    notify: Vec<String>,
     #[command(flatten)]
     locked: LockedArg,
     #[command(flatten)]
@@ -345,13 +362,13 @@ pub fn main() -> i32 {
             files,
             locked,
             output,
-        } => check::check(&files, locked.locked, output.output),
-        Commands::List { file, output } => list::list(&file, output.output),
+        } => check::check(&files, locked.locked, output.mode()),
+        Commands::List { file, output } => list::list(&file, output.mode()),
         Commands::Docs { filter } => docs::docs(filter.as_deref()),
         Commands::Disconnect => disconnect::disconnect(),
         Commands::History { app, limit, json } => history::history(app.as_deref(), limit, json),
         Commands::Rollback { app, to, output } => {
-            history::rollback(&app, to.as_deref(), output.output)
+            history::rollback(&app, to.as_deref(), output.mode())
         }
         Commands::Unlock(args) => unlock::unlock(args),
         Commands::Watch(args) => watch::watch(args),

@@ -22,7 +22,7 @@ pub fn run(args: RunArgs) -> i32 {
         Err(e) => {
             print_report(
                 &Report::plain("galley::runtime", format!("cannot start: {e}"), ""),
-                args.output.output,
+                args.output.mode(),
                 &Masker::default(),
             );
             return EXIT_USAGE;
@@ -101,11 +101,13 @@ pub fn execute(
     watch: Option<Arc<std::sync::Mutex<Vec<String>>>>,
     written: Option<Arc<std::sync::Mutex<Vec<String>>>>,
 ) -> Ended {
-    let mode = args.output.output;
+    let mode = args.output.mode();
     let masker = Masker::default();
+    let printer = Printer::new(mode, masker.clone());
     let mut sources = Vec::new();
     let usage = |report: Report, sources: Vec<String>| {
-        print_report(&report, mode, &masker);
+        printer.report(&report);
+        printer.close("failed");
         Ended {
             code: EXIT_USAGE,
             sources,
@@ -129,6 +131,8 @@ pub fn execute(
         },
         None => SecretsFile::default(),
     };
+    // Every value of the secrets file is masked (and in GitHub Actions registered with
+    // ::add-mask::) before anything is printed, whether or not the recipe reads it.
     for value in secrets.values() {
         masker.add(value);
     }
@@ -137,7 +141,7 @@ pub fn execute(
     }
     let declared = watch.unwrap_or_default();
     let ctx = Arc::new(Ctx {
-        printer: Printer::new(mode, masker.clone()),
+        printer: printer.clone(),
         dry_run: args.dry_run,
         cancel: cancel.clone(),
         max_parallel: args.max_parallel as usize,
@@ -156,6 +160,13 @@ pub fn execute(
                 .map(|(k, v)| (k.trim().to_string(), v.to_string()))
                 .collect(),
             force_unlock: args.force_unlock,
+            diff: args.diff,
+            notify: args
+                .notify
+                .iter()
+                .filter(|u| !u.trim().is_empty())
+                .cloned()
+                .collect(),
             libraries: Default::default(),
         },
         runtime: runtime.clone(),
@@ -207,6 +218,8 @@ pub fn execute(
     }
 
     let started = Instant::now();
+    ctx.printer
+        .run_start(&ctx.run.recipe, &ctx.run.task, ctx.dry_run);
     // The task call is appended to the recipe and both run as one script, so that the task sees
     // the top level's `const`s as `global::NAME` just as a call from the top level would.
     let ast = match &args.task {
@@ -222,6 +235,7 @@ pub fn execute(
     let code = match result {
         Ok(()) => {
             ctx.printer.finished(true, started.elapsed());
+            ctx.printer.close("ok");
             EXIT_OK
         }
         Err(err) => {
@@ -238,13 +252,17 @@ pub fn execute(
             } else {
                 ctx.printer.finished(false, started.elapsed());
             }
-            print_report(&report, mode, &masker);
+            ctx.printer.report(&report);
             if ctx.cancel.is_cancelled() {
+                ctx.printer.close("interrupted");
                 EXIT_INTERRUPTED
-            } else if report.code() == "galley::syntax" {
-                EXIT_USAGE
             } else {
-                EXIT_FAILED
+                ctx.printer.close("failed");
+                if report.code() == "galley::syntax" {
+                    EXIT_USAGE
+                } else {
+                    EXIT_FAILED
+                }
             }
         }
     };

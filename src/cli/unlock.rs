@@ -32,7 +32,7 @@ pub fn unlock(args: UnlockArgs) -> i32 {
         Err(e) => {
             super::print_report(
                 &Report::plain("galley::io", format!("cannot write a temp file: {e}"), ""),
-                args.output.output,
+                args.output.mode(),
                 &Masker::default(),
             );
             return EXIT_USAGE;
@@ -41,7 +41,7 @@ pub fn unlock(args: UnlockArgs) -> i32 {
     if let Err(e) = file.write_all(RECIPE.as_bytes()) {
         super::print_report(
             &Report::plain("galley::io", format!("cannot write a temp file: {e}"), ""),
-            args.output.output,
+            args.output.mode(),
             &Masker::default(),
         );
         return EXIT_USAGE;
@@ -67,6 +67,8 @@ pub fn unlock(args: UnlockArgs) -> i32 {
         max_operations: crate::engine::DEFAULT_MAX_OPERATIONS,
         max_parallel: 1,
         force_unlock: false,
+        diff: false,
+        notify: Vec::new(),
         locked: super::LockedArg { locked: false },
         output: args.output,
     })

@@ -14,7 +14,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::run::{execute, interrupt_on_ctrl_c, Ended};
 use super::{print_report, WatchArgs, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE};
-use crate::exec::Masker;
+use crate::exec::{Masker, OutputMode, Printer};
 use crate::primitives::options::parse_duration;
 use crate::report::Report;
 use crate::watch::filter::Filter;
@@ -40,10 +40,20 @@ pub enum OnBusy {
 fn usage(args: &WatchArgs, message: String, help: &str) -> i32 {
     print_report(
         &Report::plain("galley::usage", message, help),
-        args.run.output.output,
+        args.run.output.mode(),
         &Masker::default(),
     );
     EXIT_USAGE
+}
+
+/// The printer for the watcher's own lines. In `--output github` they are plain text: each run
+/// has its own GitHub state (groups, fences), which the watcher's lines must not interleave.
+fn watch_printer(args: &WatchArgs) -> Printer {
+    let mode = match args.run.output.mode() {
+        OutputMode::Github => OutputMode::Plain,
+        mode => mode,
+    };
+    Printer::new(mode, Masker::default())
 }
 
 fn clock() -> String {
@@ -221,6 +231,7 @@ fn watch_files(
     runtime: &tokio::runtime::Runtime,
     stop: &CancellationToken,
 ) -> i32 {
+    let printer = watch_printer(args);
     let (tx, rx) = mpsc::channel::<Event>();
     let changes = tx.clone();
     // inotify through notify, with the burst collected below (a quiet period of `debounce`):
@@ -377,27 +388,25 @@ fn watch_files(
                     .map(|p| p.display().to_string())
                     .collect();
                 let more = relevant.len().saturating_sub(5);
-                println!(
-                    "[watch] changed: {}{}",
+                printer.watch(&format!(
+                    "changed: {}{}",
                     shown.join(", "),
                     if more > 0 {
                         format!(" (+{more} more)")
                     } else {
                         String::new()
                     }
-                );
+                ));
                 match (&current, args.on_busy) {
                     (None, _) => launch(&mut current),
                     (Some(token), OnBusy::Restart) => {
-                        println!("[watch] cancelling the running run to start over");
+                        printer.watch("cancelling the running run to start over");
                         token.cancel();
                         queued = true;
                     }
                     (Some(_), OnBusy::Queue) => {
                         if !queued {
-                            println!(
-                                "[watch] a run is in progress: the next one starts when it ends"
-                            );
+                            printer.watch("a run is in progress: the next one starts when it ends");
                         }
                         queued = true;
                     }
@@ -413,15 +422,14 @@ fn watch_files(
                 declared = ended.watch.clone();
                 match rewatch(&declared, &sources, &mut watched, &mut shown) {
                     Ok(f) => filter = f,
-                    Err(e) => eprintln!("warning: {e}"),
+                    Err(e) => printer.warn(&e),
                 }
-                println!(
-                    "[watch] last run: {} in {:.2}s at {}; watching {}; waiting for changes (Ctrl-C to stop)",
+                printer.watch(&format!("last run: {} in {:.2}s at {}; watching {}; waiting for changes (Ctrl-C to stop)",
                     result_word(ended.code),
                     took.as_secs_f64(),
                     clock(),
                     shown.join(", ")
-                );
+                ));
                 if stopping {
                     break;
                 }
@@ -441,6 +449,7 @@ fn watch_git(
     runtime: &tokio::runtime::Runtime,
     stop: &CancellationToken,
 ) -> i32 {
+    let printer = watch_printer(args);
     let interval = match parse_duration(&args.interval) {
         Some(d) => d,
         None => {
@@ -456,8 +465,8 @@ fn watch_git(
         Ok(p) => p,
         Err(e) => return usage(args, e, "check --git, --branch and --paths"),
     };
-    println!(
-        "[watch] polling {remote} every {}s for new commits on `{}`{}",
+    printer.watch(&format!(
+        "polling {remote} every {}s for new commits on `{}`{}",
         interval.as_secs_f64(),
         args.branch,
         if args.paths.is_empty() {
@@ -465,20 +474,20 @@ fn watch_git(
         } else {
             format!(" that change {}", args.paths.join(", "))
         }
-    );
+    ));
     let mut first = true;
     while !stop.is_cancelled() {
         match poller.poll(first) {
-            Err(e) => eprintln!("warning: [watch] {e}"),
+            Err(e) => printer.warn(&format!("[watch] {e}")),
             Ok(None) => {}
             Ok(Some(push)) => {
-                println!(
-                    "[watch] {} is now {} ({} path{} changed): deploying",
+                printer.watch(&format!(
+                    "{} is now {} ({} path{} changed): deploying",
                     push.branch,
                     &push.sha[..push.sha.len().min(12)],
                     push.changed.len(),
                     if push.changed.len() == 1 { "" } else { "s" }
-                );
+                ));
                 let mut extra = Map::new();
                 extra.insert("branch".into(), push.branch.clone().into());
                 extra.insert("sha".into(), push.sha.clone().into());
@@ -496,16 +505,16 @@ fn watch_git(
                     };
                     // Recorded either way: a failed commit waits for a newer one, not a retry.
                     if let Err(e) = poller.record(&push.branch, &push.sha, word) {
-                        eprintln!("warning: cannot save the watcher's state: {e}");
+                        printer.warn(&format!("cannot save the watcher's state: {e}"));
                     }
-                    println!(
-                        "[watch] deploy of {} {}: {} in {:.2}s at {}",
+                    printer.watch(&format!(
+                        "deploy of {} {}: {} in {:.2}s at {}",
                         push.branch,
                         &push.sha[..push.sha.len().min(12)],
                         result_word(ended.code),
                         took.as_secs_f64(),
                         clock()
-                    );
+                    ));
                 }
                 // Look again at once: another branch may be waiting.
                 first = false;

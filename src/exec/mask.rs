@@ -83,6 +83,8 @@ fn forms(value: &str) -> Vec<String> {
 #[derive(Clone, Default)]
 pub struct Masker {
     secrets: Arc<RwLock<Vec<String>>>,
+    /// Each secret as it was added, in order (for `::add-mask::` in GitHub Actions).
+    added: Arc<RwLock<Vec<String>>>,
 }
 
 impl Masker {
@@ -90,6 +92,12 @@ impl Masker {
     pub fn add(&self, value: &str) -> bool {
         if value.chars().count() < MIN_SECRET_LEN {
             return false;
+        }
+        {
+            let mut added = self.added.write().expect("masker lock");
+            if !added.iter().any(|a| a == value) {
+                added.push(value.to_string());
+            }
         }
         let forms = forms(value);
         let mut secrets = self.secrets.write().expect("masker lock");
@@ -101,6 +109,12 @@ impl Masker {
         // Longest first, so a secret that contains another is masked whole.
         secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
         true
+    }
+
+    /// The secrets added after the first `seen`, in the order they were added.
+    pub fn added_since(&self, seen: usize) -> Vec<String> {
+        let added = self.added.read().expect("masker lock");
+        added[seen.min(added.len())..].to_vec()
     }
 
     /// Returns `text` with every known secret replaced by `***`.

@@ -2,7 +2,9 @@
 //! async runtime that the blocking recipe thread borrows.
 
 pub mod action;
+pub mod diff;
 pub mod env;
+pub mod github;
 pub mod mask;
 pub mod output;
 pub mod stream;
@@ -51,6 +53,10 @@ pub struct RunInfo {
     pub params: Vec<(String, String)>,
     /// `--force-unlock`: take deploy locks even when another deploy holds them.
     pub force_unlock: bool,
+    /// `--diff` (with `--dry-run`): show what each write would change.
+    pub diff: bool,
+    /// `--notify` webhooks: each gets a summary of every deploy.
+    pub notify: Vec<String>,
     /// The libraries the recipe loaded, as `team @ 3f2c9d0`.
     pub libraries: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
 }

@@ -7,7 +7,11 @@ use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressStyle};
 
+use super::github::Github;
 use super::mask::Masker;
+
+/// The version of the JSON event schema (docs/json.md): every event carries it as `"v"`.
+pub const JSON_VERSION: u64 = 1;
 
 /// How output is rendered.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -16,8 +20,23 @@ pub enum OutputMode {
     Fancy,
     /// Plain text, no colors, no spinners: for logs and CI.
     Plain,
-    /// One JSON object per line: for tools.
+    /// One JSON object per line: for tools (the events are listed in docs/json.md).
     Json,
+    /// GitHub Actions workflow commands: groups, masks, annotations, step summary, outputs.
+    Github,
+}
+
+impl OutputMode {
+    /// The mode asked for, or when none was: `github` inside GitHub Actions, else `fancy`.
+    pub fn resolve(asked: Option<OutputMode>) -> OutputMode {
+        asked.unwrap_or_else(|| {
+            if std::env::var("GITHUB_ACTIONS").is_ok_and(|v| v == "true") {
+                OutputMode::Github
+            } else {
+                OutputMode::Fancy
+            }
+        })
+    }
 }
 
 /// Which stream of a command a line came from.
@@ -37,7 +56,8 @@ pub enum Outcome {
 }
 
 impl Outcome {
-    fn word(self) -> &'static str {
+    /// The outcome as one word.
+    pub fn word(self) -> &'static str {
         match self {
             Outcome::Ok => "ok",
             Outcome::Failed => "failed",
@@ -64,6 +84,8 @@ pub struct Printer {
     color: bool,
     masker: Masker,
     spinner: Arc<Mutex<Option<ProgressBar>>>,
+    /// The run's GitHub Actions state, in `--output github`.
+    github: Option<Arc<Github>>,
 }
 
 const DIM: &str = "2";
@@ -82,6 +104,7 @@ impl Printer {
             color,
             masker,
             spinner: Arc::default(),
+            github: (mode == OutputMode::Github).then(Arc::default),
         }
     }
 
@@ -99,6 +122,9 @@ impl Printer {
     }
 
     fn emit(&self, text: &str) {
+        if let Some(github) = &self.github {
+            return github.text(&self.masker, text);
+        }
         let spinner = self.spinner.lock().expect("spinner lock");
         let write = || {
             let mut out = std::io::stdout().lock();
@@ -111,13 +137,19 @@ impl Printer {
         }
     }
 
-    fn emit_json(&self, value: serde_json::Value) {
+    fn emit_json(&self, mut value: serde_json::Value) {
+        if let Some(object) = value.as_object_mut() {
+            object.insert("v".into(), JSON_VERSION.into());
+        }
         let text = self.masker.mask(&value.to_string());
         self.emit(&text);
     }
 
     /// One line of a command's output, prefixed with its host.
     pub fn line(&self, host: &str, stream: Stream, text: &str) {
+        if let Some(github) = &self.github {
+            github.saw_host(host);
+        }
         if self.mode == OutputMode::Json {
             let stream = if stream == Stream::Stdout {
                 "stdout"
@@ -140,6 +172,9 @@ impl Printer {
 
     /// An action about to run (or, in a dry run, that would run).
     pub fn action(&self, host: &str, action: &str, dry_run: bool) {
+        if let Some(github) = &self.github {
+            github.saw_host(host);
+        }
         if self.mode == OutputMode::Json {
             return self.emit_json(serde_json::json!({
                 "event": "action", "host": host, "action": action, "dry_run": dry_run,
@@ -171,7 +206,12 @@ impl Printer {
     /// The start of a `step`.
     pub fn step_start(&self, name: &str) {
         if self.mode == OutputMode::Json {
-            return self.emit_json(serde_json::json!({ "event": "step", "name": name }));
+            return self.emit_json(serde_json::json!({ "event": "step_start", "name": name }));
+        }
+        if let Some(github) = &self.github {
+            if github.step_start(&self.masker, name) {
+                return;
+            }
         }
         let line = self.masker.mask(&format!("==> {name}"));
         self.emit(&self.paint(BOLD, &line));
@@ -190,6 +230,114 @@ impl Printer {
             .masker
             .mask(&format!("<== {name}: {mark} in {secs:.2}s"));
         self.emit(&self.paint(code, &line));
+        if let Some(github) = &self.github {
+            github.step_end(&self.masker, name, took, ok);
+        }
+    }
+
+    /// The start of a run (JSON only: the other modes print the recipe's own first lines).
+    pub fn run_start(&self, recipe: &str, task: &str, dry_run: bool) {
+        if self.mode == OutputMode::Json {
+            self.emit_json(serde_json::json!({
+                "event": "run_start", "recipe": recipe, "task": task, "dry_run": dry_run,
+                "galley": env!("CARGO_PKG_VERSION"),
+            }));
+        }
+    }
+
+    /// A failure report: on stderr, or in `--output github` an annotation and the report
+    /// fenced on stdout (its stderr tail came from a host).
+    pub fn report(&self, report: &crate::report::Report) {
+        let text = report.render(self.mode, &self.masker);
+        if self.github.is_none() {
+            eprintln!("{text}");
+            return;
+        }
+        self.annotate(report);
+        self.emit(text.trim_end());
+    }
+
+    /// In `--output github`, the report as an `::error` annotation at its recipe line.
+    pub fn annotate(&self, report: &crate::report::Report) {
+        if let Some(github) = &self.github {
+            let at = report.location();
+            let at = at.as_ref().map(|(f, l, c)| (f.as_str(), *l, *c));
+            github.error(&self.masker, report.code(), report.message(), at);
+        }
+    }
+
+    /// An output of the run for later CI steps (`ci::output`): `$GITHUB_OUTPUT` in GitHub
+    /// Actions, an event in JSON, a line otherwise.
+    pub fn set_output(&self, name: &str, value: &str) {
+        match (&self.github, self.mode) {
+            (Some(github), _) => github.set_output(name, value),
+            (None, OutputMode::Json) => self.emit_json(serde_json::json!({
+                "event": "ci_output", "name": name, "value": value,
+            })),
+            (None, _) => self.emit(&self.masker.mask(&format!("output {name}={value}"))),
+        }
+    }
+
+    /// An output Galley knows itself (the version a deploy put in place): in `--output github`
+    /// only, and only when the recipe does not set the same name with `ci::output`.
+    pub fn default_output(&self, name: &str, value: &str) {
+        if let Some(github) = &self.github {
+            github.default_output(name, value);
+        }
+    }
+
+    /// A step that `cache::step` skipped because its inputs did not change.
+    pub fn cached(&self, host: &str, name: &str) {
+        if self.mode == OutputMode::Json {
+            return self.emit_json(serde_json::json!({
+                "event": "cached", "host": host, "name": name,
+            }));
+        }
+        let prefix = self.paint(CYAN, &format!("[{host}]"));
+        let line = self
+            .masker
+            .mask(&format!("cached: {name} (inputs unchanged)"));
+        self.emit(&format!("{prefix} {}", self.paint(GREEN, &line)));
+    }
+
+    /// What an action would change in a file on a host (`--dry-run --diff`): a unified diff.
+    pub fn diff(&self, host: &str, path: &str, diff: &str) {
+        if self.mode == OutputMode::Json {
+            return self.emit_json(serde_json::json!({
+                "event": "diff", "host": host, "path": path, "diff": diff,
+            }));
+        }
+        let prefix = self.paint(CYAN, &format!("[{host}]"));
+        let lines: Vec<String> = self
+            .masker
+            .mask(diff)
+            .lines()
+            .map(|line| {
+                let line = match line.chars().next() {
+                    Some('+') if !line.starts_with("+++") => self.paint(GREEN, line),
+                    Some('-') if !line.starts_with("---") => self.paint(RED, line),
+                    _ => line.to_string(),
+                };
+                format!("{prefix} {line}")
+            })
+            .collect();
+        self.emit(&lines.join("\n"));
+    }
+
+    /// A line from `galley watch` itself (what changed, what it does next).
+    pub fn watch(&self, message: &str) {
+        if self.mode == OutputMode::Json {
+            return self.emit_json(serde_json::json!({ "event": "watch", "message": message }));
+        }
+        self.emit(&self.masker.mask(&format!("[watch] {message}")));
+    }
+
+    /// The end of the run's output: in `--output github`, commands back on, the step summary
+    /// and the outputs written. `result` is ok, failed or interrupted.
+    pub fn close(&self, result: &str) {
+        if let Some(github) = &self.github {
+            github.finish(&self.masker, result);
+        }
     }
 
     /// The closing line of a run.
@@ -233,6 +381,9 @@ impl Printer {
                 .collect();
             return self
                 .emit_json(serde_json::json!({ "event": "summary", "of": title, "rows": rows }));
+        }
+        if let Some(github) = &self.github {
+            github.summary(&self.masker, title, rows);
         }
         let ok = rows.iter().filter(|r| r.outcome == Outcome::Ok).count();
         let width = rows

@@ -98,7 +98,30 @@ impl Host {
                 .printer
                 .action(self.name(), &action.to_string(), self.ctx.dry_run);
         }
+        if self.ctx.dry_run && self.ctx.run.diff {
+            self.show_diff(action);
+        }
         !self.ctx.dry_run
+    }
+
+    /// `--dry-run --diff`: prints what a write or upload would change in the file on the host.
+    fn show_diff(&self, action: &Action) {
+        let (path, new) = match action {
+            Action::Write { path, content, .. } => (path, content.clone()),
+            Action::Upload { local, remote } => match std::fs::read(local) {
+                Ok(bytes) => (remote, bytes),
+                // The upload itself reports the missing file when it runs for real.
+                Err(_) => return,
+            },
+            _ => return,
+        };
+        let old = match self.exists(path) {
+            Ok(true) => self.transport.read(&self.ctx, path).ok(),
+            _ => None,
+        };
+        if let Some(diff) = crate::exec::diff::of_bytes(path, old.as_deref(), &new) {
+            self.ctx.printer.diff(self.name(), path, &diff);
+        }
     }
 
     /// Announces `action` and performs it, unless this is a dry run. A run's `Output` is returned.

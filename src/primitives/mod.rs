@@ -1,5 +1,7 @@
 //! The recipe API: one module per domain, each registering itself into the engine.
 
+pub mod cache;
+pub mod ci;
 pub mod data;
 pub mod deploy;
 pub mod docker;
@@ -11,6 +13,7 @@ pub mod host;
 pub mod listen;
 pub mod local;
 pub mod nginx;
+pub mod notify;
 pub mod options;
 pub mod process;
 pub mod ssh;
@@ -47,6 +50,9 @@ pub fn register_all(engine: &mut Engine, ctx: &Arc<Ctx>, inputs: values::RunInpu
     health::register(engine, ctx);
     data::register(engine);
     flow::register(engine, ctx);
+    ci::register(engine, ctx);
+    cache::register(engine, ctx);
+    notify::register(engine, ctx);
     values::register(engine, ctx, inputs);
     crate::report::register(engine);
 }

@@ -115,6 +115,16 @@ impl Report {
         self.help = Some(help);
     }
 
+    /// The message, unmasked.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+
+    /// Where in which recipe file it points: file as named, line, column.
+    pub fn location(&self) -> Option<(String, usize, usize)> {
+        self.location.clone()
+    }
+
     /// The stable code (`galley::...`).
     pub fn code(&self) -> &str {
         &self.code
@@ -126,7 +136,7 @@ impl Report {
         if mode == OutputMode::Json {
             let (file, line, column) = this.location.clone().unwrap_or_default();
             let value = serde_json::json!({
-                "event": "error", "code": this.code, "message": this.message,
+                "v": crate::exec::output::JSON_VERSION, "event": "error", "code": this.code, "message": this.message,
                 "help": this.help, "details": this.details, "file": file, "line": line, "column": column,
                 "called_from": this.related.iter().map(|r| {
                     let (file, line, column) = r.location.clone().unwrap_or_default();

@@ -4,7 +4,10 @@
 mod support;
 
 mod blue_green;
+mod cache;
+mod ci;
 mod cli;
+mod diff;
 mod docker;
 mod dry_run;
 mod exact;
@@ -13,7 +16,9 @@ mod fleet_strategies;
 mod git;
 mod health;
 mod interrupt;
+mod json;
 mod libraries;
+mod notify;
 mod process;
 mod reports;
 mod smoke;

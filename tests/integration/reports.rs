@@ -633,6 +633,7 @@ fn json_report_is_one_object_with_code_message_and_location() {
     assert_eq!(
         report,
         serde_json::json!({
+            "v": 1,
             "event": "error",
             "code": "galley::unknown_function",
             "message": "unknown function `rnu` (Host, string)",
@@ -646,13 +647,16 @@ fn json_report_is_one_object_with_code_message_and_location() {
         "{}",
         run.stderr
     );
-    // Stdout is JSON lines too: the closing event.
-    for line in run.stdout.lines() {
-        let event: serde_json::Value =
-            serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
-        assert_eq!(event["event"], "finished", "{line}");
-        assert_eq!(event["ok"], false, "{line}");
-    }
+    // Stdout is JSON lines too: the run's start, then the closing event.
+    let events: Vec<serde_json::Value> = run
+        .stdout
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}")))
+        .collect();
+    assert_eq!(events.len(), 2, "{}", run.stdout);
+    assert_eq!(events[0]["event"], "run_start", "{}", run.stdout);
+    assert_eq!(events[1]["event"], "finished", "{}", run.stdout);
+    assert_eq!(events[1]["ok"], false, "{}", run.stdout);
 }
 
 #[test]

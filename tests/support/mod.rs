@@ -77,6 +77,12 @@ impl Sandbox {
         cmd.current_dir(self.path())
             .env("NO_COLOR", "1")
             .env_remove("GALLEY_PATH")
+            // Tests that want GitHub Actions or webhooks set these themselves.
+            .env_remove("GITHUB_ACTIONS")
+            .env_remove("GITHUB_STEP_SUMMARY")
+            .env_remove("GITHUB_OUTPUT")
+            .env_remove("GITHUB_WORKSPACE")
+            .env_remove("GALLEY_NOTIFY")
             // Libraries are cached in the sandbox, and CI=true (which implies --locked) is only
             // ever set by the tests that are about it.
             .env("GALLEY_CACHE", self.path().join(".cache/galley"))

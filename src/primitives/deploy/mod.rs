@@ -152,9 +152,11 @@ fn run(ctx: &Ctx, call: &NativeCallContext, opts: Map, body: FnPtr) -> RhaiResul
             (outcome, Some(text), super::fanout::failed_items(err))
         }
     };
+    let record = record(outcome, seconds, error, failed);
     if !ctx.dry_run {
-        write_journal(ctx, &created, &record(outcome, seconds, error, failed));
+        write_journal(ctx, &created, &record);
     }
+    super::notify::deploy_finished(ctx, &record);
     result
 }
 

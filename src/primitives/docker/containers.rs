@@ -174,6 +174,9 @@ pub fn run(docker: &DockerHost, spec: &RunSpec) -> Result<String, Failure> {
         })?),
         None => None,
     };
+    if docker.host.ctx().dry_run && docker.host.ctx().run.diff {
+        show_diff(docker, spec);
+    }
     if !docker.host.announce(&Action::Docker {
         what: spec.display(),
     }) {
@@ -238,6 +241,166 @@ pub fn run(docker: &DockerHost, spec: &RunSpec) -> Result<String, Failure> {
         return Err(failure);
     }
     Ok(created.id)
+}
+
+/// A port as `[ip:]host:container/proto`, the same whether the recipe or the Engine gave it.
+fn port_line(ip: Option<&str>, host: &str, container: &str) -> String {
+    match ip.filter(|ip| !ip.is_empty()) {
+        Some(ip) => format!("port: {ip}:{host}:{container}"),
+        None => format!("port: {host}:{container}"),
+    }
+}
+
+/// What `--dry-run --diff` compares for a container: one setting per line, sorted within kind.
+fn spec_lines(spec: &RunSpec) -> Vec<String> {
+    let mut lines = vec![format!("image: {}", spec.image)];
+    if let Some(command) = &spec.command {
+        lines.push(format!("command: {}", command.join(" ")));
+    }
+    let mut env: Vec<String> = spec
+        .env
+        .iter()
+        .map(|(k, v)| format!("env: {k}={v}"))
+        .collect();
+    let mut ports: Vec<String> = spec
+        .ports
+        .iter()
+        .filter_map(|p| Publish::parse(p))
+        .map(|p| port_line(p.ip.as_deref(), &p.host, &p.container))
+        .collect();
+    let mut volumes: Vec<String> = spec
+        .volumes
+        .iter()
+        .map(|v| format!("volume: {v}"))
+        .collect();
+    let mut labels: Vec<String> = spec
+        .labels
+        .iter()
+        .map(|(k, v)| format!("label: {k}={v}"))
+        .collect();
+    for group in [&mut env, &mut ports, &mut volumes, &mut labels] {
+        group.sort();
+        lines.append(group);
+    }
+    let optional = [
+        ("restart", &spec.restart),
+        ("network", &spec.network),
+        ("log-driver", &spec.log_driver),
+    ];
+    for (key, value) in optional {
+        if let Some(value) = value {
+            lines.push(format!("{key}: {value}"));
+        }
+    }
+    lines
+}
+
+/// The same lines for the container that `spec` would replace, leaving out what the recipe did
+/// not set (the image's own environment and labels, defaults) so that only real changes show.
+fn existing_lines(docker: &DockerHost, name: &str, spec: &RunSpec) -> Option<Vec<String>> {
+    let found = docker
+        .host
+        .ctx()
+        .wait(
+            "inspecting a container",
+            docker
+                .api
+                .inspect_container(name, None::<InspectContainerOptions>),
+        )
+        .ok()?
+        .ok()?;
+    let config = found.config.unwrap_or_default();
+    let host = found.host_config.unwrap_or_default();
+    let image = config.image.clone().unwrap_or_default();
+    let image_config = docker
+        .host
+        .ctx()
+        .wait("inspecting an image", docker.api.inspect_image(&image))
+        .ok()
+        .and_then(Result::ok)
+        .and_then(|i| i.config)
+        .unwrap_or_default();
+    let from_image_env = image_config.env.unwrap_or_default();
+    let from_image_labels = image_config.labels.unwrap_or_default();
+    let mut lines = vec![format!("image: {image}")];
+    if spec.command.is_some() {
+        lines.push(format!(
+            "command: {}",
+            config.cmd.unwrap_or_default().join(" ")
+        ));
+    }
+    let mut env: Vec<String> = config
+        .env
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|e| !from_image_env.contains(e))
+        .map(|e| format!("env: {e}"))
+        .collect();
+    let mut ports: Vec<String> = Vec::new();
+    for (container, bindings) in host.port_bindings.unwrap_or_default() {
+        for binding in bindings.unwrap_or_default() {
+            let host_port = binding.host_port.unwrap_or_default();
+            ports.push(port_line(
+                binding.host_ip.as_deref(),
+                &host_port,
+                &container,
+            ));
+        }
+    }
+    let mut volumes: Vec<String> = host
+        .binds
+        .unwrap_or_default()
+        .into_iter()
+        .map(|v| format!("volume: {v}"))
+        .collect();
+    let mut labels: Vec<String> = config
+        .labels
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|(k, v)| from_image_labels.get(k) != Some(v))
+        .map(|(k, v)| format!("label: {k}={v}"))
+        .collect();
+    for group in [&mut env, &mut ports, &mut volumes, &mut labels] {
+        group.sort();
+        lines.append(group);
+    }
+    if spec.restart.is_some() {
+        let policy = host.restart_policy.unwrap_or_default();
+        let name = policy.name.map(|n| n.to_string()).unwrap_or_default();
+        match policy.maximum_retry_count.filter(|n| *n > 0) {
+            Some(n) => lines.push(format!("restart: {name}:{n}")),
+            None => lines.push(format!("restart: {name}")),
+        }
+    }
+    if spec.network.is_some() {
+        lines.push(format!(
+            "network: {}",
+            host.network_mode.unwrap_or_default()
+        ));
+    }
+    if spec.log_driver.is_some() {
+        let driver = host.log_config.and_then(|l| l.typ).unwrap_or_default();
+        lines.push(format!("log-driver: {driver}"));
+    }
+    Some(lines)
+}
+
+/// `--dry-run --diff`: what `run` would change against the container of the same name.
+fn show_diff(docker: &DockerHost, spec: &RunSpec) {
+    let label = format!("container {}", spec.name.as_deref().unwrap_or("(new)"));
+    let old = spec
+        .name
+        .as_deref()
+        .and_then(|name| existing_lines(docker, name, spec))
+        .map(|lines| lines.join("\n") + "\n");
+    let new = spec_lines(spec).join("\n") + "\n";
+    if let Some(diff) = crate::exec::diff::unified(&label, old.as_deref(), &new) {
+        docker
+            .host
+            .ctx()
+            .printer
+            .diff(docker.host.name(), &label, &diff);
+    }
 }
 
 /// Which running containers publish any of `ports`, as "port P (container NAME)".

@@ -1,0 +1,142 @@
+//! `cache::step(name, #{ on: host, inputs: [...] }, || ...)`: what `actions/cache` keyed by a
+//! lockfile does, on the host itself. The inputs are hashed on the host (`sha256sum`); when the
+//! hashes match the ones recorded after the step last succeeded there, the closure is skipped.
+//! The record is written only after a success, in the host's state folder.
+
+use std::sync::Arc;
+
+use rhai::{Dynamic, Engine, EvalAltResult, FnPtr, Map, Module, NativeCallContext};
+
+use super::host::Host;
+use super::local::LocalTransport;
+use super::options::Opts;
+use crate::exec::{Command, Ctx};
+use crate::report::Failure;
+
+type RhaiResult<T> = Result<T, Box<EvalAltResult>>;
+
+/// The record's file name for a step: its name with anything unusual replaced.
+fn record_name(name: &str) -> String {
+    let safe: String = name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "._-".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    format!("{safe}.sha256")
+}
+
+/// `sha256sum` of the inputs on the host: one line per input, so the list itself counts too.
+fn hash_inputs(
+    host: &Host,
+    name: &str,
+    inputs: &[String],
+    dir: Option<String>,
+) -> Result<String, Failure> {
+    let mut cmd = Command::new(["sha256sum", "--"]);
+    cmd.argv.extend(inputs.iter().cloned());
+    cmd.dir = dir;
+    let out = host.probe(cmd)?;
+    if !out.success() {
+        return Err(Failure::Other {
+            message: format!(
+                "cache::step `{name}`: cannot hash its inputs on {}: {}",
+                host.name(),
+                out.stderr.trim()
+            ),
+            help: "inputs are files on the host, relative to `dir` (or to the login folder over ssh, the current folder locally)".into(),
+        });
+    }
+    Ok(out.stdout)
+}
+
+/// Writes the record atomically (temp file, then rename), creating the cache folder.
+fn record(host: &Host, folder: &str, file: &str, hashes: &str) -> Result<(), Failure> {
+    let mut cmd = Command::new([
+        "sh",
+        "-c",
+        r#"mkdir -p -- "$1" && cat > "$1/$2.tmp" && mv -f -- "$1/$2.tmp" "$1/$2""#,
+        "sh",
+        folder,
+        file,
+    ])
+    .quiet();
+    cmd.stdin = Some(hashes.to_string());
+    host.run_checked(cmd).map(|_| ())
+}
+
+fn step(
+    ctx: &Arc<Ctx>,
+    call: &NativeCallContext,
+    name: &str,
+    opts: Map,
+    body: FnPtr,
+) -> RhaiResult<Dynamic> {
+    let opts =
+        Opts::new("cache::step", opts, &["on", "inputs", "dir"]).map_err(Failure::into_rhai)?;
+    let host = match opts.get("on") {
+        None => Host::new(Arc::new(LocalTransport), ctx.clone()),
+        Some(value) => value.clone().try_cast::<Host>().ok_or_else(|| {
+            super::options::bad_value("cache::step", "option `on`", "a host", value).into_rhai()
+        })?,
+    };
+    let inputs = opts
+        .strings("inputs")
+        .map_err(Failure::into_rhai)?
+        .filter(|i| !i.is_empty())
+        .ok_or_else(|| {
+            Failure::Other {
+                message: format!("cache::step `{name}` needs the files whose change reruns it"),
+                help: "pass #{ inputs: [\"uv.lock\", \"pyproject.toml\"], on: host }".into(),
+            }
+            .into_rhai()
+        })?;
+    let dir = opts.string("dir").map_err(Failure::into_rhai)?;
+    let fail = |f: Failure| super::at_call(call, f.into_rhai());
+    let hashes = hash_inputs(&host, name, &inputs, dir).map_err(fail)?;
+    let folder = format!("{}/cache", host.state_dir().map_err(fail)?);
+    let file = record_name(name);
+    let path = format!("{folder}/{file}");
+    let last = if host.exists(&path).map_err(fail)? {
+        Some(host.read_text(&path).map_err(fail)?)
+    } else {
+        None
+    };
+    if last.as_deref() == Some(hashes.as_str()) {
+        ctx.printer.cached(host.name(), name);
+        return Ok(Dynamic::UNIT);
+    }
+    let result = body.call_within_context::<Dynamic>(call, ())?;
+    if !ctx.dry_run {
+        record(&host, &folder, &file, &hashes).map_err(fail)?;
+    }
+    Ok(result)
+}
+
+/// Registers the `cache` module.
+pub fn register(engine: &mut Engine, ctx: &Arc<Ctx>) {
+    let mut module = Module::new();
+    let c = ctx.clone();
+    module.set_native_fn(
+        "step",
+        move |call: NativeCallContext, name: &str, opts: Map, body: FnPtr| {
+            step(&c, &call, name, opts, body)
+        },
+    );
+    engine.register_static_module("cache", module.into());
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn record_names_are_plain_file_names() {
+        assert_eq!(record_name("deps"), "deps.sha256");
+        assert_eq!(record_name("uv sync/../x"), "uv_sync_.._x.sha256");
+    }
+}

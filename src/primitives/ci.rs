@@ -1,0 +1,38 @@
+//! `ci::output(name, value)`: values a recipe hands to the CI steps after it (in GitHub Actions,
+//! `$GITHUB_OUTPUT`: `steps.<id>.outputs.<name>`).
+
+use std::sync::Arc;
+
+use rhai::{Engine, Module};
+
+use super::options::bad_value;
+use crate::exec::Ctx;
+
+/// Registers the `ci` module.
+pub fn register(engine: &mut Engine, ctx: &Arc<Ctx>) {
+    let mut module = Module::new();
+    let c = ctx.clone();
+    module.set_native_fn(
+        "output",
+        move |call: rhai::NativeCallContext, name: &str, value: rhai::Dynamic| {
+            // `$GITHUB_OUTPUT` is `name=value` lines: a name holding `=` or a newline breaks it.
+            let plain = !name.is_empty()
+                && name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+            if !plain {
+                let got = rhai::Dynamic::from(name.to_string());
+                let failure = bad_value(
+                    "ci::output",
+                    "the name",
+                    "letters, digits, `_` and `-` (such as \"url\")",
+                    &got,
+                );
+                return Err(super::at_call(&call, failure.into_rhai()));
+            }
+            c.printer.set_output(name, &value.to_string());
+            Ok(())
+        },
+    );
+    engine.register_static_module("ci", module.into());
+}
