@@ -16,6 +16,16 @@ use crate::report::{self, Report, Sources};
 /// The default limit on script operations: far above any real recipe, reached in about a second by an endless loop.
 pub const DEFAULT_MAX_OPERATIONS: u64 = 50_000_000;
 
+/// The longest string a recipe may build (bytes): far above any real value, and a loop that
+/// doubles a string stops here instead of exhausting memory.
+pub const MAX_STRING_SIZE: usize = 32 * 1024 * 1024;
+/// The most items in one array.
+pub const MAX_ARRAY_SIZE: usize = 1_000_000;
+/// The most entries in one object map.
+pub const MAX_MAP_SIZE: usize = 100_000;
+/// The deepest nesting of function calls.
+pub const MAX_CALL_LEVELS: usize = 128;
+
 /// An engine together with the sources it loaded.
 pub struct Galley {
     pub engine: Engine,
@@ -43,7 +53,11 @@ impl Galley {
         engine.set_max_operations(max_operations);
         engine.set_max_expr_depths(128, 64);
         // Rhai's default is 8 in debug builds; strategies nest closures deeper than that.
-        engine.set_max_call_levels(128);
+        engine.set_max_call_levels(MAX_CALL_LEVELS);
+        // Rhai leaves data sizes unlimited: a runaway recipe would grow until the process dies.
+        engine.set_max_string_size(MAX_STRING_SIZE);
+        engine.set_max_array_size(MAX_ARRAY_SIZE);
+        engine.set_max_map_size(MAX_MAP_SIZE);
         engine.set_module_resolver(resolver::Resolver::new(sources.clone(), evaluate_imports));
         let cancel = ctx.cancel.clone();
         engine.on_progress(move |_| cancel.is_cancelled().then(|| "interrupted".into()));
@@ -81,6 +95,7 @@ impl Galley {
         })?;
         ast.set_source(key.as_str());
         self.sources.add_closures(&key, &ast);
+        resolver::literal_imports(&ast).map_err(|e| self.report(&e, &key, None))?;
         Ok(Recipe { ast, key })
     }
 

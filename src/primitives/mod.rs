@@ -13,6 +13,7 @@ pub mod nginx;
 pub mod options;
 pub mod process;
 pub mod ssh;
+pub mod validate;
 pub mod values;
 
 use std::sync::Arc;
