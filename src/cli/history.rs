@@ -178,6 +178,13 @@ pub fn rollback(app: &str, to: Option<&str>, output: OutputMode) -> i32 {
 }
 
 pub fn unlock(app: &str) -> i32 {
+    if let Err(failure) = crate::primitives::validate::safe_name("app name", app) {
+        return usage(Report::plain(
+            failure.code(),
+            failure.to_string(),
+            failure.help(),
+        ));
+    }
     let path = journal::state_dir()
         .join("locks")
         .join(format!("{app}.lock"));

@@ -4,6 +4,7 @@
 //! docs/safety.md lists the rules.
 
 use crate::exec::output::escape_control;
+use crate::exec::{Action, Command};
 use crate::report::Failure;
 
 /// Longest value shown in a report; the rest is elided.
@@ -278,6 +279,39 @@ pub fn no_nul(what: &str, value: &str) -> Result<(), Failure> {
         value,
         "no NUL byte (\\0): a program's arguments and environment end at the first one",
     )
+}
+
+/// A command about to run on a host: environment names follow `env_key` (over ssh they are
+/// words given to `env`, where `-S...` would be an option), and no argument, variable or
+/// directory holds a NUL byte.
+pub fn command(cmd: &Command) -> Result<(), Failure> {
+    for (key, value) in &cmd.env {
+        env_key(key)?;
+        no_nul("environment value", value)?;
+    }
+    for arg in &cmd.argv {
+        no_nul("command argument", arg)?;
+    }
+    if let Some(dir) = &cmd.dir {
+        no_nul("working directory", dir)?;
+    }
+    Ok(())
+}
+
+/// The paths of a file action: no NUL byte (the file system would cut the path there).
+pub fn action_paths(action: &Action) -> Result<(), Failure> {
+    let paths: Vec<&String> = match action {
+        Action::Run(cmd) | Action::Start { command: cmd, .. } => return command(cmd),
+        Action::Write { path, .. } | Action::Mkdir { path } | Action::Remove { path } => {
+            vec![path]
+        }
+        Action::Symlink { target, link } => vec![target, link],
+        Action::Upload { local, remote } | Action::Download { remote, local } => {
+            vec![local, remote]
+        }
+        _ => Vec::new(),
+    };
+    paths.into_iter().try_for_each(|p| no_nul("path", p))
 }
 
 #[cfg(test)]

@@ -9,6 +9,8 @@ use std::process::Command;
 use globset::GlobMatcher;
 use serde::{Deserialize, Serialize};
 
+use crate::primitives::validate;
+
 /// What the watcher remembers per branch.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct Seen {
@@ -99,7 +101,9 @@ impl Poller {
         std::fs::rename(&tmp, self.dir.join("state.json")).map_err(|e| e.to_string())
     }
 
-    /// The matching branches and their head commits, from `git ls-remote`.
+    /// The matching branches and their head commits, from `git ls-remote`. A branch whose
+    /// name could act as an option (`--orphan=x`) or forge a line, or a head that is not a
+    /// sha, is never passed on: a remote's names are input like any other.
     fn heads(&self) -> Result<Vec<(String, String)>, String> {
         let out = git(&["ls-remote", "--heads", &self.remote])?;
         Ok(out
@@ -107,8 +111,10 @@ impl Poller {
             .filter_map(|l| {
                 let (sha, name) = l.split_once('\t')?;
                 let branch = name.strip_prefix("refs/heads/")?;
-                self.branch
-                    .is_match(branch)
+                let usable = validate::git_branch(branch).is_ok()
+                    && sha.len() >= 40
+                    && sha.chars().all(|c| c.is_ascii_hexdigit());
+                (usable && self.branch.is_match(branch))
                     .then(|| (branch.to_string(), sha.to_string()))
             })
             .collect())

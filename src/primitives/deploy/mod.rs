@@ -59,6 +59,8 @@ fn run(ctx: &Ctx, call: &NativeCallContext, opts: Map, body: FnPtr) -> RhaiResul
             }
             .into_rhai()
         })?;
+    // The app names its lock file and its journal entries.
+    super::validate::safe_name("app name", &app).map_err(Failure::into_rhai)?;
     let hosts = hosts_of(&opts).map_err(Failure::into_rhai)?;
     let text = |key: &str| opts.string(key).ok().flatten();
     let mut locked: Vec<&Host> = Vec::new();
