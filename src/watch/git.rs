@@ -178,3 +178,40 @@ fn fnv(text: &str) -> u64 {
         (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(dir: &std::path::Path, args: &[&str]) {
+        let ok = Command::new("git")
+            .current_dir(dir)
+            .args(["-c", "user.name=t", "-c", "user.email=t@t"])
+            .args(args)
+            .status()
+            .expect("git runs")
+            .success();
+        assert!(ok, "git {args:?}");
+    }
+
+    #[test]
+    fn a_remote_branch_named_like_an_option_is_never_passed_on() {
+        let tmp = tempfile::tempdir().unwrap();
+        let repo = tmp.path().join("origin");
+        std::fs::create_dir_all(&repo).unwrap();
+        run(&repo, &["init", "-q", "-b", "main"]);
+        run(&repo, &["commit", "-q", "--allow-empty", "-m", "one"]);
+        // git's porcelain refuses this name, but a remote can hold it.
+        run(&repo, &["update-ref", "refs/heads/--orphan=x", "HEAD"]);
+        let mut poller =
+            Poller::new(&repo.to_string_lossy(), "*", &[], tmp.path().join("state")).unwrap();
+        let heads = poller.heads().unwrap();
+        assert_eq!(
+            heads.iter().map(|(b, _)| b.as_str()).collect::<Vec<_>>(),
+            ["main"]
+        );
+        // The first poll records the baselines; only `main` is there.
+        assert!(poller.poll(true).unwrap().is_none());
+        assert_eq!(poller.seen.keys().collect::<Vec<_>>(), ["main"]);
+    }
+}

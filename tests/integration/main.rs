@@ -10,6 +10,7 @@ mod dry_run;
 mod fanout;
 mod git;
 mod health;
+mod hostile;
 mod interrupt;
 mod process;
 mod reports;
