@@ -149,6 +149,14 @@ pub fn execute(
     sources = galley.sources.files();
     let recipe = match recipe {
         Ok(r) => r,
+        Err(report) if cancel.is_cancelled() => {
+            print_report(&report, mode, &masker);
+            return Ended {
+                code: EXIT_INTERRUPTED,
+                sources,
+                watch: Vec::new(),
+            };
+        }
         Err(report) => return usage(report, sources),
     };
     if let Some(task) = &args.task {

@@ -1,6 +1,7 @@
 //! Builds the Rhai engine for a run: limits, cancellation, import resolution and every primitive.
 
 pub mod check;
+pub mod compile;
 pub mod resolver;
 pub mod stdlib;
 
@@ -31,6 +32,8 @@ pub struct Galley {
     pub engine: Engine,
     pub sources: Sources,
     pub max_operations: u64,
+    /// Ctrl-C or SIGTERM: also stops a long compile.
+    cancel: tokio_util::sync::CancellationToken,
 }
 
 /// A compiled recipe.
@@ -66,6 +69,7 @@ impl Galley {
             engine,
             sources,
             max_operations,
+            cancel: ctx.cancel.clone(),
         }
     }
 
@@ -89,7 +93,15 @@ impl Galley {
             .to_string_lossy()
             .into_owned();
         self.sources.add(&key, &path.to_string_lossy(), &text);
-        let mut ast = self.engine.compile(&text).map_err(|e| {
+        let cancelled = || self.cancel.is_cancelled();
+        let compiled = compile::compile(&self.engine, &text, &cancelled).ok_or_else(|| {
+            Report::plain(
+                "galley::interrupted",
+                "interrupted while compiling the recipe",
+                "nothing ran; run the recipe again",
+            )
+        })?;
+        let mut ast = compiled.map_err(|e| {
             let err: Box<rhai::EvalAltResult> = e.into();
             self.report(&err, &key, None)
         })?;

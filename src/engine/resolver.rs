@@ -202,7 +202,9 @@ impl ModuleResolver for Resolver {
         self.sources.add(&key, &name, &text);
         let in_module =
             |e: Box<EvalAltResult>| Box::new(EvalAltResult::ErrorInModule(key.clone(), e, pos));
-        let mut ast = engine.compile(&text).map_err(|e| in_module(e.into()))?;
+        let mut ast = super::compile::compile(engine, &text, &|| false)
+            .ok_or_else(|| Box::new(EvalAltResult::ErrorTerminated(Dynamic::UNIT, pos)))?
+            .map_err(|e| in_module(e.into()))?;
         ast.set_source(key.as_str());
         self.sources.add_closures(&key, &ast);
         literal_imports(&ast).map_err(in_module)?;
