@@ -83,12 +83,10 @@ fn chunks(text: &str) -> Vec<(usize, &str)> {
         }
         match mode {
             Mode::Code => match b {
-                b'\n' => {
-                    if open.is_empty() && last == b';' && i + 1 - start >= CHUNK {
-                        pieces.push((start_line, &text[start..i + 1]));
-                        start = i + 1;
-                        start_line = line;
-                    }
+                b'\n' if open.is_empty() && last == b';' && i + 1 - start >= CHUNK => {
+                    pieces.push((start_line, &text[start..i + 1]));
+                    start = i + 1;
+                    start_line = line;
                 }
                 // A comment may be a doc comment that belongs to what follows: no cut after it.
                 b'/' if next == b'/' => {
@@ -118,9 +116,10 @@ fn chunks(text: &str) -> Vec<(usize, &str)> {
                     open.pop();
                 }
                 b'}' => {
-                    if open.pop() == Some(Open::Interpolation) {
-                        mode = Mode::Backtick;
-                    }
+                    mode = match open.pop() {
+                        Some(Open::Interpolation) => Mode::Backtick,
+                        _ => mode,
+                    };
                 }
                 _ => {}
             },
