@@ -625,3 +625,58 @@ fn a_kept_connection_is_refused_once_its_known_hosts_entry_is_replaced_or_remove
     std::fs::write(&known, entry(&fleet.hosts[0].host_key_pub)).unwrap();
     connects(run(&sb));
 }
+
+// ---------------------------------------------------------------------------------------------
+// Large recipes: compiled in time linear in their size, and a compile can be interrupted
+
+/// `n` lines of `let vI = I;`, about 22 bytes each.
+fn let_lines(n: usize) -> String {
+    (0..n).map(|i| format!("let v{i} = {i};\n")).collect()
+}
+
+#[test]
+fn a_ten_megabyte_recipe_of_let_lines_compiles_and_runs() {
+    let sb = Sandbox::new();
+    let mut text = let_lines(470_000);
+    text.push_str("print(`last=${v469999 + v0}`);\n");
+    assert!(text.len() > 10_000_000);
+    sb.write("big.rhai", &text);
+    sb.run(&["check", "big.rhai"]).expect_code(0);
+    let run = sb
+        .run(&["run", "big.rhai", "--output", "plain"])
+        .expect_code(0);
+    assert_eq!(value_of(&run.stdout, "last"), "469999");
+}
+
+#[test]
+fn sigterm_during_a_long_compile_exits_130() {
+    let sb = Sandbox::new();
+    let path = sb.write("big.rhai", &let_lines(470_000));
+    let size = std::fs::metadata(&path).unwrap().len();
+    let child = sb
+        .galley()
+        .args(["run", "big.rhai", "--output", "plain"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    // Once the whole file has been read, galley is compiling it.
+    crate::support::wait_until("galley to read the recipe", Duration::from_secs(60), || {
+        std::fs::read_to_string(format!("/proc/{pid}/io"))
+            .ok()
+            .and_then(|io| {
+                io.lines()
+                    .find_map(|l| l.strip_prefix("rchar: ").map(|n| n.trim().parse::<u64>()))
+            })
+            .and_then(Result::ok)
+            .is_some_and(|read| read >= size)
+    });
+    let _ = std::process::Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status();
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(130), "{stderr}");
+    assert!(stderr.contains("interrupted while compiling"), "{stderr}");
+}

@@ -8,6 +8,7 @@ mod cli;
 mod docker;
 mod dry_run;
 mod fanout;
+mod fuzz;
 mod git;
 mod health;
 mod hostile;
