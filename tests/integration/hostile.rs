@@ -282,6 +282,10 @@ fn app_and_service_names_that_climb_out_are_refused_and_nothing_is_written_outsi
             "app name",
         ),
         (
+            "import \"galley/releases\" as r;\nr::deploy(#{ app: \"web\", host: local(), root: \"rel\", id: \"../../x\", fetch: |d| log(\"ran\"), restart: |d| log(\"ran\") });",
+            "release id",
+        ),
+        (
             "local().process(\"../../svc\", #{ cmd: [\"sleep\", \"60\"] }).start();",
             "service name",
         ),

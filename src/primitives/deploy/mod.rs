@@ -61,6 +61,10 @@ fn run(ctx: &Ctx, call: &NativeCallContext, opts: Map, body: FnPtr) -> RhaiResul
         })?;
     // The app names its lock file and its journal entries.
     super::validate::safe_name("app name", &app).map_err(Failure::into_rhai)?;
+    // The release id names the release's folder (galley/releases).
+    if let Some(release) = opts.string("release").map_err(Failure::into_rhai)? {
+        super::validate::safe_name("release id", &release).map_err(Failure::into_rhai)?;
+    }
     let hosts = hosts_of(&opts).map_err(Failure::into_rhai)?;
     let text = |key: &str| opts.string(key).ok().flatten();
     let mut locked: Vec<&Host> = Vec::new();
