@@ -304,9 +304,9 @@ fn app_and_service_names_that_climb_out_are_refused_and_nothing_is_written_outsi
                 .output()
                 .unwrap(),
         );
+        assert!(!run.stdout.contains("ran"), "the body ran:\n{}", run.stdout);
         let report = refused(run, 1, "galley::invalid_value");
         assert!(report.contains(what), "{report}");
-        assert!(!report.contains("ran"), "{report}");
     }
     for leftover in [
         "x.lock",
