@@ -94,13 +94,8 @@ impl Galley {
             .into_owned();
         self.sources.add(&key, &path.to_string_lossy(), &text);
         let cancelled = || self.cancel.is_cancelled();
-        let compiled = compile::compile(&self.engine, &text, &cancelled).ok_or_else(|| {
-            Report::plain(
-                "galley::interrupted",
-                "interrupted while compiling the recipe",
-                "nothing ran; run the recipe again",
-            )
-        })?;
+        let compiled =
+            compile::compile(&self.engine, &text, &cancelled).ok_or_else(interrupted_compile)?;
         let mut ast = compiled.map_err(|e| {
             let err: Box<rhai::EvalAltResult> = e.into();
             self.report(&err, &key, None)
@@ -124,6 +119,15 @@ impl Galley {
             },
         )
     }
+}
+
+/// The report for a compile stopped by Ctrl-C or SIGTERM.
+pub fn interrupted_compile() -> Report {
+    Report::plain(
+        "galley::interrupted",
+        "interrupted while compiling the recipe",
+        "nothing ran; run the recipe again",
+    )
 }
 
 /// The tasks of a recipe: its public top-level functions with their doc comments.
