@@ -6,6 +6,7 @@
 pub mod cli;
 pub mod engine;
 pub mod exec;
+pub mod libs;
 pub mod primitives;
 pub mod report;
 pub mod watch;

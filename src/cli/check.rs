@@ -2,17 +2,20 @@
 
 use std::path::PathBuf;
 
-use super::{inspecting, print_report, EXIT_OK, EXIT_USAGE};
+use super::{inspecting, print_report, run::libraries_in_sync, EXIT_OK, EXIT_USAGE};
 use crate::engine::check::{check_imports, unknown_calls};
 use crate::engine::Galley;
 use crate::exec::OutputMode;
 
-pub fn check(files: &[PathBuf], mode: OutputMode) -> i32 {
+pub fn check(files: &[PathBuf], locked: bool, mode: OutputMode) -> i32 {
     let (ctx, _runtime) = inspecting(mode);
     let mut problems = 0;
     for file in files {
         let galley = Galley::inspecting(&ctx);
         let mut reports = Vec::new();
+        if let Err(report) = libraries_in_sync(file, locked) {
+            reports.push(report);
+        }
         match galley.compile(file) {
             Err(report) => reports.push(report),
             Ok(recipe) => {

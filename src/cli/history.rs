@@ -1,6 +1,6 @@
 //! `galley history`, `galley rollback` and `galley unlock`: the deploy journal and locks.
 
-use super::{print_report, RunArgs, EXIT_FAILED, EXIT_OK, EXIT_USAGE};
+use super::{print_report, RunArgs, EXIT_OK, EXIT_USAGE};
 use crate::exec::output::escape_control;
 use crate::exec::{Masker, OutputMode};
 use crate::primitives::deploy::journal::{self, Record};
@@ -172,38 +172,8 @@ pub fn rollback(app: &str, to: Option<&str>, output: OutputMode) -> i32 {
         max_operations: crate::engine::DEFAULT_MAX_OPERATIONS,
         max_parallel: 16,
         force_unlock: false,
+        locked: super::LockedArg { locked: false },
         output: super::OutputArgs { output },
     };
     super::run::run(args)
-}
-
-pub fn unlock(app: &str) -> i32 {
-    if let Err(failure) = crate::primitives::validate::safe_name("app name", app) {
-        return usage(Report::plain(
-            failure.code(),
-            failure.to_string(),
-            failure.help(),
-        ));
-    }
-    let path = journal::state_dir()
-        .join("locks")
-        .join(format!("{app}.lock"));
-    match std::fs::read_to_string(&path) {
-        Ok(holder) => {
-            if let Err(e) = std::fs::remove_file(&path) {
-                eprintln!("cannot remove {}: {e}", path.display());
-                return EXIT_FAILED;
-            }
-            println!("removed the lock of {app}, held by:\n{holder}");
-            EXIT_OK
-        }
-        Err(_) => {
-            println!(
-                "{app} is not locked on this machine ({} does not exist); a lock on an ssh host \
-                 is cleared by `galley run --force-unlock ...`",
-                path.display()
-            );
-            EXIT_OK
-        }
-    }
 }

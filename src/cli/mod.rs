@@ -5,8 +5,11 @@ mod check;
 mod disconnect;
 mod docs;
 mod history;
+mod init;
 mod list;
+mod lock;
 mod run;
+mod unlock;
 mod watch;
 
 use std::path::PathBuf;
@@ -38,7 +41,8 @@ galley run deploy.rhai deploy --set branch=main   then call its `deploy` task\n 
 galley run deploy.rhai --dry-run             print every action, change nothing\n  \
 galley check deploy.rhai                     find syntax errors and unknown functions\n  \
 galley list deploy.rhai                      show the recipe's tasks\n  \
-galley disconnect                            close kept-open SSH connections\n\n\
+galley disconnect                            close kept-open SSH connections\n  \
+galley lock                                  pin the libraries of galley.toml in galley.lock\n\n\
 Exit codes: 0 ok, 1 the recipe failed, 2 usage or parse error, 130 interrupted."
 )]
 struct Cli {
@@ -64,6 +68,8 @@ modules are loaded for their functions only. Exit code 2 when a problem is found
         /// Recipe files to check.
         #[arg(required = true)]
         files: Vec<PathBuf>,
+        #[command(flatten)]
+        locked: LockedArg,
         #[command(flatten)]
         output: OutputArgs,
     },
@@ -135,11 +141,93 @@ matching path runs the recipe with params.branch, params.sha and params.changed 
 Deploys run one at a time; a failed one is not retried until a newer commit arrives; what was \
 deployed is kept in $GALLEY_STATE_DIR/watch/ across restarts.")]
     Watch(WatchArgs),
-    /// Remove a deploy lock that a killed deploy left on this machine.
-    Unlock {
-        /// The app whose lock to remove.
-        app: String,
+    /// Remove a deploy lock that a killed deploy left, on this machine or on an ssh host.
+    #[command(after_help = "Examples:\n  galley unlock web\n  \
+galley unlock web --host deploy@web1.example.com --identity ~/.ssh/deploy\n\n\
+A deploy that was killed leaves its lock behind, and the next deploy says so (\"stale lock\"). \
+Locks live in Galley's state folder on each host ($XDG_STATE_HOME/galley, or the `state_dir` \
+given to ssh::connect: pass the same with --state-dir).")]
+    Unlock(UnlockArgs),
+    /// Pin the libraries of galley.toml that galley.lock lacks to a commit and a hash.
+    #[command(after_help = LIBRARIES_HELP)]
+    Lock {
+        #[command(flatten)]
+        locked: LockedArg,
+        #[command(flatten)]
+        offline: OfflineArg,
     },
+    /// Lock what each library's rev names now (or only NAME's); lists the commits in between.
+    #[command(after_help = LIBRARIES_HELP)]
+    Update {
+        /// Only this library.
+        name: Option<String>,
+        #[command(flatten)]
+        offline: OfflineArg,
+    },
+    /// Fill the library cache from galley.lock (for CI and offline runs); refuses moved tags.
+    #[command(after_help = LIBRARIES_HELP)]
+    Fetch {
+        #[command(flatten)]
+        locked: LockedArg,
+        #[command(flatten)]
+        offline: OfflineArg,
+    },
+    /// Write the skeleton of a shared recipe library (lib.rhai, README.md, test.rhai).
+    #[command(
+        after_help = "Example:\n  galley init --lib team-recipes\n\nExisting files are \
+never overwritten: galley init refuses and writes nothing. docs/libraries.md says how to \
+version and use a library."
+    )]
+    Init {
+        /// Write a shared recipe library.
+        #[arg(long, required = true)]
+        lib: bool,
+        /// The folder to write into (created if missing).
+        #[arg(default_value = ".")]
+        dir: PathBuf,
+    },
+}
+
+const LIBRARIES_HELP: &str =
+    "Examples:\n  galley lock              pin new libraries of galley.toml\n  \
+galley update team       move `team` to what its rev names now, listing the commits\n  \
+galley fetch --locked    in CI: fill the cache, fail if galley.toml and galley.lock disagree\n\n\
+`galley run`, `check` and `watch` never use the network: they read galley.lock and the cache \
+(${GALLEY_CACHE:-$XDG_CACHE_HOME/galley}, else ~/.cache/galley) and verify each library's hash. \
+git runs with your ssh keys, ~/.ssh/config and credential helpers. See docs/libraries.md.";
+
+#[derive(Args, Clone)]
+struct LockedArg {
+    /// Fail when galley.toml and galley.lock disagree instead of changing the lock (the default when CI=true).
+    #[arg(long)]
+    locked: bool,
+}
+
+#[derive(Args, Clone)]
+struct OfflineArg {
+    /// Use only what the cache's mirrors already have; never reach a repository.
+    #[arg(long)]
+    offline: bool,
+}
+
+#[derive(Args)]
+struct UnlockArgs {
+    /// The app whose lock to remove.
+    app: String,
+    /// The ssh host (user@host:port) whose lock to remove, instead of this machine's.
+    #[arg(long, value_name = "DEST")]
+    host: Option<String>,
+    /// The private key for --host.
+    #[arg(long, value_name = "FILE", requires = "host")]
+    identity: Option<String>,
+    /// The known_hosts file for --host.
+    #[arg(long, value_name = "FILE", requires = "host")]
+    known_hosts_file: Option<String>,
+    /// Galley's state folder on --host, when the deploys there gave ssh::connect a `state_dir`.
+    #[arg(long, value_name = "DIR", requires = "host")]
+    state_dir: Option<String>,
+    #[command(flatten)]
+    output: OutputArgs,
 }
 
 #[derive(Args, Clone)]
@@ -173,6 +261,8 @@ struct RunArgs {
     /// Take deploy locks even if another deploy holds them (after a crash left one behind).
     #[arg(long)]
     force_unlock: bool,
+    #[command(flatten)]
+    locked: LockedArg,
     #[command(flatten)]
     output: OutputArgs,
 }
@@ -250,7 +340,11 @@ pub fn main() -> i32 {
     };
     match cli.command {
         Commands::Run(args) => run::run(args),
-        Commands::Check { files, output } => check::check(&files, output.output),
+        Commands::Check {
+            files,
+            locked,
+            output,
+        } => check::check(&files, locked.locked, output.output),
         Commands::List { file, output } => list::list(&file, output.output),
         Commands::Docs { filter } => docs::docs(filter.as_deref()),
         Commands::Disconnect => disconnect::disconnect(),
@@ -258,7 +352,17 @@ pub fn main() -> i32 {
         Commands::Rollback { app, to, output } => {
             history::rollback(&app, to.as_deref(), output.output)
         }
-        Commands::Unlock { app } => history::unlock(&app),
+        Commands::Unlock(args) => unlock::unlock(args),
         Commands::Watch(args) => watch::watch(args),
+        Commands::Lock { locked, offline } => lock::lock(lock::Mode {
+            locked: crate::libs::locked_mode(locked.locked),
+            offline: offline.offline,
+        }),
+        Commands::Update { name, offline } => lock::update(name.as_deref(), offline.offline),
+        Commands::Fetch { locked, offline } => lock::fetch(lock::Mode {
+            locked: crate::libs::locked_mode(locked.locked),
+            offline: offline.offline,
+        }),
+        Commands::Init { lib: _, dir } => init::init(&dir, init::Kind::Library),
     }
 }

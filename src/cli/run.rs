@@ -97,6 +97,22 @@ fn compile_or_cancel(
     }
 }
 
+/// With `--locked` (or CI=true): a report unless the recipe's galley.toml and galley.lock agree.
+pub fn libraries_in_sync(recipe: &std::path::Path, locked: bool) -> Result<(), Report> {
+    if !crate::libs::locked_mode(locked) {
+        return Ok(());
+    }
+    let dir = std::path::absolute(recipe)
+        .ok()
+        .and_then(|p| p.parent().map(std::path::Path::to_path_buf))
+        .unwrap_or_default();
+    match crate::libs::Project::find(&dir) {
+        Ok(Some(project)) => project.require_in_sync().map_err(|e| e.report()),
+        Ok(None) => Ok(()),
+        Err(e) => Err(e.report()),
+    }
+}
+
 /// How a run ended.
 pub struct Ended {
     pub code: i32,
@@ -142,6 +158,9 @@ pub fn execute(
         },
         None => SecretsFile::default(),
     };
+    if let Err(report) = libraries_in_sync(&args.file, args.locked.locked) {
+        return usage(report, sources);
+    }
     let declared = watch.unwrap_or_default();
     let ctx = Arc::new(Ctx {
         printer: Printer::new(mode, masker.clone()),
@@ -162,6 +181,7 @@ pub fn execute(
                 .map(|(k, v)| (k.trim().to_string(), v.to_string()))
                 .collect(),
             force_unlock: args.force_unlock,
+            libraries: Default::default(),
         },
         runtime: runtime.clone(),
     });

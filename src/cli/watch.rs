@@ -206,7 +206,10 @@ fn watch_files(
     let recipe = std::path::absolute(&args.run.file).unwrap_or_else(|_| args.run.file.clone());
     let mut watched: BTreeSet<(PathBuf, bool)> = BTreeSet::new();
     let mut shown: Vec<String> = Vec::new();
+    // A change to the project's galley.toml or galley.lock reloads the libraries too.
+    let project = crate::libs::project_files(recipe.parent().unwrap_or(Path::new(".")));
     let mut sources: Vec<String> = vec![recipe.to_string_lossy().into_owned()];
+    sources.extend(project.iter().cloned());
     let mut declared: Vec<String> = Vec::new();
     // Watches what the last run showed it depends on; rebuilds the rules.
     let mut rewatch = |declared: &[String],
@@ -342,6 +345,7 @@ fn watch_files(
                 if sources.is_empty() {
                     sources.push(recipe.to_string_lossy().into_owned());
                 }
+                sources.extend(project.iter().cloned());
                 declared = ended.watch.clone();
                 match rewatch(&declared, &sources, &mut watched, &mut shown) {
                     Ok(f) => filter = f,

@@ -49,7 +49,11 @@ pub fn unknown_calls(galley: &Galley, recipe: &Recipe) -> Vec<Report> {
         let (full, candidates) = if namespace.is_empty() {
             (name.clone(), names.clone())
         } else if let Some(fns) = modules.get(&namespace) {
-            (name.clone(), fns.clone())
+            match fns {
+                Some(fns) => (name.clone(), fns.clone()),
+                // The import itself failed, and is reported: its calls cannot be checked.
+                None => return true,
+            }
         } else {
             let full = format!("{namespace}::{name}");
             (
@@ -75,9 +79,9 @@ pub fn unknown_calls(galley: &Galley, recipe: &Recipe) -> Vec<Report> {
     reports
 }
 
-/// The functions of each imported module, by alias; an import that fails is reported by `check`
-/// when it evaluates the imports, so it is skipped here.
-fn imported_functions(galley: &Galley, recipe: &Recipe) -> HashMap<String, Vec<String>> {
+/// The functions of each imported module, by alias; `None` for an import that fails (`check`
+/// reports it when it evaluates the imports).
+fn imported_functions(galley: &Galley, recipe: &Recipe) -> HashMap<String, Option<Vec<String>>> {
     let mut found = HashMap::new();
     for stmt in recipe.ast.statements() {
         let Stmt::Import(import, _) = stmt else {
@@ -91,18 +95,21 @@ fn imported_functions(galley: &Galley, recipe: &Recipe) -> HashMap<String, Vec<S
             continue;
         };
         let resolver = galley.engine.module_resolver();
-        if let Ok(module) = resolver.resolve(
-            &galley.engine,
-            Some(&recipe.key),
-            &path,
-            rhai::Position::NONE,
-        ) {
-            let fns = module
-                .gen_fn_signatures_with_mapper(|s| s.into())
-                .map(|s| s.split('(').next().unwrap_or_default().trim().to_string())
-                .collect();
-            found.insert(alias.name.to_string(), fns);
-        }
+        let fns = resolver
+            .resolve(
+                &galley.engine,
+                Some(&recipe.key),
+                &path,
+                rhai::Position::NONE,
+            )
+            .ok()
+            .map(|module| {
+                module
+                    .gen_fn_signatures_with_mapper(|s| s.into())
+                    .map(|s| s.split('(').next().unwrap_or_default().trim().to_string())
+                    .collect()
+            });
+        found.insert(alias.name.to_string(), fns);
     }
     found
 }

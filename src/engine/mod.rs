@@ -61,9 +61,14 @@ impl Galley {
         engine.set_max_string_size(MAX_STRING_SIZE);
         engine.set_max_array_size(MAX_ARRAY_SIZE);
         engine.set_max_map_size(MAX_MAP_SIZE);
-        engine.set_module_resolver(resolver::Resolver::new(sources.clone(), evaluate_imports));
+        engine.set_module_resolver(resolver::Resolver::new(
+            sources.clone(),
+            evaluate_imports,
+            ctx.run.libraries.clone(),
+        ));
         let cancel = ctx.cancel.clone();
         engine.on_progress(move |_| cancel.is_cancelled().then(|| "interrupted".into()));
+        share_global_constants(&mut engine);
         primitives::register_all(&mut engine, ctx, inputs);
         Galley {
             engine,
@@ -128,6 +133,43 @@ pub fn interrupted_compile() -> Report {
         "interrupted while compiling the recipe",
         "nothing ran; run the recipe again",
     )
+}
+
+/// The global constants (`global::NAME`) that the recipe and every module it imports share.
+type Constants =
+    Arc<std::sync::RwLock<std::collections::BTreeMap<rhai::ImmutableString, rhai::Dynamic>>>;
+
+/// Makes the recipe's `const`s visible as `global::NAME` in every function, also when a module
+/// (the stdlib's strategies) calls back into a closure or function of the recipe. Rhai gives each
+/// module the constants that were current when it was evaluated and swaps them in for the
+/// module's functions, so a callback from a module would see the module's (none) instead. Here
+/// one map serves the whole run: each top-level variable definition — in the recipe, and in each
+/// module (the resolver ends every module with one, see `resolver::MODULE_END`) — installs it,
+/// so modules capture it, and the recipe's later `const`s land in it.
+fn share_global_constants(engine: &mut Engine) {
+    let shared: Constants = Arc::default();
+    // Marked volatile (not deprecated) by Rhai.
+    #[allow(deprecated)]
+    engine.on_def_var(move |is_runtime, info, mut context| {
+        if !is_runtime || info.nesting_level() > 0 {
+            return Ok(true);
+        }
+        let global = context.global_runtime_state_mut();
+        if global
+            .constants
+            .as_ref()
+            .is_some_and(|c| Arc::ptr_eq(c, &shared))
+        {
+            return Ok(true);
+        }
+        if let Some(earlier) = global.constants.take() {
+            if let (Ok(earlier), Ok(mut all)) = (earlier.read(), shared.write()) {
+                all.extend(earlier.iter().map(|(k, v)| (k.clone(), v.clone())));
+            }
+        }
+        global.constants = Some(shared.clone());
+        Ok(true)
+    });
 }
 
 /// The tasks of a recipe: its public top-level functions with their doc comments.

@@ -1,5 +1,6 @@
 //! Resolves `import` paths: `galley/NAME` from the embedded stdlib, other paths relative to the
-//! importing file, then in each folder of `GALLEY_PATH`. Records every source for reports.
+//! importing file, then in each folder of `GALLEY_PATH`; a path whose first segment names a
+//! library in `galley.toml` comes from the verified library cache. Records every source for reports.
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -19,6 +20,11 @@ pub fn stdlib_key(name: &str) -> String {
     format!("galley/{name}")
 }
 
+/// Appended to every module's text so that its top level defines at least one variable, which
+/// gives it the run's shared global constants (see `engine::share_global_constants`). One line
+/// at the end, so positions in the module are unchanged.
+pub const MODULE_END: &str = "\nlet __galley_module_end__ = ();\n";
+
 /// Import resolution for one run.
 pub struct Resolver {
     sources: Sources,
@@ -26,11 +32,13 @@ pub struct Resolver {
     /// Evaluate module top-level code (a run) or only collect functions (`galley check`).
     evaluate: bool,
     cache: Mutex<HashMap<String, SharedModule>>,
+    /// Imports of locked libraries (`team/rolling`).
+    libraries: crate::libs::Imports,
 }
 
 impl Resolver {
-    /// A resolver that records sources into `sources`.
-    pub fn new(sources: Sources, evaluate: bool) -> Self {
+    /// A resolver that records sources into `sources` and the libraries it loads into `used`.
+    pub fn new(sources: Sources, evaluate: bool, used: std::sync::Arc<Mutex<Vec<String>>>) -> Self {
         let search = std::env::var_os("GALLEY_PATH")
             .map(|p| std::env::split_paths(&p).collect())
             .unwrap_or_default();
@@ -39,6 +47,7 @@ impl Resolver {
             search,
             evaluate,
             cache: Mutex::default(),
+            libraries: crate::libs::Imports::new(used),
         }
     }
 
@@ -190,8 +199,12 @@ impl ModuleResolver for Resolver {
         path: &str,
         pos: Position,
     ) -> Result<SharedModule, Box<EvalAltResult>> {
-        let (key, name, text) = self
-            .locate(source, path)
+        let found = match self.libraries.locate(source, path) {
+            Ok(Some(found)) => Some(found),
+            Ok(None) => self.locate(source, path),
+            Err(e) => return Err(Failure::Library(e).into_rhai_at(pos)),
+        };
+        let (key, name, text) = found
             .ok_or_else(|| Box::new(EvalAltResult::ErrorModuleNotFound(path.to_string(), pos)))?;
         if let Some(module) = self.cache.lock().expect("cache lock").get(&key) {
             return Ok(module.clone());
@@ -202,7 +215,7 @@ impl ModuleResolver for Resolver {
         self.sources.add(&key, &name, &text);
         let in_module =
             |e: Box<EvalAltResult>| Box::new(EvalAltResult::ErrorInModule(key.clone(), e, pos));
-        let mut ast = super::compile::compile(engine, &text, &|| false)
+        let mut ast = super::compile::compile(engine, &format!("{text}{MODULE_END}"), &|| false)
             .ok_or_else(|| Box::new(EvalAltResult::ErrorTerminated(Dynamic::UNIT, pos)))?
             .map_err(|e| in_module(e.into()))?;
         ast.set_source(key.as_str());

@@ -46,6 +46,8 @@ pub struct RunInfo {
     pub params: Vec<(String, String)>,
     /// `--force-unlock`: take deploy locks even when another deploy holds them.
     pub force_unlock: bool,
+    /// The libraries the recipe loaded, as `team @ 3f2c9d0`.
+    pub libraries: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
 }
 
 impl Ctx {

@@ -1,6 +1,11 @@
 //! `parallel` and `rolling`: run a closure for every host (or any item) on threads of its own,
 //! each host going through its whole pipeline without waiting for the others, then print a
 //! summary table of who succeeded, how long it took and why it failed.
+//!
+//! Each item runs on its own deep copy of the closure and of everything it captures (see
+//! `detach`): Rhai keeps a captured variable in one locked cell, and two threads calling into the
+//! same cell is a data race. So a write to a captured variable inside an item is that item's own:
+//! other items and the code after the fan-out do not see it; results come back as return values.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -8,8 +13,9 @@ use std::time::{Duration, Instant};
 
 use rhai::{Array, Dynamic, EvalAltResult, FnPtr, Map, NativeCallContext};
 
+use super::at_call;
 use super::host::Host;
-use super::options::Opts;
+use super::options::{bad_value, Opts};
 use crate::exec::output::{Outcome, SummaryRow};
 use crate::exec::Ctx;
 use crate::report::Failure;
@@ -54,12 +60,53 @@ pub fn reason(err: &EvalAltResult) -> String {
     text.lines().next().unwrap_or_default().to_string()
 }
 
-/// Runs `f` for each of `items`, at most `limit` at a time, each on its own thread.
+/// A deep copy of `value` that shares no cell with the original: every captured (shared) value
+/// in it — inside arrays, maps and the captures of closures, at any depth — gets a cell of its own.
+pub fn detach(value: &Dynamic) -> Dynamic {
+    let shared = value.is_shared();
+    let inner = value.flatten_clone();
+    let copy = if inner.is_array() {
+        let items: Array = inner.cast::<Array>().iter().map(detach).collect();
+        Dynamic::from_array(items)
+    } else if inner.is_map() {
+        let map: Map = inner
+            .cast::<Map>()
+            .iter()
+            .map(|(k, v)| (k.clone(), detach(v)))
+            .collect();
+        Dynamic::from_map(map)
+    } else if inner.is_fnptr() {
+        Dynamic::from(detach_fn(&inner.cast::<FnPtr>()))
+    } else {
+        inner
+    };
+    if shared {
+        copy.into_shared()
+    } else {
+        copy
+    }
+}
+
+/// A closure whose captured variables are deep copies (see `detach`).
+pub fn detach_fn(f: &FnPtr) -> FnPtr {
+    let mut copy = f.clone();
+    let curry: Vec<Dynamic> = f.iter_curry().map(detach).collect();
+    copy.set_curry(curry);
+    copy
+}
+
+/// Runs `f` for each of `items`, at most `limit` at a time, each on its own thread and with its
+/// own copy of the closure and the item.
 fn run_all(call: &NativeCallContext, items: &[Dynamic], f: &FnPtr, limit: usize) -> Vec<Done> {
     // Marked volatile (not deprecated) by Rhai; it is the way to call a closure from other threads.
     #[allow(deprecated)]
     let store = call.store_data();
     let engine = call.engine();
+    // Copied here, before any thread starts, while nothing else touches the cells.
+    let work: Vec<(FnPtr, Dynamic)> = items
+        .iter()
+        .map(|item| (detach_fn(f), detach(item)))
+        .collect();
     let next = AtomicUsize::new(0);
     let done: Mutex<Vec<Option<Done>>> = Mutex::new(items.iter().map(|_| None).collect());
     std::thread::scope(|scope| {
@@ -69,7 +116,7 @@ fn run_all(call: &NativeCallContext, items: &[Dynamic], f: &FnPtr, limit: usize)
                 let context = store.create_context(engine);
                 loop {
                     let i = next.fetch_add(1, Ordering::SeqCst);
-                    let Some(item) = items.get(i) else { break };
+                    let Some((f, item)) = work.get(i) else { break };
                     let started = Instant::now();
                     let result = f.call_within_context::<Dynamic>(&context, (item.clone(),));
                     let took = started.elapsed();
@@ -85,15 +132,13 @@ fn run_all(call: &NativeCallContext, items: &[Dynamic], f: &FnPtr, limit: usize)
         .collect()
 }
 
-/// Prints the table and turns the results into the closure's values, or the first failure.
-fn finish(
+/// Prints the summary table; the values of the items that succeeded, and the failures by item.
+fn tally(
     ctx: &Ctx,
-    call: &NativeCallContext,
     title: &str,
     items: &[Dynamic],
     done: Vec<Option<Done>>,
-    tolerated: usize,
-) -> RhaiResult<Array> {
+) -> (Array, Vec<(String, Box<EvalAltResult>)>, bool) {
     let mut rows = Vec::new();
     let mut values = Array::new();
     let mut failures: Vec<(String, Box<EvalAltResult>)> = Vec::new();
@@ -143,8 +188,39 @@ fn finish(
     }
     ctx.printer.summary(title, &rows);
     let skipped = rows.iter().any(|r| r.outcome == Outcome::Skipped);
-    if failures.is_empty() || (failures.len() <= tolerated && !skipped) {
+    (values, failures, skipped)
+}
+
+/// Prints the table and turns the results into the closure's values or an error: the first
+/// failure when the fan-out stopped (more than `tolerated` failed), `Failure::Partial` when it
+/// went on past failures it tolerated — a run that left an item behind never ends as success.
+fn finish(
+    ctx: &Ctx,
+    call: &NativeCallContext,
+    title: &str,
+    items: &[Dynamic],
+    done: Vec<Option<Done>>,
+    tolerated: usize,
+) -> RhaiResult<Array> {
+    let (values, mut failures, skipped) = tally(ctx, title, items, done);
+    if failures.is_empty() {
         return Ok(values);
+    }
+    if failures.len() <= tolerated && !skipped {
+        let failed = failures
+            .iter()
+            .map(|(name, err)| (name.clone(), reason(err)))
+            .collect();
+        return Err(at_call(
+            call,
+            Failure::Partial {
+                what: title.to_string(),
+                failed,
+                total: items.len(),
+                tolerated,
+            }
+            .into_rhai(),
+        ));
     }
     let names: Vec<&str> = failures.iter().map(|(n, _)| n.as_str()).collect();
     let summary = format!(
@@ -153,14 +229,45 @@ fn finish(
         items.len(),
         names.join(", ")
     );
+    let listed = names.join(FAILED_SEPARATOR);
     let (name, err) = failures.swap_remove(0);
     // The first failure is the report; a frame names its item and how many others failed.
     Err(Box::new(EvalAltResult::ErrorInFunctionCall(
-        format!("{ITEM_FRAME}{name}{ITEM_FRAME}{summary}"),
+        format!("{ITEM_FRAME}{name}{ITEM_FRAME}{summary}{ITEM_FRAME}{listed}"),
         String::new(),
         err,
         call.call_position(),
     )))
+}
+
+/// Separates the failed items' names in the last part of an item frame.
+const FAILED_SEPARATOR: &str = "\u{1f}";
+
+/// The items a fan-out error names as failed (from its item frame or its `Failure::Partial`).
+pub fn failed_items(err: &EvalAltResult) -> Vec<String> {
+    let mut current = err;
+    loop {
+        match current {
+            EvalAltResult::ErrorInFunctionCall(name, _, inner, _) => {
+                if let Some(listed) = name
+                    .strip_prefix(ITEM_FRAME)
+                    .and_then(|rest| rest.split(ITEM_FRAME).nth(2))
+                {
+                    return listed.split(FAILED_SEPARATOR).map(str::to_string).collect();
+                }
+                current = inner;
+            }
+            EvalAltResult::ErrorRuntime(value, _) => {
+                return match value.clone().try_cast::<Failure>() {
+                    Some(Failure::Partial { failed, .. }) => {
+                        failed.into_iter().map(|(name, _)| name).collect()
+                    }
+                    _ => Vec::new(),
+                }
+            }
+            _ => return Vec::new(),
+        }
+    }
 }
 
 fn parallel(ctx: &Ctx, call: NativeCallContext, items: Array, f: FnPtr) -> RhaiResult<Array> {
@@ -175,6 +282,48 @@ fn parallel(ctx: &Ctx, call: NativeCallContext, items: Array, f: FnPtr) -> RhaiR
     )
 }
 
+/// How many failed items a rollout goes on past: `max_failures` as a count, or as a share of
+/// the items ("25%", rounded down).
+fn tolerance(opts: &Opts, total: usize) -> Result<usize, Failure> {
+    let Some(value) = opts.get("max_failures") else {
+        return Ok(0);
+    };
+    if let Ok(count) = value.as_int() {
+        return Ok(count.max(0) as usize);
+    }
+    let share = value
+        .clone()
+        .into_string()
+        .ok()
+        .and_then(|t| t.trim().strip_suffix('%').map(|p| p.trim().parse::<f64>()))
+        .and_then(Result::ok)
+        .filter(|p| (0.0..=100.0).contains(p));
+    match share {
+        Some(percent) => Ok((total as f64 * percent / 100.0).floor() as usize),
+        None => Err(bad_value(
+            "rolling",
+            "option `max_failures`",
+            "a count (1) or a share of the items (\"25%\")",
+            value,
+        )),
+    }
+}
+
+/// A closure option, if given.
+fn closure(opts: &Opts, key: &str) -> Result<Option<FnPtr>, Failure> {
+    match opts.get(key) {
+        None => Ok(None),
+        Some(v) => v.clone().try_cast::<FnPtr>().map(Some).ok_or_else(|| {
+            bad_value(
+                "rolling",
+                &format!("option `{key}`"),
+                "a closure taking the batch's items (|items| ...)",
+                v,
+            )
+        }),
+    }
+}
+
 fn rolling(
     ctx: &Ctx,
     call: NativeCallContext,
@@ -182,18 +331,20 @@ fn rolling(
     opts: Map,
     f: FnPtr,
 ) -> RhaiResult<Array> {
-    let opts =
-        Opts::new("rolling", opts, &["batch", "max_failures"]).map_err(Failure::into_rhai)?;
+    let opts = Opts::new(
+        "rolling",
+        opts,
+        &["batch", "max_failures", "before", "after"],
+    )
+    .map_err(Failure::into_rhai)?;
     let batch = opts
         .int("batch")
         .map_err(Failure::into_rhai)?
         .unwrap_or(1)
         .max(1) as usize;
-    let tolerated = opts
-        .int("max_failures")
-        .map_err(Failure::into_rhai)?
-        .unwrap_or(0)
-        .max(0) as usize;
+    let tolerated = tolerance(&opts, items.len()).map_err(Failure::into_rhai)?;
+    let before = closure(&opts, "before").map_err(Failure::into_rhai)?;
+    let after = closure(&opts, "after").map_err(Failure::into_rhai)?;
     let mut done: Vec<Option<Done>> = Vec::new();
     let mut failed = 0;
     for (n, chunk) in items.chunks(batch).enumerate() {
@@ -206,12 +357,40 @@ fn rolling(
             items.len().div_ceil(batch),
             chunk.iter().map(label).collect::<Vec<_>>().join(", ")
         ));
+        if let Some(before) = &before {
+            if let Err(err) = before.call_within_context::<Dynamic>(&call, (chunk.to_vec(),)) {
+                return stopped_by_hook(ctx, &items, done, err);
+            }
+        }
         let results = run_all(&call, chunk, &f, ctx.max_parallel.min(batch));
         failed += results.iter().filter(|d| d.result.is_err()).count();
+        let updated: Array = chunk
+            .iter()
+            .zip(&results)
+            .filter(|(_, d)| d.result.is_ok())
+            .map(|(item, _)| item.clone())
+            .collect();
         done.extend(results.into_iter().map(Some));
+        if let Some(after) = &after {
+            if let Err(err) = after.call_within_context::<Dynamic>(&call, (updated,)) {
+                return stopped_by_hook(ctx, &items, done, err);
+            }
+        }
     }
     done.resize_with(items.len(), || None);
     finish(ctx, &call, "rolling", &items, done, tolerated)
+}
+
+/// A `before`/`after` closure failed: the rollout stops there, with its table.
+fn stopped_by_hook(
+    ctx: &Ctx,
+    items: &[Dynamic],
+    mut done: Vec<Option<Done>>,
+    err: Box<EvalAltResult>,
+) -> RhaiResult<Array> {
+    done.resize_with(items.len(), || None);
+    tally(ctx, "rolling", items, done);
+    Err(err)
 }
 
 /// Registers `parallel` and `rolling`.

@@ -49,6 +49,9 @@ pub trait Transport: Send + Sync {
     }
     /// Creates `path` with `content` unless it exists (atomically: O_EXCL); false if it existed.
     fn create_new(&self, ctx: &Ctx, path: &str, content: &[u8]) -> Result<bool, Failure>;
+    /// Galley's state folder on the host (deploy locks, the host's journal): absolute, or
+    /// relative to the login folder.
+    fn state_dir(&self, ctx: &Ctx) -> Result<String, Failure>;
 }
 
 /// A machine that recipes act on.
@@ -185,6 +188,11 @@ impl Host {
     /// Whether this is the machine Galley runs on.
     pub fn is_local(&self) -> bool {
         self.transport.is_local()
+    }
+
+    /// Galley's state folder on the host.
+    pub fn state_dir(&self) -> Result<String, Failure> {
+        self.transport.state_dir(&self.ctx)
     }
 
     /// Writes a file atomically.

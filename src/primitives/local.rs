@@ -139,6 +139,12 @@ impl Transport for LocalTransport {
         true
     }
 
+    fn state_dir(&self, _ctx: &Ctx) -> Result<String, Failure> {
+        Ok(crate::primitives::deploy::journal::state_dir()
+            .to_string_lossy()
+            .into_owned())
+    }
+
     fn create_new(&self, _ctx: &Ctx, path: &str, content: &[u8]) -> Result<bool, Failure> {
         let err = |e| Self::io_error("create", path, e);
         let target = Path::new(path);

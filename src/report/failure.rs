@@ -140,6 +140,16 @@ pub enum Failure {
         cause: String,
         detail: Vec<String>,
     },
+    /// A library import that cannot be served from the lock and the cache.
+    Library(crate::libs::LibError),
+    /// A fan-out went on past failures it was told to tolerate: the run still did not succeed.
+    Partial {
+        what: String,
+        /// Each failed item and why.
+        failed: Vec<(String, String)>,
+        total: usize,
+        tolerated: usize,
+    },
     /// Anything else, with a hint.
     Other { message: String, help: String },
 }
@@ -207,6 +217,8 @@ impl Failure {
             Failure::Nginx { .. } => "galley::nginx",
             Failure::Locked { .. } => "galley::locked",
             Failure::RolledBack { .. } => "galley::rolled_back",
+            Failure::Library(e) => e.code,
+            Failure::Partial { .. } => "galley::partial",
             Failure::Other { .. } => "galley::error",
         }
     }
@@ -234,6 +246,7 @@ impl Failure {
             | Failure::Docker { help, .. }
             | Failure::Nginx { help, .. }
             | Failure::Other { help, .. } => help.clone(),
+            Failure::Library(e) => e.help.clone(),
             Failure::MissingSecret { name, .. } => format!(
                 "export {name}=... before running, or put `{name}=...` in a file passed with --secrets FILE"
             ),
@@ -248,7 +261,7 @@ impl Failure {
                 help
             }
             Failure::BadValue { expected, .. } => format!("pass {expected}"),
-            Failure::InvalidValue { what, rule, .. } => format!("the rule for a {what}: {rule}"),
+            Failure::InvalidValue { what, rule, .. } => format!("a valid {what}: {rule}"),
             Failure::ImportNotLiteral => {
                 "write the path as a string: import \"lib/tools\" as tools; (Galley resolves, checks and watches imports before running)".into()
             }
@@ -264,6 +277,7 @@ impl Failure {
                 }
             }
             Failure::RolledBack { .. } => "the old version is serving again; fix the new version (its failure is above) and deploy again".into(),
+            Failure::Partial { .. } => "the others were updated; the failed ones are as they were left (a strategy keeps them out of its upstream): fix them and deploy again".into(),
         }
     }
 
@@ -279,8 +293,18 @@ impl Failure {
             Failure::Docker { detail, .. } => tail_block("docker said", detail),
             Failure::Nginx { detail, .. } => tail_block("nginx said", detail),
             Failure::RolledBack { detail, .. } => detail.clone(),
+            Failure::Library(e) => e.details.clone(),
+            Failure::Partial { failed, .. } => failed
+                .iter()
+                .map(|(name, why)| format!("  {name}: {why}"))
+                .collect(),
             _ => Vec::new(),
         }
+    }
+
+    /// The failure as a Rhai error at `pos` (for errors raised outside a function call).
+    pub fn into_rhai_at(self, pos: Position) -> Box<EvalAltResult> {
+        Box::new(EvalAltResult::ErrorRuntime(Dynamic::from(self), pos))
     }
 
     /// The failure as a Rhai error; the engine fills in the call-site position.
@@ -415,7 +439,23 @@ impl fmt::Display for Failure {
                     "the new version of {app} failed after the switch and was rolled back: {cause}"
                 )
             }
+            Failure::Partial {
+                what,
+                failed,
+                total,
+                tolerated,
+            } => write!(
+                f,
+                "{what}: {} of {total} failed ({}), within max_failures {tolerated}, so the rest went on",
+                failed.len(),
+                failed
+                    .iter()
+                    .map(|(name, _)| name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
             Failure::Other { message, .. } => write!(f, "{message}"),
+            Failure::Library(e) => write!(f, "{}", e.message),
         }
     }
 }

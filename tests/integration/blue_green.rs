@@ -326,11 +326,18 @@ fn of_two_deploys_started_together_one_gets_the_lock() {
     let records = stage.journal();
     assert_eq!(
         records.len(),
-        1,
-        "only the winner is journaled: {records:?}"
+        2,
+        "the refused deploy, then the winner: {records:?}"
     );
-    assert_eq!(records[0]["result"], "ok");
-    let version = records[0]["sha"].as_str().unwrap().to_string();
+    assert_eq!(records[0]["result"], "refused", "{records:?}");
+    let holder = records[0]["error"].as_str().unwrap_or_default();
+    assert!(
+        holder.contains(&format!("(pid {winner_pid} on")),
+        "the refused record names the holder: {holder}"
+    );
+    assert_eq!(records[1]["result"], "ok");
+    assert_ne!(records[0]["sha"], records[1]["sha"], "{records:?}");
+    let version = records[1]["sha"].as_str().unwrap().to_string();
     assert_eq!(stage.served(), version);
 }
 
@@ -382,9 +389,16 @@ fn kill_9_mid_deploy_leaves_a_stale_lock_that_unlock_clears() {
     assert_eq!(stage.served(), "v3");
     assert!(!stage.lock_file().exists());
     let records = stage.journal();
-    assert_eq!(records.len(), 2, "{records:?}");
-    assert_eq!(records[1]["result"], "ok");
-    assert_eq!(records[1]["sha"], "v3");
+    assert_eq!(records.len(), 3, "{records:?}");
+    assert_eq!(records[1]["result"], "refused", "{records:?}");
+    assert!(
+        records[1]["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("stale") && e.contains(&format!("(pid {pid} on"))),
+        "{records:?}"
+    );
+    assert_eq!(records[2]["result"], "ok");
+    assert_eq!(records[2]["sha"], "v3");
 }
 
 #[test]

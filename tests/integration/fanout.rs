@@ -309,7 +309,7 @@ parallel(hs, |h| {{
 }
 
 /// A rolling deploy over 4 hosts in batches of 2 in which host 1 (in the first batch) fails.
-fn rolling_recipe(fleet: &Fleet, max_failures: usize) -> String {
+fn rolling_recipe(fleet: &Fleet, max_failures: &str) -> String {
     format!(
         r#"{connect}
 let results = rolling(hs, #{{ batch: 2, max_failures: {max_failures} }}, |h| {{
@@ -331,7 +331,7 @@ print("results=" + results);
 fn rolling_stops_after_the_batch_that_exceeds_max_failures() {
     let sb = Sandbox::new();
     let fleet = Fleet::start(4);
-    let r = run(&sb, &fleet, &rolling_recipe(&fleet, 0), &[]).expect_code(1);
+    let r = run(&sb, &fleet, &rolling_recipe(&fleet, "0"), &[]).expect_code(1);
     let batch1 = format!("==> batch 1 of 2: {}, {}", fleet.dest(0), fleet.dest(1));
     assert!(
         r.stdout.lines().any(|l| l == batch1),
@@ -365,11 +365,9 @@ fn rolling_stops_after_the_batch_that_exceeds_max_failures() {
     );
 }
 
-#[test]
-fn rolling_within_max_failures_runs_every_batch_and_succeeds() {
-    let sb = Sandbox::new();
-    let fleet = Fleet::start(4);
-    let r = run(&sb, &fleet, &rolling_recipe(&fleet, 1), &[]).expect_code(0);
+/// A rollout that went on past a failure it tolerated ran every batch, but still fails: a CI job
+/// must not go green over a broken host.
+fn assert_partial_after_every_batch(fleet: &Fleet, r: &Run) {
     for (n, pair) in [(1, [0, 1]), (2, [2, 3])] {
         let line = format!(
             "==> batch {n} of 2: {}, {}",
@@ -391,17 +389,150 @@ fn rolling_within_max_failures_runs_every_batch_and_succeeds() {
         "{}",
         r.stdout
     );
-    let expected = format!(
-        "results=[\"{}\", (), \"{}\", \"{}\"]",
-        fleet.dest(0),
-        fleet.dest(2),
-        fleet.dest(3)
+    assert!(!r.stdout.contains("results="), "{}", r.stdout);
+    let report = flat(&r.stderr);
+    assert!(report.contains("galley::partial"), "{}", r.stderr);
+    assert!(
+        squash(&report).contains(&squash(&format!(
+            "rolling: 1 of 4 failed ({}), within max_failures 1",
+            fleet.dest(1)
+        ))),
+        "{}",
+        r.stderr
     );
     assert!(
-        r.stdout.lines().any(|l| l == expected),
-        "{expected}:\n{}",
-        r.stdout
+        squash(&report).contains(&squash(&format!("{}: command failed", fleet.dest(1)))),
+        "the report lists the failed host and why:\n{}",
+        r.stderr
     );
+}
+
+#[test]
+fn rolling_within_max_failures_runs_every_batch_and_still_fails() {
+    let sb = Sandbox::new();
+    let fleet = Fleet::start(4);
+    let r = run(&sb, &fleet, &rolling_recipe(&fleet, "1"), &[]).expect_code(1);
+    assert_partial_after_every_batch(&fleet, &r);
+}
+
+#[test]
+fn rolling_takes_max_failures_as_a_share_of_the_hosts() {
+    let sb = Sandbox::new();
+    let fleet = Fleet::start(4);
+    // 25% of 4 hosts is 1.
+    let r = run(&sb, &fleet, &rolling_recipe(&fleet, "\"25%\""), &[]).expect_code(1);
+    assert_partial_after_every_batch(&fleet, &r);
+}
+
+#[test]
+fn rolling_refuses_a_max_failures_that_is_neither_a_count_nor_a_share() {
+    let sb = Sandbox::new();
+    let r = sb
+        .run_recipe(
+            "rolling([1, 2], #{ max_failures: \"half\" }, |x| x);\n",
+            &[],
+        )
+        .expect_code(1);
+    let report = flat(&r.stderr);
+    assert!(report.contains("galley::bad_value"), "{}", r.stderr);
+    assert!(
+        report.contains(
+            "option `max_failures` must be a count (1) or a share of the items (\"25%\")"
+        ),
+        "{}",
+        r.stderr
+    );
+}
+
+/// A recipe whose fan-out closures capture everything a recipe captures — a map, an array, a
+/// host, another closure that captures a map of its own — and call a function of the recipe and
+/// one of a module; each item also writes to a captured map, which is its own copy.
+const CAPTURING: &str = r#"
+import "lib" as lib;
+const TAG = "t";
+fn label(x) { `${global::TAG}${x}` }
+let h = local();
+let conf = #{ base: 100, seen: [] };
+let list = [1, 2, 3];
+let scale = #{ by: 2 };
+// Called through a captured map: Rhai locks the map for as long as the call runs.
+let ops = #{ times: |x| { sleep("10ms"); x * scale.by } };
+let items = [];
+for i in 0..parse_int(params.n) { items.push(i); }
+let work = |x| {
+    conf.seen.push(x);
+    h.run(["sleep", "0.05"], #{ quiet: true });
+    `${label(x)}:${conf.base + ops.times.call(x) + list.len()}:${lib::twice(x)}:${conf.seen.len()}`
+};
+let expected = items.map(|x| `t${x}:${100 + 2 * x + 3}:${2 * x}:1`);
+let out = parallel(items, work);
+if out != expected { throw `parallel gave ${out}, expected ${expected}`; }
+let rolled = rolling(items, #{ batch: 3 }, work);
+if rolled != expected { throw `rolling gave ${rolled}, expected ${expected}`; }
+let nested = lib::each(items, |x| work.call(x));
+if nested != expected { throw `lib::each gave ${nested}, expected ${expected}`; }
+if conf.seen.len() != 0 { throw `an item's write reached the recipe: ${conf.seen}`; }
+print(`ok ${items.len()}`);
+"#;
+
+const CAPTURING_LIB: &str = r#"
+fn twice(x) { x * 2 }
+fn each(items, f) { parallel(items, |x| f.call(x)) }
+"#;
+
+#[test]
+fn fan_out_never_races_at_any_max_parallel_and_batch() {
+    let sb = Sandbox::new();
+    sb.write("lib.rhai", CAPTURING_LIB);
+    sb.write("recipe.rhai", CAPTURING);
+    for max_parallel in ["1", "2", "16"] {
+        for n in ["2", "6", "16"] {
+            let r = sb
+                .run(&[
+                    "run",
+                    "recipe.rhai",
+                    "--output",
+                    "plain",
+                    "--max-parallel",
+                    max_parallel,
+                    "--set",
+                    &format!("n={n}"),
+                ])
+                .expect_code(0);
+            assert!(
+                r.stdout.lines().any(|l| l == format!("ok {n}")),
+                "--max-parallel {max_parallel}, {n} items:\n{}\n{}",
+                r.stdout,
+                r.stderr
+            );
+        }
+    }
+}
+
+#[test]
+fn callbacks_from_modules_and_fan_out_see_the_recipes_globals() {
+    let sb = Sandbox::new();
+    sb.write(
+        "lib.rhai",
+        "fn apply(f, x) { f.call(x) }\nfn each(items, f) { parallel(items, |x| f.call(x)) }\n",
+    );
+    let r = sb
+        .run_recipe(
+            r#"
+import "lib" as lib;
+const FIXTURE = "fx";
+fn helper(x) { `${global::FIXTURE}-${x}` }
+print(lib::apply(|x| helper(x), 1));
+print(lib::apply(|x| global::FIXTURE + x, 2));
+print(lib::each([3, 4], |x| helper(x)));
+print(parallel([5], |x| global::FIXTURE + x));
+"#,
+            &[],
+        )
+        .expect_code(0);
+    for line in ["fx-1", "fx2", "[\"fx-3\", \"fx-4\"]", "[\"fx5\"]"] {
+        assert!(r.stdout.lines().any(|l| l == line), "{line}:\n{}", r.stdout);
+    }
 }
 
 #[test]

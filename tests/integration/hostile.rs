@@ -318,7 +318,7 @@ fn app_and_service_names_that_climb_out_are_refused_and_nothing_is_written_outsi
         assert!(!sb.path().join(leftover).exists(), "{leftover}");
     }
     let run = sb.galley().args(["unlock", "../x"]).output().unwrap();
-    refused(Run::from(run), 2, "galley::invalid_value");
+    refused(Run::from(run), 1, "galley::invalid_value");
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -631,41 +631,27 @@ log("went on");
     assert_eq!(field(last, "sha"), "abc123", "{last}");
 }
 
-/// Removes a file when dropped (a lock left on an ssh host by a failed test).
-struct RemoveOnDrop(Option<PathBuf>);
-
-impl Drop for RemoveOnDrop {
-    fn drop(&mut self) {
-        if let Some(path) = &self.0 {
-            let _ = std::fs::remove_file(path);
-        }
-    }
-}
-
 #[test]
-fn a_deploy_over_ssh_holds_its_lock_in_the_login_folder_of_the_host() {
+fn a_deploy_over_ssh_holds_its_lock_and_journal_in_the_hosts_state_folder() {
     let sb = Sandbox::new();
     let fleet = Fleet::start(1);
     let _close = CloseMasters(fleet.control_dir());
-    // The fleet's hosts share this machine's login folder: an app name of its own per test.
-    let app = format!("strategies-{}", fleet.hosts[0].port);
-    let home = String::from_utf8_lossy(&fleet.ssh(0, "pwd").stdout)
-        .trim()
-        .to_string();
-    assert!(home.starts_with('/'), "login folder: {home:?}");
-    let remote_lock = PathBuf::from(format!("{home}/.galley/locks/{app}.lock"));
-    let _cleanup = RemoveOnDrop(Some(remote_lock.clone()));
+    let app = "web";
+    let state = sb.path().join("host-state");
+    let remote_lock = state.join(format!("locks/{app}.lock"));
+    let lock = remote_lock.display();
     let recipe = format!(
         r#"
-let h = ssh::connect("{dest}", {opts});
+let h = ssh::connect("{dest}", {opts_without_end}, state_dir: "{state}" }});
 deploy::run(#{{ app: "{app}", host: h, strategy: "custom" }}, || {{
-    print("during=" + h.exists(".galley/locks/{app}.lock"));
-    print("holder=" + h.read(".galley/locks/{app}.lock").contains("\"app\": \"{app}\""));
+    print("during=" + h.exists("{lock}"));
+    print("holder=" + h.read("{lock}").contains("\"app\": \"{app}\""));
 }});
-print("after=" + h.exists(".galley/locks/{app}.lock"));
+print("after=" + h.exists("{lock}"));
 "#,
         dest = fleet.dest(0),
-        opts = fleet.options(),
+        opts_without_end = fleet.options().trim_end_matches(" }"),
+        state = state.display(),
     );
     sb.write("recipe.rhai", &recipe);
     let mut cmd = galley(&sb, &["run", "recipe.rhai", "--output", "plain"]);
@@ -676,7 +662,7 @@ print("after=" + h.exists(".galley/locks/{app}.lock"));
     assert_eq!(value_of(&out.stdout, "after"), "false", "{}", out.stdout);
     assert!(!remote_lock.exists(), "{} is left", remote_lock.display());
     assert!(
-        !lock_file(&sb, &app).exists(),
+        !lock_file(&sb, app).exists(),
         "an ssh host's lock is not taken on this machine"
     );
     let records = journal(&sb);
@@ -684,6 +670,13 @@ print("after=" + h.exists(".galley/locks/{app}.lock"));
     assert_eq!(field(&records[0], "result"), "ok");
     assert_eq!(field(&records[0], "app"), app);
     assert_eq!(records[0]["hosts"], serde_json::json!([fleet.dest(0)]));
+    // The host keeps the same record in its own journal.
+    let on_host = std::fs::read_to_string(state.join("journal.jsonl")).expect("the host's journal");
+    let lines: Vec<serde_json::Value> = on_host
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("a JSON line"))
+        .collect();
+    assert_eq!(lines, records, "the host's journal has the same record");
 }
 
 #[test]

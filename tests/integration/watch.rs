@@ -12,7 +12,7 @@ const LIMIT: Duration = Duration::from_secs(30);
 /// A `galley watch` running in a folder of the sandbox, its stdout and stderr going to one file
 /// in the sandbox's root (outside the watched folder). Stopped with SIGINT (SIGKILL if that does
 /// not work) when dropped; prints what it wrote if the test failed.
-struct Watcher {
+pub(crate) struct Watcher {
     child: Child,
     out: PathBuf,
 }
@@ -20,7 +20,13 @@ struct Watcher {
 impl Watcher {
     /// `galley watch ARGS... --output plain` in `sb/cwd`, writing to `sb/out`, with its state in
     /// `sb/state`.
-    fn start(sb: &Sandbox, reaper: &Reaper, cwd: &str, out: &str, args: &[&str]) -> Self {
+    pub(crate) fn start(
+        sb: &Sandbox,
+        reaper: &Reaper,
+        cwd: &str,
+        out: &str,
+        args: &[&str],
+    ) -> Self {
         let out = sb.path().join(out);
         let file = std::fs::File::create(&out).expect("output file");
         let child = sb
@@ -50,12 +56,12 @@ impl Watcher {
     }
 
     /// Waits until `n` runs have ended; returns the output.
-    fn wait_runs(&self, n: usize) -> String {
+    pub(crate) fn wait_runs(&self, n: usize) -> String {
         self.wait(&format!("{n} runs to end"), |t| runs(t).len() >= n)
     }
 
     /// Waits until a run has ended after the first line that contains `marker`.
-    fn wait_run_after(&self, marker: &str) -> String {
+    pub(crate) fn wait_run_after(&self, marker: &str) -> String {
         self.wait(&format!("a run to end after {marker:?}"), |t| {
             t.find(marker).is_some_and(|i| !runs(&t[i..]).is_empty())
         })

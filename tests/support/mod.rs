@@ -76,6 +76,10 @@ impl Sandbox {
         cmd.current_dir(self.path())
             .env("NO_COLOR", "1")
             .env_remove("GALLEY_PATH")
+            // Libraries are cached in the sandbox, and CI=true (which implies --locked) is only
+            // ever set by the tests that are about it.
+            .env("GALLEY_CACHE", self.path().join(".cache/galley"))
+            .env_remove("CI")
             .stdin(Stdio::null());
         cmd
     }
@@ -343,4 +347,21 @@ pub fn flat(text: &str) -> String {
         })
         .collect();
     lines.join(" ")
+}
+
+/// A Rhai string literal holding exactly `text`, for pasting values into a recipe.
+pub fn lit(text: &str) -> String {
+    let mut out = String::from("\"");
+    for c in text.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '"' => out.push_str("\\\""),
+            '\n' => out.push_str("\\n"),
+            '\t' => out.push_str("\\t"),
+            '\r' => out.push_str("\\r"),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
 }

@@ -23,6 +23,8 @@ pub struct Nginx {
     pub error_log: PathBuf,
     pub upstream: String,
     pub bin: String,
+    /// Lines added to the proxying `location` (see `start_without_retries`).
+    location_extra: &'static str,
     child: Option<Child>,
 }
 
@@ -32,6 +34,30 @@ impl Nginx {
     /// to an upstream that does not exist), starts nginx on a free port (retrying if the port
     /// was taken meanwhile) and waits until it answers.
     pub fn start(dir: &Path, upstream_name: &str, first_backend_port: u16) -> Nginx {
+        Nginx::start_with(dir, upstream_name, first_backend_port, "")
+    }
+
+    /// Like `start`, with `proxy_next_upstream off`: a request that fails on one server of the
+    /// upstream is not sent again to another, so a load client sees every failed request.
+    pub fn start_without_retries(
+        dir: &Path,
+        upstream_name: &str,
+        first_backend_port: u16,
+    ) -> Nginx {
+        Nginx::start_with(
+            dir,
+            upstream_name,
+            first_backend_port,
+            "proxy_next_upstream off;",
+        )
+    }
+
+    fn start_with(
+        dir: &Path,
+        upstream_name: &str,
+        first_backend_port: u16,
+        location_extra: &'static str,
+    ) -> Nginx {
         let prefix = dir.join("nginx");
         let conf_dir = prefix.join("conf.d");
         for sub in ["conf.d", "logs", "temp"] {
@@ -56,6 +82,7 @@ impl Nginx {
                 prefix: prefix.clone(),
                 upstream: upstream_name.to_string(),
                 bin: bin(),
+                location_extra,
                 child: None,
             };
             std::fs::write(&nginx.conf, nginx.config()).expect("write nginx.conf");
@@ -123,6 +150,7 @@ http {{
         listen 127.0.0.1:{port};
         location / {{
             proxy_pass http://{upstream};
+            {location_extra}
         }}
     }}
 }}
@@ -130,6 +158,7 @@ http {{
             conf_dir = self.conf_dir.display(),
             port = self.port,
             upstream = self.upstream,
+            location_extra = self.location_extra,
         )
     }
 

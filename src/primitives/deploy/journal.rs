@@ -6,6 +6,8 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
+use crate::report::Failure;
+
 /// One deploy, as `galley history` shows it and `galley rollback` reads it.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct Record {
@@ -27,11 +29,17 @@ pub struct Record {
     pub image: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub release: Option<String>,
-    /// "ok", "failed", "rolled_back" or "interrupted".
+    /// "ok", "failed", "partial", "rolled_back", "interrupted" or "refused" (locked out).
     pub result: String,
     pub seconds: f64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// The libraries the recipe loaded, as `team @ 3f2c9d0`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub libraries: Vec<String>,
+    /// The hosts (or items) that failed, for a deploy that failed or was `partial`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub failed: Vec<String>,
     /// The id of the deploy this one rolled back to, for `galley rollback`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rollback_to: Option<String>,
@@ -79,6 +87,24 @@ pub fn append(record: &Record) -> std::io::Result<()> {
         .open(&path)?;
     file.write_all(line.as_bytes())?;
     file.sync_all()
+}
+
+/// Appends `record` to the journal in `host`'s state folder: one `cat >>` of the whole line, which
+/// a single write puts in place whole.
+pub fn append_on(host: &crate::primitives::host::Host, record: &Record) -> Result<(), Failure> {
+    let dir = host.state_dir()?;
+    let mut line = serde_json::to_string(record).unwrap_or_default();
+    line.push('\n');
+    let mut cmd = crate::exec::Command::new([
+        "sh",
+        "-c",
+        r#"mkdir -p -- "$1" && cat >> "$1/journal.jsonl""#,
+        "sh",
+        &dir,
+    ])
+    .quiet();
+    cmd.stdin = Some(line);
+    host.run_checked(cmd).map(|_| ())
 }
 
 /// Every record, oldest first, and how many lines could not be read.

@@ -1,5 +1,9 @@
-//! The deploy lock: one file per app on each host, created with O_EXCL so that exactly one of
-//! two deploys that start together gets it. It records who holds it, so the other can say so.
+//! The deploy lock: one file per app in each host's state folder, created whole and atomically
+//! (write, then link) so that exactly one of two deploys that start together gets it. It records
+//! who holds it, so the other can say so, and which run: a run that meets its own lock (two hosts
+//! that share a state folder) goes on, while any other run is refused.
+
+use std::sync::OnceLock;
 
 use serde::{Deserialize, Serialize};
 
@@ -16,25 +20,66 @@ pub struct Holder {
     pub since: String,
     pub recipe: String,
     pub task: String,
+    /// Which run holds it (machine, pid and start time): unique to one `galley` process.
+    #[serde(default)]
+    pub run: String,
 }
 
-/// The lock file of `app` on `host`: in the state folder on this machine, under `.galley/locks`
-/// in the login folder on an ssh host.
-pub fn path(host: &Host, app: &str) -> String {
-    if host.is_local() {
-        super::journal::state_dir()
-            .join("locks")
-            .join(format!("{app}.lock"))
-            .to_string_lossy()
-            .into_owned()
-    } else {
-        format!(".galley/locks/{app}.lock")
+impl Holder {
+    /// The holder in one line, for reports and the journal.
+    pub fn describe(&self) -> String {
+        format!(
+            "{} (pid {} on {}) since {}, running {}{}",
+            self.who,
+            self.pid,
+            self.machine,
+            self.since,
+            self.recipe,
+            if self.task.is_empty() {
+                String::new()
+            } else {
+                format!(" {}", self.task)
+            }
+        )
     }
 }
 
+/// How a lock was got.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Taken {
+    /// This run created the lock file: it removes it at the end.
+    Created,
+    /// The file was already this run's (another host shares the folder): the creator removes it.
+    AlreadyOurs,
+}
+
+/// This process's run id.
+pub fn run_id() -> &'static str {
+    static ID: OnceLock<String> = OnceLock::new();
+    ID.get_or_init(|| {
+        let started = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_nanos();
+        format!(
+            "{}:{}:{started}",
+            super::journal::machine(),
+            std::process::id()
+        )
+    })
+}
+
+/// The lock file of `app` on `host`, in the host's state folder.
+pub fn path(host: &Host, app: &str) -> Result<String, Failure> {
+    Ok(format!("{}/locks/{app}.lock", host.state_dir()?))
+}
+
 /// Takes the lock or fails at once with the holder's details.
-pub fn acquire(host: &Host, app: &str) -> Result<(), Failure> {
+pub fn acquire(host: &Host, app: &str) -> Result<Taken, Failure> {
     let ctx = host.ctx();
+    if ctx.dry_run {
+        return Ok(Taken::Created);
+    }
     let (since, _) = super::journal::now();
     let holder = Holder {
         app: app.to_string(),
@@ -44,17 +89,18 @@ pub fn acquire(host: &Host, app: &str) -> Result<(), Failure> {
         since,
         recipe: ctx.run.recipe.clone(),
         task: ctx.run.task.clone(),
+        run: run_id().to_string(),
     };
     let text = serde_json::to_string_pretty(&holder).unwrap_or_default();
-    let path = path(host, app);
-    if ctx.dry_run {
-        return Ok(());
-    }
+    let path = path(host, app)?;
     if host.create_new(&path, text.as_bytes())? {
-        return Ok(());
+        return Ok(Taken::Created);
     }
     let existing = host.read_text(&path).unwrap_or_default();
     let held: Option<Holder> = serde_json::from_str(&existing).ok();
+    if held.as_ref().is_some_and(|h| h.run == holder.run) {
+        return Ok(Taken::AlreadyOurs);
+    }
     // A holder on this machine whose process is gone was killed: its lock is stale.
     let stale = held.as_ref().is_some_and(|h| {
         h.machine == holder.machine && !std::path::Path::new(&format!("/proc/{}", h.pid)).exists()
@@ -66,25 +112,13 @@ pub fn acquire(host: &Host, app: &str) -> Result<(), Failure> {
             existing.split_whitespace().collect::<Vec<_>>().join(" ")
         ));
         host.write(&path, text.as_bytes(), None)?;
-        return Ok(());
+        return Ok(Taken::Created);
     }
     Err(Failure::Locked {
         host: host.name().to_string(),
         app: app.to_string(),
         holder: match held {
-            Some(h) => format!(
-                "{} (pid {} on {}) since {}, running {}{}",
-                h.who,
-                h.pid,
-                h.machine,
-                h.since,
-                h.recipe,
-                if h.task.is_empty() {
-                    String::new()
-                } else {
-                    format!(" {}", h.task)
-                }
-            ),
+            Some(h) => h.describe(),
             None => format!("unreadable lock file {path}"),
         },
         stale,
@@ -97,8 +131,19 @@ pub fn release(host: &Host, app: &str) -> Result<(), Failure> {
         return Ok(());
     }
     let host = host.uncancelled();
-    host.perform(crate::exec::Action::Remove {
-        path: path(&host, app),
-    })
-    .map(|_| ())
+    let path = path(&host, app)?;
+    host.perform(crate::exec::Action::Remove { path })
+        .map(|_| ())
+}
+
+/// Removes the lock of `app` on `host` whoever holds it (`galley unlock`); what the lock file
+/// said, if there was one.
+pub fn clear(host: &Host, app: &str) -> Result<Option<String>, Failure> {
+    let path = path(host, app)?;
+    if !host.exists(&path)? {
+        return Ok(None);
+    }
+    let text = host.read_text(&path)?;
+    host.perform(crate::exec::Action::Remove { path })?;
+    Ok(Some(text.trim_end().to_string()))
 }

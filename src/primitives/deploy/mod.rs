@@ -67,45 +67,9 @@ fn run(ctx: &Ctx, call: &NativeCallContext, opts: Map, body: FnPtr) -> RhaiResul
     }
     let hosts = hosts_of(&opts).map_err(Failure::into_rhai)?;
     let text = |key: &str| opts.string(key).ok().flatten();
-    let mut locked: Vec<&Host> = Vec::new();
-    for host in &hosts {
-        if let Err(failure) = lock::acquire(host, &app) {
-            for held in locked {
-                let _ = lock::release(held, &app);
-            }
-            return Err(failure.into_rhai());
-        }
-        locked.push(host);
-    }
-    let started = Instant::now();
-    let result = body.call_within_context::<Dynamic>(call, ());
-    let seconds = started.elapsed().as_secs_f64();
-    for host in &hosts {
-        if let Err(failure) = lock::release(host, &app) {
-            ctx.printer
-                .warn(&format!("could not release the lock: {failure}"));
-        }
-    }
-    let (outcome, error) = match &result {
-        Ok(_) => ("ok", None),
-        Err(err) => {
-            let failure = failure_of(err);
-            let outcome = match &failure {
-                Some(Failure::RolledBack { .. }) => "rolled_back",
-                Some(Failure::Interrupted { .. }) => "interrupted",
-                _ if ctx.cancel.is_cancelled() => "interrupted",
-                _ => "failed",
-            };
-            let text = match failure {
-                Some(f) => f.to_string(),
-                None => super::fanout::reason(err),
-            };
-            (outcome, Some(text))
-        }
-    };
-    if !ctx.dry_run {
+    let record = |result: &str, seconds: f64, error: Option<String>, failed: Vec<String>| {
         let (when, id) = journal::now();
-        let record = journal::Record {
+        journal::Record {
             id,
             who: journal::who(),
             when,
@@ -119,24 +83,95 @@ fn run(ctx: &Ctx, call: &NativeCallContext, opts: Map, body: FnPtr) -> RhaiResul
             branch: text("branch"),
             image: text("image"),
             release: text("release"),
-            result: outcome.into(),
+            result: result.into(),
             seconds,
             error: error.map(|e| ctx.printer.masker().mask(&e)),
+            libraries: ctx
+                .run
+                .libraries
+                .lock()
+                .map(|l| l.clone())
+                .unwrap_or_default(),
+            failed,
             rollback_to: ctx
                 .run
                 .params
                 .iter()
                 .find(|(k, _)| k == "rollback_to")
                 .map(|(_, v)| v.clone()),
-        };
-        if let Err(e) = journal::append(&record) {
+        }
+    };
+    // Hosts whose lock file this run created: they release it and keep the host's journal.
+    let mut created: Vec<&Host> = Vec::new();
+    for host in &hosts {
+        match lock::acquire(host, &app) {
+            Ok(lock::Taken::Created) => created.push(host),
+            Ok(lock::Taken::AlreadyOurs) => {}
+            Err(failure) => {
+                for held in &created {
+                    let _ = lock::release(held, &app);
+                }
+                if !ctx.dry_run {
+                    write_journal(
+                        ctx,
+                        &[],
+                        &record("refused", 0.0, Some(failure.to_string()), Vec::new()),
+                    );
+                }
+                return Err(failure.into_rhai());
+            }
+        }
+    }
+    let started = Instant::now();
+    let result = body.call_within_context::<Dynamic>(call, ());
+    let seconds = started.elapsed().as_secs_f64();
+    for host in &created {
+        if let Err(failure) = lock::release(host, &app) {
+            ctx.printer
+                .warn(&format!("could not release the lock: {failure}"));
+        }
+    }
+    let (outcome, error, failed) = match &result {
+        Ok(_) => ("ok", None, Vec::new()),
+        Err(err) => {
+            let failure = failure_of(err);
+            let outcome = match &failure {
+                Some(Failure::RolledBack { .. }) => "rolled_back",
+                Some(Failure::Interrupted { .. }) => "interrupted",
+                _ if ctx.cancel.is_cancelled() => "interrupted",
+                Some(Failure::Partial { .. }) => "partial",
+                _ => "failed",
+            };
+            let text = match failure {
+                Some(f) => f.to_string(),
+                None => super::fanout::reason(err),
+            };
+            (outcome, Some(text), super::fanout::failed_items(err))
+        }
+    };
+    if !ctx.dry_run {
+        write_journal(ctx, &created, &record(outcome, seconds, error, failed));
+    }
+    result
+}
+
+/// Appends `record` to this machine's journal and to the journal in the state folder of each
+/// ssh host of `hosts`; a journal that cannot be written is a warning, never the deploy's failure.
+fn write_journal(ctx: &Ctx, hosts: &[&Host], record: &journal::Record) {
+    if let Err(e) = journal::append(record) {
+        ctx.printer.warn(&format!(
+            "could not write the deploy journal {}: {e}",
+            journal::path().display()
+        ));
+    }
+    for host in hosts.iter().filter(|h| !h.is_local()) {
+        if let Err(failure) = journal::append_on(&host.uncancelled(), record) {
             ctx.printer.warn(&format!(
-                "could not write the deploy journal {}: {e}",
-                journal::path().display()
+                "could not write the deploy journal on {}: {failure}",
+                host.name()
             ));
         }
     }
-    result
 }
 
 /// The failure a strategy throws after it put the old version back: `cause` is what went wrong.
@@ -168,6 +203,18 @@ pub fn register(engine: &mut Engine, ctx: &Arc<Ctx>) {
         "rolled_back",
         |app: &str, cause: Dynamic, note: &str| -> RhaiResult<Dynamic> {
             Ok(Dynamic::from(rolled_back(app, &cause, note)))
+        },
+    );
+    module.set_native_fn(
+        "unlock",
+        |call: NativeCallContext, host: Host, app: &str| -> RhaiResult<Dynamic> {
+            let cleared =
+                super::validate::safe_name("app name", app).and_then(|()| lock::clear(&host, app));
+            match cleared {
+                Ok(Some(holder)) => Ok(holder.into()),
+                Ok(None) => Ok(Dynamic::UNIT),
+                Err(failure) => Err(super::at_call(&call, failure.into_rhai())),
+            }
         },
     );
     engine.register_static_module("deploy", module.into());

@@ -28,6 +28,7 @@ const CONNECT_OPTIONS: &[&str] = &[
     "connect_timeout",
     "persist",
     "name",
+    "state_dir",
 ];
 
 /// How long an idle master connection stays up for the next run, unless `persist` says otherwise.
@@ -38,6 +39,8 @@ const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 struct Settings {
     master: MasterOptions,
     name: Option<String>,
+    /// Galley's state folder on the host, instead of `$XDG_STATE_HOME/galley` there.
+    state_dir: Option<String>,
 }
 
 impl Settings {
@@ -81,8 +84,25 @@ impl Settings {
                 sudo,
             },
             name: opts.string("name")?,
+            state_dir: match opts.string("state_dir")? {
+                Some(dir) if !dir.starts_with('/') && !dir.starts_with("~/") => {
+                    return Err(bad_value(
+                        function,
+                        "option `state_dir`",
+                        "an absolute path (or one under ~/)",
+                        opts.get("state_dir").expect("present"),
+                    ))
+                }
+                dir => dir.map(|d| remote_home(&d)),
+            },
         })
     }
+}
+
+/// `~/x` as the remote shell's `$HOME/x` would be, for paths on the host: sftp resolves a
+/// relative path against the login folder.
+fn remote_home(path: &str) -> String {
+    path.strip_prefix("~/").unwrap_or(path).to_string()
 }
 
 fn expand_home(path: &str) -> String {
@@ -130,7 +150,7 @@ fn connect(
         }
     };
     Ok(Host::new(
-        Arc::new(SshTransport::new(name, conn)),
+        Arc::new(SshTransport::new(name, conn, settings.state_dir.clone())),
         ctx.clone(),
     ))
 }

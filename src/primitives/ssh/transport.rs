@@ -85,12 +85,21 @@ impl Connection {
 pub struct SshTransport {
     name: String,
     conn: Arc<Connection>,
+    /// The `state_dir` connect option, or the host's default once asked.
+    state_dir: Mutex<Option<String>>,
 }
 
+/// The host's default state folder, as its own shell sees it.
+const STATE_DIR_PROBE: &str = r#"printf '%s' "${XDG_STATE_HOME:-$HOME/.local/state}/galley""#;
+
 impl SshTransport {
-    /// A transport named `name` over `conn`.
-    pub fn new(name: String, conn: Arc<Connection>) -> Self {
-        SshTransport { name, conn }
+    /// A transport named `name` over `conn`; `state_dir` overrides the host's default.
+    pub fn new(name: String, conn: Arc<Connection>, state_dir: Option<String>) -> Self {
+        SshTransport {
+            name,
+            conn,
+            state_dir: Mutex::new(state_dir),
+        }
     }
 
     fn lost(&self, what: &str, error: impl std::fmt::Display) -> Failure {
@@ -412,6 +421,25 @@ impl SshTransport {
 impl Transport for SshTransport {
     fn name(&self) -> &str {
         &self.name
+    }
+
+    fn state_dir(&self, ctx: &Ctx) -> Result<String, Failure> {
+        if let Some(dir) = self.state_dir.lock().expect("state dir lock").clone() {
+            return Ok(dir);
+        }
+        let out = self.run(ctx, &Command::new(["sh", "-c", STATE_DIR_PROBE]).quiet())?;
+        let dir = out.stdout.trim_end_matches('\n').to_string();
+        if !out.success() || !dir.starts_with('/') {
+            return Err(Failure::Other {
+                message: format!(
+                    "cannot find Galley's state folder on {}: the shell printed {dir:?}",
+                    self.name
+                ),
+                help: "pass #{ state_dir: \"/absolute/path\" } to ssh::connect".into(),
+            });
+        }
+        *self.state_dir.lock().expect("state dir lock") = Some(dir.clone());
+        Ok(dir)
     }
 
     fn run(&self, ctx: &Ctx, cmd: &Command) -> Result<Output, Failure> {
