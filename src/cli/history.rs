@@ -1,6 +1,7 @@
 //! `galley history`, `galley rollback` and `galley unlock`: the deploy journal and locks.
 
 use super::{print_report, RunArgs, EXIT_OK, EXIT_USAGE};
+use crate::exec::output::escape_control;
 use crate::exec::{Masker, OutputMode};
 use crate::primitives::deploy::journal::{self, Record};
 use crate::report::Report;
@@ -58,6 +59,8 @@ pub fn history(app: Option<&str>, limit: usize, json: bool) -> i32 {
                 r.who.clone(),
             ]
         })
+        // A journal value with a newline or an escape must not forge a row.
+        .map(|row: [String; 8]| row.map(|cell| escape_control(&cell)))
         .collect();
     let header = [
         "id",
@@ -93,7 +96,7 @@ pub fn history(app: Option<&str>, limit: usize, json: bool) -> i32 {
     for (row, record) in rows.iter().zip(&shown) {
         println!("{}", line(row));
         if let Some(error) = &record.error {
-            println!("    {error}");
+            println!("    {}", escape_control(error));
         }
     }
     EXIT_OK

@@ -66,6 +66,37 @@ pub fn interrupt_on_ctrl_c(runtime: &tokio::runtime::Runtime, cancel: Cancellati
     }
 }
 
+/// Compiles on a thread of its own while this one watches for Ctrl-C/SIGTERM, so that even a
+/// compile that cannot stop between chunks (one huge statement) ends the run at once; the
+/// compile left behind finishes unobserved.
+fn compile_or_cancel(
+    galley: &Arc<Galley>,
+    file: &std::path::Path,
+    cancel: &CancellationToken,
+) -> Result<crate::engine::Recipe, Report> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let (g, f) = (galley.clone(), file.to_path_buf());
+    std::thread::spawn(move || {
+        let _ = tx.send(g.compile(&f));
+    });
+    loop {
+        match rx.recv_timeout(std::time::Duration::from_millis(50)) {
+            Ok(result) => return result,
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) if cancel.is_cancelled() => {
+                return Err(crate::engine::interrupted_compile())
+            }
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+                return Err(Report::plain(
+                    "galley::bug",
+                    "the compile of the recipe stopped without a result",
+                    "this is a bug in Galley, not in your recipe; please report it",
+                ))
+            }
+        }
+    }
+}
+
 /// With `--locked` (or CI=true): a report unless the recipe's galley.toml and galley.lock agree.
 pub fn libraries_in_sync(recipe: &std::path::Path, locked: bool) -> Result<(), Report> {
     if !crate::libs::locked_mode(locked) {
@@ -181,11 +212,19 @@ pub fn execute(
         recipe_dir,
         secrets,
     };
-    let galley = Galley::new(&ctx, inputs, args.max_operations, true);
-    let recipe = galley.compile(&args.file);
+    let galley = Arc::new(Galley::new(&ctx, inputs, args.max_operations, true));
+    let recipe = compile_or_cancel(&galley, &args.file, &cancel);
     sources = galley.sources.files();
     let recipe = match recipe {
         Ok(r) => r,
+        Err(report) if cancel.is_cancelled() => {
+            print_report(&report, mode, &masker);
+            return Ended {
+                code: EXIT_INTERRUPTED,
+                sources,
+                watch: Vec::new(),
+            };
+        }
         Err(report) => return usage(report, sources),
     };
     if let Some(task) = &args.task {

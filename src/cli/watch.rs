@@ -456,7 +456,7 @@ fn watch_git(
             return usage(
                 args,
                 format!("--interval {:?} is not a duration", args.interval),
-                "write it like 30s or 5m",
+                "write it like 30s or 5m (at most 365 days)",
             )
         }
     };

@@ -1,6 +1,7 @@
 //! Builds the Rhai engine for a run: limits, cancellation, import resolution and every primitive.
 
 pub mod check;
+pub mod compile;
 pub mod resolver;
 pub mod stdlib;
 
@@ -16,11 +17,23 @@ use crate::report::{self, Report, Sources};
 /// The default limit on script operations: far above any real recipe, reached in about a second by an endless loop.
 pub const DEFAULT_MAX_OPERATIONS: u64 = 50_000_000;
 
+/// The longest string a recipe may build (bytes): far above any real value, and a loop that
+/// doubles a string stops here instead of exhausting memory.
+pub const MAX_STRING_SIZE: usize = 32 * 1024 * 1024;
+/// The most items in one array.
+pub const MAX_ARRAY_SIZE: usize = 1_000_000;
+/// The most entries in one object map.
+pub const MAX_MAP_SIZE: usize = 100_000;
+/// The deepest nesting of function calls.
+pub const MAX_CALL_LEVELS: usize = 128;
+
 /// An engine together with the sources it loaded.
 pub struct Galley {
     pub engine: Engine,
     pub sources: Sources,
     pub max_operations: u64,
+    /// Ctrl-C or SIGTERM: also stops a long compile.
+    cancel: tokio_util::sync::CancellationToken,
 }
 
 /// A compiled recipe.
@@ -43,7 +56,11 @@ impl Galley {
         engine.set_max_operations(max_operations);
         engine.set_max_expr_depths(128, 64);
         // Rhai's default is 8 in debug builds; strategies nest closures deeper than that.
-        engine.set_max_call_levels(128);
+        engine.set_max_call_levels(MAX_CALL_LEVELS);
+        // Rhai leaves data sizes unlimited: a runaway recipe would grow until the process dies.
+        engine.set_max_string_size(MAX_STRING_SIZE);
+        engine.set_max_array_size(MAX_ARRAY_SIZE);
+        engine.set_max_map_size(MAX_MAP_SIZE);
         engine.set_module_resolver(resolver::Resolver::new(
             sources.clone(),
             evaluate_imports,
@@ -57,6 +74,7 @@ impl Galley {
             engine,
             sources,
             max_operations,
+            cancel: ctx.cancel.clone(),
         }
     }
 
@@ -80,12 +98,16 @@ impl Galley {
             .to_string_lossy()
             .into_owned();
         self.sources.add(&key, &path.to_string_lossy(), &text);
-        let mut ast = self.engine.compile(&text).map_err(|e| {
+        let cancelled = || self.cancel.is_cancelled();
+        let compiled =
+            compile::compile(&self.engine, &text, &cancelled).ok_or_else(interrupted_compile)?;
+        let mut ast = compiled.map_err(|e| {
             let err: Box<rhai::EvalAltResult> = e.into();
             self.report(&err, &key, None)
         })?;
         ast.set_source(key.as_str());
         self.sources.add_closures(&key, &ast);
+        resolver::literal_imports(&ast).map_err(|e| self.report(&e, &key, None))?;
         Ok(Recipe { ast, key })
     }
 
@@ -102,6 +124,15 @@ impl Galley {
             },
         )
     }
+}
+
+/// The report for a compile stopped by Ctrl-C or SIGTERM.
+pub fn interrupted_compile() -> Report {
+    Report::plain(
+        "galley::interrupted",
+        "interrupted while compiling the recipe",
+        "nothing ran; run the recipe again",
+    )
 }
 
 /// The global constants (`global::NAME`) that the recipe and every module it imports share.

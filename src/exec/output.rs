@@ -160,8 +160,9 @@ impl Printer {
                 "event": "output", "host": host, "stream": stream, "line": text,
             }));
         }
-        let prefix = self.paint(CYAN, &format!("[{host}]"));
-        let text = self.masker.mask(text);
+        let prefix = self.paint(CYAN, &format!("[{}]", escape_control(host)));
+        // Output is data: escape sequences from it must not drive the terminal.
+        let text = neutralise_terminal(&self.masker.mask(text), self.color);
         let text = if stream == Stream::Stderr {
             self.paint(YELLOW, &text)
         } else {
@@ -180,9 +181,9 @@ impl Printer {
                 "event": "action", "host": host, "action": action, "dry_run": dry_run,
             }));
         }
-        let prefix = self.paint(CYAN, &format!("[{host}]"));
+        let prefix = self.paint(CYAN, &format!("[{}]", escape_control(host)));
         let verb = if dry_run { "would" } else { "$" };
-        let line = self.masker.mask(&format!("{verb} {action}"));
+        let line = escape_control(&self.masker.mask(&format!("{verb} {action}")));
         self.emit(&format!("{prefix} {}", self.paint(DIM, &line)));
     }
 
@@ -191,7 +192,10 @@ impl Printer {
         if self.mode == OutputMode::Json {
             return self.emit_json(serde_json::json!({ "event": "log", "message": message }));
         }
-        self.emit(&self.masker.mask(message));
+        // The recipe's own line breaks stay; other control characters are shown escaped.
+        let masked = self.masker.mask(message);
+        let lines: Vec<String> = masked.split('\n').map(escape_control).collect();
+        self.emit(&lines.join("\n"));
     }
 
     /// A warning that does not stop the run.
@@ -200,7 +204,10 @@ impl Printer {
             return self.emit_json(serde_json::json!({ "event": "warning", "message": message }));
         }
         let label = self.paint(YELLOW, "warning:");
-        self.emit(&format!("{label} {}", self.masker.mask(message)));
+        self.emit(&format!(
+            "{label} {}",
+            escape_control(&self.masker.mask(message))
+        ));
     }
 
     /// The start of a `step`.
@@ -213,7 +220,7 @@ impl Printer {
                 return;
             }
         }
-        let line = self.masker.mask(&format!("==> {name}"));
+        let line = escape_control(&self.masker.mask(&format!("==> {name}")));
         self.emit(&self.paint(BOLD, &line));
     }
 
@@ -226,9 +233,10 @@ impl Printer {
             }));
         }
         let (mark, code) = if ok { ("ok", GREEN) } else { ("failed", RED) };
-        let line = self
-            .masker
-            .mask(&format!("<== {name}: {mark} in {secs:.2}s"));
+        let line = self.masker.mask(&format!(
+            "<== {}: {mark} in {secs:.2}s",
+            escape_control(name)
+        ));
         self.emit(&self.paint(code, &line));
         if let Some(github) = &self.github {
             github.step_end(&self.masker, name, took, ok);
@@ -409,10 +417,10 @@ impl Printer {
                 Outcome::Skipped => self.paint(DIM, &word),
                 _ => self.paint(RED, &word),
             };
-            let mut line = format!("  {:width$}  {word}  {took:>8}", row.name);
+            let mut line = format!("  {:width$}  {word}  {took:>8}", escape_control(&row.name));
             if !row.note.is_empty() {
                 line.push_str("  ");
-                line.push_str(&row.note);
+                line.push_str(&escape_control(&row.note));
             }
             lines.push(line);
         }
@@ -473,4 +481,76 @@ impl Drop for SpinnerGuard {
 pub fn colors_wanted() -> bool {
     let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
     !no_color && std::io::stdout().is_terminal()
+}
+
+/// Whether `c` can break or rewrite a printed line: control characters (newline, carriage
+/// return, escape...) and Unicode's line separators and direction overrides.
+fn is_forging(c: char) -> bool {
+    c.is_control()
+        || matches!(c, '\u{2028}' | '\u{2029}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+}
+
+fn escaped(c: char, out: &mut String) {
+    match c {
+        '\n' => out.push_str("\\n"),
+        '\r' => out.push_str("\\r"),
+        '\t' => out.push_str("\\t"),
+        '\x1b' => out.push_str("\\e"),
+        c if (c as u32) < 0x100 => out.push_str(&format!("\\x{:02x}", c as u32)),
+        c => out.push_str(&format!("\\u{{{:x}}}", c as u32)),
+    }
+}
+
+/// A value (name, path, argument) made safe to print on one line: every control character
+/// is written as an escape (`\n`, `\e`, `\x07`...), so a value cannot forge a line.
+pub fn escape_control(text: &str) -> String {
+    if !text.chars().any(is_forging) {
+        return text.to_string();
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        if is_forging(c) {
+            escaped(c, &mut out);
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// A line of a command's output made safe for a terminal: escape sequences and control
+/// characters are shown as escapes, except tabs and, when `keep_colors`, SGR color sequences
+/// (`ESC [ ... m`), which cannot move the cursor or rewrite what was printed.
+pub fn neutralise_terminal(text: &str, keep_colors: bool) -> String {
+    if !text.chars().any(|c| c != '\t' && is_forging(c)) {
+        return text.to_string();
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    let mut rest = text;
+    while let Some(c) = rest.chars().next() {
+        if c == '\x1b' && keep_colors {
+            if let Some(len) = sgr_len(rest) {
+                out.push_str(&rest[..len]);
+                rest = &rest[len..];
+                continue;
+            }
+        }
+        if c != '\t' && is_forging(c) {
+            escaped(c, &mut out);
+        } else {
+            out.push(c);
+        }
+        rest = &rest[c.len_utf8()..];
+    }
+    out
+}
+
+/// The length of the SGR sequence `ESC [ digits;... m` at the start of `text`, if it is one.
+fn sgr_len(text: &str) -> Option<usize> {
+    let body = text.strip_prefix("\x1b[")?;
+    let params = body
+        .bytes()
+        .take_while(|b| b.is_ascii_digit() || *b == b';')
+        .count();
+    (body.as_bytes().get(params) == Some(&b'm')).then_some(2 + params + 1)
 }

@@ -5,7 +5,7 @@ use std::time::Instant;
 
 use rhai::{Dynamic, Engine, FnPtr, NativeCallContext};
 
-use super::options::{bad_value, to_duration};
+use super::options::{bad_value, to_duration, DURATION_EXPECTED};
 use crate::exec::Ctx;
 use crate::report::Failure;
 
@@ -48,16 +48,15 @@ pub fn register(engine: &mut Engine, ctx: &Arc<Ctx>) {
     });
 
     let c = ctx.clone();
-    engine.register_fn("sleep", move |duration: Dynamic| {
+    let sleep = move |duration: Dynamic| {
         let d = to_duration(&duration).ok_or_else(|| {
-            bad_value(
-                "sleep",
-                "the duration",
-                "a duration such as \"500ms\" or \"2s\"",
-                &duration,
-            )
-            .into_rhai()
+            bad_value("sleep", "the duration", DURATION_EXPECTED, &duration).into_rhai()
         })?;
         c.sleep(d).map_err(Failure::into_rhai)
-    });
+    };
+    // Rhai's own `sleep(int)` and `sleep(float)` panic on a huge value; these take precedence.
+    let (s1, s2) = (sleep.clone(), sleep.clone());
+    engine.register_fn("sleep", move |n: i64| s1(Dynamic::from(n)));
+    engine.register_fn("sleep", move |f: f64| s2(Dynamic::from(f)));
+    engine.register_fn("sleep", sleep);
 }

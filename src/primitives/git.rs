@@ -5,6 +5,7 @@ use rhai::{Array, Dynamic, Engine, Map};
 
 use super::host::Host;
 use super::options::{string_list, Opts};
+use super::validate;
 use crate::exec::{Action, Command, Output};
 use crate::report::failure::{last_lines, STDERR_TAIL};
 use crate::report::Failure;
@@ -76,10 +77,32 @@ impl Repo {
         Err(self.failure(format!("{what} failed"), Some(&out), help))
     }
 
+    /// Refuses a branch name that is an option or that git itself would not take
+    /// (`git check-ref-format --branch`, run on the host).
+    pub fn check_branch(&self, branch: &str) -> Result<(), Failure> {
+        validate::git_branch(branch)?;
+        let out = self.host.probe(Command::new([
+            "git",
+            "check-ref-format",
+            "--branch",
+            branch,
+        ]))?;
+        if out.success() {
+            return Ok(());
+        }
+        Err(validate::invalid(
+            "git branch name",
+            branch,
+            validate::GIT_BRANCH_RULE,
+        ))
+    }
+
     /// Clones `url` into the repo's directory.
     pub fn clone_into_dir(&self, url: &str, branch: Option<&str>) -> Result<(), Failure> {
         let mut argv = vec!["git", "clone"];
         if let Some(branch) = branch {
+            // A tag is allowed here too, so only the option check applies.
+            validate::git_branch(branch)?;
             argv.extend(["--branch", branch]);
         }
         argv.extend(["--", url, &self.dir]);
@@ -221,8 +244,9 @@ pub fn register(engine: &mut Engine) {
         .map_err(r)
     });
     engine.register_fn("switch_to", move |g: &mut Repo, branch: &str| {
+        g.check_branch(branch).map_err(r)?;
         g.change(
-            &["switch", branch],
+            &["switch", "--", branch],
             &format!("switching to `{branch}`"),
             "check that the branch exists (fetch first) and that the working copy has no conflicting changes",
         )
@@ -249,10 +273,12 @@ pub fn register(engine: &mut Engine) {
     engine.register_fn(
         "changed",
         move |g: &mut Repo, from: &str, to: &str| -> RhaiResult<Array> {
+            validate::git_revision(from).map_err(r)?;
+            validate::git_revision(to).map_err(r)?;
             let range = format!("{from}..{to}");
             let out = g
                 .query(
-                    &["diff", "--name-only", &range, "--"],
+                    &["diff", "--name-only", "--end-of-options", &range, "--"],
                     &format!("listing changes in {range}"),
                 )
                 .map_err(r)?;

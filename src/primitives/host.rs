@@ -126,6 +126,7 @@ impl Host {
 
     /// Announces `action` and performs it, unless this is a dry run. A run's `Output` is returned.
     pub fn perform(&self, action: Action) -> Result<Output, Failure> {
+        super::validate::action_paths(&action)?;
         if !self.announce(&action) {
             return Ok(Output::ok());
         }
@@ -186,6 +187,7 @@ impl Host {
 
     /// Runs a read-only command that is safe to run even in a dry run (nothing is announced).
     pub fn probe(&self, cmd: Command) -> Result<Output, Failure> {
+        super::validate::command(&cmd)?;
         self.transport.run(&self.ctx, &cmd.quiet())
     }
 

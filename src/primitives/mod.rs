@@ -17,6 +17,7 @@ pub mod notify;
 pub mod options;
 pub mod process;
 pub mod ssh;
+pub mod validate;
 pub mod values;
 
 use std::sync::Arc;

@@ -8,6 +8,7 @@ use rhai::{Array, Dynamic, Engine, Map};
 
 use super::host::Host;
 use super::options::Opts;
+use super::validate;
 use crate::exec::Command;
 use crate::report::failure::{last_lines, STDERR_TAIL};
 use crate::report::Failure;
@@ -45,14 +46,25 @@ impl Server {
             });
         }
         let map = value.read_lock::<Map>()?;
+        let weight = match map.get("weight") {
+            Some(w) => Some(w.as_int().ok()?),
+            None => None,
+        };
         Some(Server {
             addr: map.get("server")?.clone().into_string().ok()?,
-            weight: map.get("weight").and_then(|w| w.as_int().ok()),
+            weight,
             backup: map
                 .get("backup")
                 .and_then(|b| b.as_bool().ok())
                 .unwrap_or(false),
         })
+    }
+
+    /// Refuses an address or weight that would change the config's syntax.
+    fn validate(&self) -> Result<(), Failure> {
+        validate::upstream_server(&self.addr)?;
+        self.weight.map(validate::upstream_weight).transpose()?;
+        Ok(())
     }
 
     fn line(&self) -> String {
@@ -204,6 +216,10 @@ impl Nginx {
     /// Writes the upstream, tests the configuration (putting the old file back if the test
     /// fails), and reloads.
     fn upstream(&self, name: &str, servers: &[Server]) -> Result<(), Failure> {
+        validate::upstream_name(name)?;
+        for server in servers {
+            server.validate()?;
+        }
         let path = self.file(name);
         let old = if self.host.exists(&path)? {
             Some(self.host.read_text(&path)?)
@@ -228,6 +244,7 @@ impl Nginx {
     }
 
     fn current_upstream(&self, name: &str) -> Result<Vec<String>, Failure> {
+        validate::upstream_name(name)?;
         let path = self.file(name);
         if !self.host.exists(&path)? {
             return Ok(Vec::new());

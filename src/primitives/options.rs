@@ -78,7 +78,7 @@ impl Opts {
             None => Ok(None),
             Some(v) => to_duration(v)
                 .map(Some)
-                .ok_or_else(|| self.bad(key, "a duration such as \"500ms\", \"30s\" or \"2m\"", v)),
+                .ok_or_else(|| self.bad(key, DURATION_EXPECTED, v)),
         }
     }
 
@@ -174,13 +174,30 @@ pub fn to_command(function: &str, what: &str, v: &Dynamic) -> Result<Command, Fa
     }
 }
 
+/// The longest duration Galley accepts anywhere (a sleep, a timeout, a persist time): one
+/// year. Longer ones are refused with a report rather than overflowing a clock.
+pub const MAX_DURATION: Duration = Duration::from_secs(365 * 24 * 3600);
+
+/// What a duration option must be, for reports.
+pub const DURATION_EXPECTED: &str =
+    "a duration such as \"500ms\", \"30s\", \"2m\" or \"1h\" (at most 365 days)";
+
+/// `seconds` as a duration, if it is a number from 0 to `MAX_DURATION`.
+fn seconds(seconds: f64) -> Option<Duration> {
+    (seconds.is_finite() && (0.0..=MAX_DURATION.as_secs_f64()).contains(&seconds))
+        .then(|| Duration::from_secs_f64(seconds))
+}
+
 /// A duration from a string such as "250ms", "30s", "2m", "1h", or a number of seconds.
 pub fn to_duration(v: &Dynamic) -> Option<Duration> {
     if let Ok(n) = v.as_int() {
-        return u64::try_from(n).ok().map(Duration::from_secs);
+        return u64::try_from(n)
+            .ok()
+            .map(Duration::from_secs)
+            .filter(|d| *d <= MAX_DURATION);
     }
     if let Ok(f) = v.as_float() {
-        return (f >= 0.0).then(|| Duration::from_secs_f64(f));
+        return seconds(f);
     }
     parse_duration(&v.clone().into_string().ok()?)
 }
@@ -198,7 +215,7 @@ pub fn parse_duration(text: &str) -> Option<Duration> {
         "h" => number * 3600.0,
         _ => return None,
     };
-    Some(Duration::from_secs_f64(seconds))
+    self::seconds(seconds)
 }
 
 /// Formats a duration the way recipes write them.
@@ -229,6 +246,17 @@ mod tests {
         assert_eq!(parse_duration("10"), None);
         assert_eq!(format_duration(Duration::from_secs(120)), "2m");
         assert_eq!(format_duration(Duration::from_millis(300)), "300ms");
+    }
+
+    #[test]
+    fn refuses_durations_past_a_year() {
+        assert_eq!(parse_duration("999999999999999999999s"), None);
+        assert_eq!(parse_duration("8761h"), None);
+        assert_eq!(parse_duration("8760h"), Some(MAX_DURATION));
+        assert_eq!(to_duration(&Dynamic::from(1e30_f64)), None);
+        assert_eq!(to_duration(&Dynamic::from(f64::NAN)), None);
+        assert_eq!(to_duration(&Dynamic::from(i64::MAX)), None);
+        assert_eq!(to_duration(&Dynamic::from(-1_i64)), None);
     }
 
     #[test]

@@ -53,6 +53,8 @@ fn join(dir: Option<&str>, path: &str) -> String {
 
 impl Service {
     fn new(host: Host, name: &str, opts: Map) -> Result<Self, Failure> {
+        // The name becomes the default pidfile and log names, and the process's mark.
+        super::validate::safe_name("service name", name)?;
         let opts = Opts::new(
             "process",
             opts,

@@ -82,6 +82,21 @@ pub enum Failure {
         expected: String,
         got: String,
     },
+    /// A value that breaks the rule for where it goes (a name, a path, an option, a config line).
+    InvalidValue {
+        /// What the value is for ("docker container name").
+        what: String,
+        /// The value, quoted and escaped.
+        value: String,
+        rule: String,
+    },
+    /// An `import` whose path is not a string literal.
+    ImportNotLiteral,
+    /// Modules that import each other in a circle (or a module that imports itself).
+    ImportCycle {
+        /// The modules from the first import of the repeated one back to it.
+        chain: Vec<String>,
+    },
     /// A file operation on a host failed.
     Io {
         host: String,
@@ -206,6 +221,9 @@ impl Failure {
             Failure::MissingEnv { .. } => "galley::env",
             Failure::UnknownOption { .. } => "galley::unknown_option",
             Failure::BadValue { .. } => "galley::bad_value",
+            Failure::InvalidValue { .. } => "galley::invalid_value",
+            Failure::ImportNotLiteral => "galley::import_not_literal",
+            Failure::ImportCycle { .. } => "galley::import_cycle",
             Failure::Io { .. } => "galley::io",
             Failure::Ssh { problem, .. } => match problem {
                 SshProblem::Unreachable => "galley::ssh_unreachable",
@@ -279,6 +297,13 @@ impl Failure {
                 help
             }
             Failure::BadValue { expected, .. } => format!("pass {expected}"),
+            Failure::InvalidValue { what, rule, .. } => format!("a valid {what}: {rule}"),
+            Failure::ImportNotLiteral => {
+                "write the path as a string: import \"lib/tools\" as tools; (Galley resolves, checks and watches imports before running)".into()
+            }
+            Failure::ImportCycle { .. } => {
+                "a module cannot import itself, directly or through others: move what both need into a third module".into()
+            }
             Failure::Io { .. } => "check the path and its permissions on that host".into(),
             Failure::Locked {
                 app, stale, host, ..
@@ -436,6 +461,18 @@ impl fmt::Display for Failure {
                 expected,
                 got,
             } => write!(f, "{function}: {what} must be {expected}, got {got}"),
+            Failure::InvalidValue { what, value, .. } => {
+                write!(
+                    f,
+                    "invalid {what} {value}, refused before it reached anything"
+                )
+            }
+            Failure::ImportNotLiteral => {
+                write!(f, "the path of an import must be a string literal")
+            }
+            Failure::ImportCycle { chain } => {
+                write!(f, "import cycle: {}", chain.join(" -> "))
+            }
             Failure::Io {
                 host,
                 operation,

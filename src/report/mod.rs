@@ -1,19 +1,20 @@
 //! Every error becomes a miette report with a labelled span in the recipe (or module) source,
 //! and for errors inside functions and modules, the chain of call sites back to the recipe.
 
+pub mod excerpt;
 pub mod failure;
 pub mod sources;
 
 use std::fmt;
 
-use miette::{
-    Diagnostic, GraphicalReportHandler, GraphicalTheme, LabeledSpan, NamedSource, SourceSpan,
-};
+use miette::{Diagnostic, GraphicalReportHandler, GraphicalTheme, LabeledSpan, SourceSpan};
 use rhai::{Engine, EvalAltResult, Position};
 
+use excerpt::Excerpt;
 pub use failure::Failure;
 pub use sources::Sources;
 
+use crate::exec::output::escape_control;
 use crate::exec::{Masker, OutputMode};
 
 /// A rendered-ready error: message, code, help, an optional span, and the call chain.
@@ -22,7 +23,7 @@ pub struct Report {
     code: String,
     message: String,
     help: Option<String>,
-    source: Option<NamedSource<String>>,
+    source: Option<Excerpt>,
     label: Option<LabeledSpan>,
     location: Option<(String, usize, usize)>,
     /// Lines shown after the report: the tail of stderr or of a log.
@@ -84,12 +85,14 @@ impl Report {
         self
     }
 
-    /// A copy with every secret masked in its texts, before any wrapping can split a secret.
+    /// A copy with every secret masked in its texts, before any wrapping can split a secret,
+    /// and every control character escaped, so a value in a message cannot forge a line.
     fn masked(&self, masker: &Masker) -> Self {
+        let clean = |text: &str| escape_control(&masker.mask(text));
         Report {
-            message: masker.mask(&self.message),
-            help: self.help.as_ref().map(|h| masker.mask(h)),
-            details: self.details.iter().map(|d| masker.mask(d)).collect(),
+            message: clean(&self.message),
+            help: self.help.as_deref().map(clean),
+            details: self.details.iter().map(|d| clean(d)).collect(),
             related: self.related.iter().map(|r| r.masked(masker)).collect(),
             ..self.clone()
         }
@@ -100,13 +103,13 @@ impl Report {
             return self;
         };
         let column = pos.position().unwrap_or(1);
-        let (offset, len) = span_at(&source.text, line, column);
+        let (excerpt, offset, len) = Excerpt::around(&source.name, &source.text, line, column);
         self.label = Some(LabeledSpan::new_with_span(
             Some(label.to_string()),
             SourceSpan::from((offset, len)),
         ));
-        self.location = Some((source.name.clone(), line, column));
-        self.source = Some(NamedSource::new(source.name, source.text).with_language("rust"));
+        self.location = Some((source.name, line, column));
+        self.source = Some(excerpt);
         self
     }
 
@@ -177,37 +180,6 @@ impl Report {
         }
         masker.mask(&out)
     }
-}
-
-/// Converts 1-based line/column (characters) to a byte offset and the length of the token there.
-fn span_at(text: &str, line: usize, column: usize) -> (usize, usize) {
-    let line_start: usize = text
-        .split_inclusive('\n')
-        .take(line - 1)
-        .map(str::len)
-        .sum();
-    let line_text = text[line_start.min(text.len())..]
-        .lines()
-        .next()
-        .unwrap_or("");
-    let col_offset: usize = line_text
-        .chars()
-        .take(column.saturating_sub(1))
-        .map(char::len_utf8)
-        .sum();
-    let rest = &line_text[col_offset.min(line_text.len())..];
-    let ident = rest
-        .char_indices()
-        .take_while(|(_, c)| c.is_alphanumeric() || *c == '_')
-        .last()
-        .map(|(i, c)| i + c.len_utf8())
-        .unwrap_or(0);
-    let len = if ident > 0 {
-        ident
-    } else {
-        rest.chars().next().map(char::len_utf8).unwrap_or(0)
-    };
-    (line_start + col_offset, len)
 }
 
 /// The closest of `candidates` to `word`, if it is close enough to be a likely typo.
@@ -392,6 +364,24 @@ fn innermost(err: &EvalAltResult, cx: &Context) -> Report {
             format!("unknown variable `{name}`"),
             "declare it with `let`; a function sees only its arguments, `params`, `task` and top-level `const`s as `global::NAME`",
         ),
+        E::ErrorDataTooLarge(what, _) => Report::plain(
+            "galley::data_too_large",
+            format!("{} grew past Galley's limit and the recipe was stopped", what.to_lowercase()),
+            format!(
+                "a string may hold {} MiB, an array {} items, a map {} entries; look for a loop that keeps growing a value (docs/safety.md)",
+                crate::engine::MAX_STRING_SIZE / (1024 * 1024),
+                crate::engine::MAX_ARRAY_SIZE,
+                crate::engine::MAX_MAP_SIZE
+            ),
+        ),
+        E::ErrorStackOverflow(_) => Report::plain(
+            "galley::call_depth",
+            format!(
+                "functions called each other more than {} levels deep and the recipe was stopped",
+                crate::engine::MAX_CALL_LEVELS
+            ),
+            "look for a function that calls itself without an end (recursion with no base case)",
+        ),
         E::ErrorModuleNotFound(path, _) => Report::plain(
             "galley::module_not_found",
             format!("module `{path}` not found"),
@@ -469,13 +459,6 @@ pub fn register(engine: &mut Engine) {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn spans_cover_the_identifier_at_a_position() {
-        let text = "let a = 1;\nlocal().rnu(\"x\");\n";
-        let (offset, len) = span_at(text, 2, 9);
-        assert_eq!(&text[offset..offset + len], "rnu");
-    }
 
     #[test]
     fn tidies_rust_type_names() {

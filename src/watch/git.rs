@@ -9,6 +9,8 @@ use std::process::Command;
 use globset::GlobMatcher;
 use serde::{Deserialize, Serialize};
 
+use crate::primitives::validate;
+
 /// What the watcher remembers per branch.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct Seen {
@@ -99,7 +101,9 @@ impl Poller {
         std::fs::rename(&tmp, self.dir.join("state.json")).map_err(|e| e.to_string())
     }
 
-    /// The matching branches and their head commits, from `git ls-remote`.
+    /// The matching branches and their head commits, from `git ls-remote`. A branch whose
+    /// name could act as an option (`--orphan=x`) or forge a line, or a head that is not a
+    /// sha, is never passed on: a remote's names are input like any other.
     fn heads(&self) -> Result<Vec<(String, String)>, String> {
         let out = git(&["ls-remote", "--heads", &self.remote])?;
         Ok(out
@@ -107,8 +111,10 @@ impl Poller {
             .filter_map(|l| {
                 let (sha, name) = l.split_once('\t')?;
                 let branch = name.strip_prefix("refs/heads/")?;
-                self.branch
-                    .is_match(branch)
+                let usable = validate::git_branch(branch).is_ok()
+                    && sha.len() >= 40
+                    && sha.chars().all(|c| c.is_ascii_hexdigit());
+                (usable && self.branch.is_match(branch))
                     .then(|| (branch.to_string(), sha.to_string()))
             })
             .collect())
@@ -171,4 +177,41 @@ fn fnv(text: &str) -> u64 {
     text.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
         (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(dir: &std::path::Path, args: &[&str]) {
+        let ok = Command::new("git")
+            .current_dir(dir)
+            .args(["-c", "user.name=t", "-c", "user.email=t@t"])
+            .args(args)
+            .status()
+            .expect("git runs")
+            .success();
+        assert!(ok, "git {args:?}");
+    }
+
+    #[test]
+    fn a_remote_branch_named_like_an_option_is_never_passed_on() {
+        let tmp = tempfile::tempdir().unwrap();
+        let repo = tmp.path().join("origin");
+        std::fs::create_dir_all(&repo).unwrap();
+        run(&repo, &["init", "-q", "-b", "main"]);
+        run(&repo, &["commit", "-q", "--allow-empty", "-m", "one"]);
+        // git's porcelain refuses this name, but a remote can hold it.
+        run(&repo, &["update-ref", "refs/heads/--orphan=x", "HEAD"]);
+        let mut poller =
+            Poller::new(&repo.to_string_lossy(), "*", &[], tmp.path().join("state")).unwrap();
+        let heads = poller.heads().unwrap();
+        assert_eq!(
+            heads.iter().map(|(b, _)| b.as_str()).collect::<Vec<_>>(),
+            ["main"]
+        );
+        // The first poll records the baselines; only `main` is there.
+        assert!(poller.poll(true).unwrap().is_none());
+        assert_eq!(poller.seen.keys().collect::<Vec<_>>(), ["main"]);
+    }
 }

@@ -59,6 +59,12 @@ fn run(ctx: &Ctx, call: &NativeCallContext, opts: Map, body: FnPtr) -> RhaiResul
             }
             .into_rhai()
         })?;
+    // The app names its lock file and its journal entries.
+    super::validate::safe_name("app name", &app).map_err(Failure::into_rhai)?;
+    // The release id names the release's folder (galley/releases).
+    if let Some(release) = opts.string("release").map_err(Failure::into_rhai)? {
+        super::validate::safe_name("release id", &release).map_err(Failure::into_rhai)?;
+    }
     let hosts = hosts_of(&opts).map_err(Failure::into_rhai)?;
     // A closure gives a value known only once the deploy ran (the sha that a pull moved to).
     let text = |key: &str| match opts.get(key).and_then(|v| v.clone().try_cast::<FnPtr>()) {
@@ -226,7 +232,9 @@ pub fn register(engine: &mut Engine, ctx: &Arc<Ctx>) {
     module.set_native_fn(
         "unlock",
         |call: NativeCallContext, host: Host, app: &str| -> RhaiResult<Dynamic> {
-            match lock::clear(&host, app) {
+            let cleared =
+                super::validate::safe_name("app name", app).and_then(|()| lock::clear(&host, app));
+            match cleared {
                 Ok(Some(holder)) => Ok(holder.into()),
                 Ok(None) => Ok(Dynamic::UNIT),
                 Err(failure) => Err(super::at_call(&call, failure.into_rhai())),

@@ -10,6 +10,7 @@ use globset::GlobMatcher;
 
 use super::client::DockerHost;
 use crate::exec::Stream;
+use crate::primitives::validate;
 use crate::report::failure::DockerProblem;
 use crate::report::Failure;
 
@@ -119,6 +120,9 @@ pub fn context_tar(context: &Path, dockerfile: &str) -> Result<Vec<u8>, String> 
 
 /// Builds the image and returns its id; every line of the build's output is printed as it comes.
 pub fn build(docker: &DockerHost, spec: &BuildSpec) -> Result<String, Failure> {
+    for tag in &spec.tags {
+        validate::image_reference(tag)?;
+    }
     let host = docker.host.name().to_string();
     let context = Path::new(&spec.context);
     let bad_context = |why: String| Failure::Docker {

@@ -16,6 +16,7 @@ use futures_util::StreamExt;
 use super::client::{is_missing, DockerHost};
 use crate::exec::action::quote;
 use crate::exec::{Action, Output, Stream};
+use crate::primitives::validate;
 use crate::report::failure::DockerProblem;
 use crate::report::Failure;
 
@@ -132,6 +133,9 @@ fn restart_policy(text: &str) -> Option<RestartPolicy> {
     })
 }
 
+/// What a refused container name is called in reports.
+const CONTAINER: &str = "docker container name";
+
 /// Creates and starts a container; returns its id.
 pub fn run(docker: &DockerHost, spec: &RunSpec) -> Result<String, Failure> {
     let bad = |what: &str, expected: &str, got: &str| Failure::BadValue {
@@ -140,6 +144,18 @@ pub fn run(docker: &DockerHost, spec: &RunSpec) -> Result<String, Failure> {
         expected: expected.into(),
         got: format!("{got:?}"),
     };
+    if let Some(name) = &spec.name {
+        validate::docker_name(CONTAINER, name)?;
+    }
+    validate::image_reference(&spec.image)?;
+    if let Some(network) = &spec.network {
+        // `container:NAME` shares another container's network stack.
+        let name = network.strip_prefix("container:").unwrap_or(network);
+        validate::docker_name("docker network name", name)?;
+    }
+    for (key, _) in &spec.env {
+        validate::env_key(key)?;
+    }
     let mut exposed = Vec::new();
     let mut bindings: HashMap<String, Option<Vec<PortBinding>>> = HashMap::new();
     let mut host_ports = Vec::new();
@@ -432,6 +448,7 @@ fn port_holders(docker: &DockerHost, ports: &[String]) -> Vec<String> {
 
 /// Stops a container (TERM, then KILL after `timeout`); a missing one is not an error.
 pub fn stop(docker: &DockerHost, name: &str, timeout: Duration) -> Result<(), Failure> {
+    validate::docker_name(CONTAINER, name)?;
     if !docker.host.announce(&Action::Docker {
         what: format!("stop -t {} {}", timeout.as_secs(), quote(name)),
     }) {
@@ -453,6 +470,7 @@ pub fn stop(docker: &DockerHost, name: &str, timeout: Duration) -> Result<(), Fa
 
 /// Removes a container; a missing one is not an error.
 pub fn rm(docker: &DockerHost, name: &str, force: bool) -> Result<(), Failure> {
+    validate::docker_name(CONTAINER, name)?;
     let flag = if force { "-f " } else { "" };
     if !docker.host.announce(&Action::Docker {
         what: format!("rm {flag}{}", quote(name)),
@@ -475,6 +493,7 @@ pub fn rm(docker: &DockerHost, name: &str, force: bool) -> Result<(), Failure> {
 
 /// The container's state: "running", "exited", "created", ... or "missing".
 pub fn status(docker: &DockerHost, name: &str) -> Result<String, Failure> {
+    validate::docker_name(CONTAINER, name)?;
     let result = docker.host.ctx().wait(
         "inspecting a container",
         docker
@@ -494,6 +513,7 @@ pub fn status(docker: &DockerHost, name: &str) -> Result<String, Failure> {
 
 /// Docker's inspect document of the container.
 pub fn inspect(docker: &DockerHost, name: &str) -> Result<serde_json::Value, Failure> {
+    validate::docker_name(CONTAINER, name)?;
     let info = docker.call(
         &format!("inspecting {name}"),
         docker
@@ -505,6 +525,7 @@ pub fn inspect(docker: &DockerHost, name: &str) -> Result<serde_json::Value, Fai
 
 /// The last `tail` lines of the container's output (stdout and stderr).
 pub fn logs(docker: &DockerHost, name: &str, tail: Option<u64>) -> Result<String, Failure> {
+    validate::docker_name(CONTAINER, name)?;
     let options = LogsOptions {
         stdout: true,
         stderr: true,
@@ -524,6 +545,7 @@ pub fn logs(docker: &DockerHost, name: &str, tail: Option<u64>) -> Result<String
 
 /// Runs `argv` inside a running container, streaming its output.
 pub fn exec(docker: &DockerHost, name: &str, argv: &[String]) -> Result<Output, Failure> {
+    validate::docker_name(CONTAINER, name)?;
     let shown: Vec<String> = argv.iter().map(|w| quote(w)).collect();
     if !docker.host.announce(&Action::Docker {
         what: format!("exec {} {}", quote(name), shown.join(" ")),
@@ -572,6 +594,7 @@ pub fn exec(docker: &DockerHost, name: &str, argv: &[String]) -> Result<Output, 
 
 /// Creates the network unless it exists.
 pub fn network(docker: &DockerHost, name: &str) -> Result<(), Failure> {
+    validate::docker_name("docker network name", name)?;
     let found = docker.host.ctx().wait(
         "inspecting a network",
         docker

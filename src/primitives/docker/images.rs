@@ -11,6 +11,7 @@ use rhai::{Array, Dynamic, Map};
 
 use super::client::DockerHost;
 use crate::exec::{Action, Stream};
+use crate::primitives::validate;
 use crate::report::Failure;
 
 /// `repo:tag` split at the tag's colon (not a registry port's); no tag means `latest`.
@@ -27,6 +28,8 @@ pub fn split_reference(reference: &str) -> (String, String) {
 
 /// Gives `source` (an id or a reference) the name `target`.
 pub fn tag(docker: &DockerHost, source: &str, target: &str) -> Result<(), Failure> {
+    validate::image_reference(source)?;
+    validate::image_reference(target)?;
     if !docker.host.announce(&Action::Docker {
         what: format!("tag {source} {target}"),
     }) {
@@ -79,6 +82,7 @@ fn credentials(auth: Option<Map>) -> Option<DockerCredentials> {
 
 /// Pulls `reference` from its registry.
 pub fn pull(docker: &DockerHost, reference: &str, auth: Option<Map>) -> Result<(), Failure> {
+    validate::image_reference(reference)?;
     if !docker.host.announce(&Action::Docker {
         what: format!("pull {reference}"),
     }) {
@@ -106,6 +110,7 @@ pub fn pull(docker: &DockerHost, reference: &str, auth: Option<Map>) -> Result<(
 
 /// Pushes `reference` to its registry.
 pub fn push(docker: &DockerHost, reference: &str, auth: Option<Map>) -> Result<(), Failure> {
+    validate::image_reference(reference)?;
     if !docker.host.announce(&Action::Docker {
         what: format!("push {reference}"),
     }) {

@@ -160,6 +160,38 @@ fn socket_path(dir: &Path, dest: &Destination, opts: &MasterOptions) -> PathBuf 
     }
 }
 
+/// The known_hosts files that a new connection with `opts` checks the host key against.
+fn known_hosts_files(opts: &MasterOptions) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = ["/etc/ssh/ssh_known_hosts", "/etc/ssh/ssh_known_hosts2"]
+        .map(PathBuf::from)
+        .to_vec();
+    match &opts.known_hosts_file {
+        Some(file) => files.push(PathBuf::from(file)),
+        None => {
+            if let Some(home) = std::env::var_os("HOME") {
+                let ssh = Path::new(&home).join(".ssh");
+                files.extend([ssh.join("known_hosts"), ssh.join("known_hosts2")]);
+            }
+        }
+    }
+    files
+}
+
+/// A digest of what those files say now (a missing file counts as empty).
+fn known_hosts_digest(opts: &MasterOptions) -> String {
+    let contents: Vec<String> = known_hosts_files(opts)
+        .iter()
+        .map(|f| std::fs::read_to_string(f).unwrap_or_default())
+        .collect();
+    let parts: Vec<&str> = contents.iter().map(String::as_str).collect();
+    format!("{:016x}", stable_hash(&parts))
+}
+
+/// Where a kept master records the known_hosts digest it was verified against.
+fn digest_path(socket: &Path) -> PathBuf {
+    socket.with_extension("known")
+}
+
 /// The control socket `open` uses for this destination and these options.
 pub fn socket_for(dest: &Destination, opts: &MasterOptions) -> Result<PathBuf, Failure> {
     Ok(socket_path(&control_dir()?, dest, opts))
@@ -291,12 +323,21 @@ pub fn open(
     })?;
 
     if socket.exists() {
+        // A kept master checked the host key when it connected, against the known_hosts of
+        // that time. If those files changed since (an entry removed or replaced), it is closed
+        // and a new connection checks the key again, exactly as a first connection would.
+        let verified = std::fs::read_to_string(digest_path(&socket))
+            .is_ok_and(|digest| digest == known_hosts_digest(opts));
         let session = Session::resume_mux(socket.clone().into_boxed_path(), None);
-        if ctx
-            .wait("checking the ssh connection", session.check())?
-            .is_ok()
+        if verified
+            && ctx
+                .wait("checking the ssh connection", session.check())?
+                .is_ok()
         {
             return Ok(Master { session, socket });
+        }
+        if !verified {
+            control(&socket, &["-O", "exit"]);
         }
         // A master that died (host rebooted, persist expired mid-check) leaves its socket behind.
         let _ = std::fs::remove_file(&socket);
@@ -337,10 +378,21 @@ pub fn open(
     let said = std::fs::read_to_string(&log).unwrap_or_default();
     let _ = std::fs::remove_file(&log);
     match status {
-        Some(status) if status.success() => Ok(Master {
-            session: Session::resume_mux(socket.clone().into_boxed_path(), None),
-            socket,
-        }),
+        Some(status) if status.success() => {
+            // After the connection: with accept-new it may have added the host's key.
+            std::fs::write(digest_path(&socket), known_hosts_digest(opts)).map_err(|e| {
+                Failure::Io {
+                    host: "local".into(),
+                    operation: "write".into(),
+                    path: digest_path(&socket).display().to_string(),
+                    error: e.to_string(),
+                }
+            })?;
+            Ok(Master {
+                session: Session::resume_mux(socket.clone().into_boxed_path(), None),
+                socket,
+            })
+        }
         Some(_) => Err(classify(name, dest, opts, &said)),
         None => Err(unreachable(
             name,

@@ -351,7 +351,12 @@ impl SshTransport {
                 "working directory {} does not exist",
                 cmd.dir.as_deref().unwrap_or("")
             )),
-            Some(127) if stderr.contains("not found") && !cmd.shell => {
+            // `env K=V prog` says "No such file or directory" where the shell says "not found".
+            Some(127)
+                if !cmd.shell
+                    && (stderr.contains("not found")
+                        || stderr.contains("No such file or directory")) =>
+            {
                 Some(format!("`{}` not found", cmd.argv[0]))
             }
             _ => None,
