@@ -162,7 +162,7 @@ fn no_output_is_lost_under_concurrent_ssh_load() {
         "const TAG = params.tag;\nlet h = ssh::connect(\"{}\", {});\n{}\nprint(`bad=${{bad}}`);",
         fleet.dest(0),
         fleet.options(),
-        integrity_loop(100)
+        integrity_loop(300)
     );
     sb.write("one.rhai", &one_host);
     let dests: Vec<String> = (0..10).map(|i| format!("\"{}\"", fleet.dest(i))).collect();
