@@ -60,7 +60,7 @@ pub fn history(app: Option<&str>, limit: usize, json: bool) -> i32 {
             ]
         })
         // A journal value with a newline or an escape must not forge a row.
-        .map(|row: [String; 8]| row.map(|cell| escape_control(&cell)))
+        .map(|row: [String; 9]| row.map(|cell| escape_control(&cell)))
         .collect();
     let header = [
         "id",
