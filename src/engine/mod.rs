@@ -20,8 +20,9 @@ pub const DEFAULT_MAX_OPERATIONS: u64 = 50_000_000;
 /// The longest string a recipe may build (bytes): far above any real value, and a loop that
 /// doubles a string stops here instead of exhausting memory.
 pub const MAX_STRING_SIZE: usize = 32 * 1024 * 1024;
-/// The most items in one array.
-pub const MAX_ARRAY_SIZE: usize = 1_000_000;
+/// The most items in one array, and bytes in blobs: Rhai counts both with one limit, summed over
+/// a map, and a command's result holds the kept output of both streams as blobs.
+pub const MAX_ARRAY_SIZE: usize = 2 * crate::exec::stream::KEEP_LIMIT;
 /// The most entries in one object map.
 pub const MAX_MAP_SIZE: usize = 100_000;
 /// The deepest nesting of function calls.

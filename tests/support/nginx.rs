@@ -361,6 +361,16 @@ fn connect(port: u16) -> std::io::Result<std::net::TcpStream> {
     Ok(stream)
 }
 
+/// `read`, again when a signal interrupted it (EINTR is no answer from the server).
+fn read_retrying(stream: &mut impl std::io::Read, buf: &mut [u8]) -> std::io::Result<usize> {
+    loop {
+        match stream.read(buf) {
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            other => return other,
+        }
+    }
+}
+
 fn client(
     port: u16,
     keepalive: bool,
@@ -420,7 +430,7 @@ fn client(
 
 /// Sends one GET / and reads the whole response (Content-Length, chunked, or until EOF).
 fn request(stream: &mut std::net::TcpStream, keepalive: bool) -> Result<Response, Failed> {
-    use std::io::{Read, Write};
+    use std::io::Write;
     let connection = if keepalive { "keep-alive" } else { "close" };
     let req = format!("GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: {connection}\r\n\r\n");
     if let Err(e) = stream.write_all(req.as_bytes()) {
@@ -432,7 +442,7 @@ fn request(stream: &mut std::net::TcpStream, keepalive: bool) -> Result<Response
         if let Some(i) = data.windows(4).position(|w| w == b"\r\n\r\n") {
             break i + 4;
         }
-        match stream.read(&mut chunk) {
+        match read_retrying(stream, &mut chunk) {
             Ok(0) if data.is_empty() => return Err(Failed::NothingBack("closed".into())),
             Ok(0) => return Err(Failed::Other("closed in the headers".into())),
             Ok(n) => data.extend_from_slice(&chunk[..n]),
@@ -464,7 +474,7 @@ fn request(stream: &mut std::net::TcpStream, keepalive: bool) -> Result<Response
     }
     let mut body = data[header_end..].to_vec();
     let mut more = |body: &mut Vec<u8>| -> Result<bool, Failed> {
-        match stream.read(&mut chunk) {
+        match read_retrying(stream, &mut chunk) {
             Ok(0) => Ok(false),
             Ok(n) => {
                 body.extend_from_slice(&chunk[..n]);
