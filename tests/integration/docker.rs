@@ -976,7 +976,9 @@ fn prune_images_keeps_the_three_newest_builds_of_a_repository() {
         context(
             &sb,
             &format!("ctx{i}"),
-            &format!("RUN echo build {i} > /build\n"),
+            // The repository's unique name in the layer: a build cached from another test
+            // process would share its image, which that process force-removes by id.
+            &format!("RUN echo build {i} {repo} > /build\n"),
             &[],
         );
     }
@@ -1029,7 +1031,9 @@ fn prune_images_keeps_an_image_that_a_container_uses() {
         context(
             &sb,
             &format!("ctx{i}"),
-            &format!("RUN echo build {i} > /build\n"),
+            // The repository's unique name in the layer: a build cached from another test
+            // process would share its image, which that process force-removes by id.
+            &format!("RUN echo build {i} {repo} > /build\n"),
             &[],
         );
     }
