@@ -8,6 +8,7 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use crate::support::docker::{self, base_image, cli, unique, Cleanup, Registry};
+use crate::support::lit;
 use crate::support::sshd::Fleet;
 use crate::support::{flat, free_port, http_get, value_of, wait_until, Run, Sandbox};
 
@@ -20,21 +21,6 @@ fn skip() -> bool {
     }
     eprintln!("note: the Docker daemon does not answer (`docker version` fails); skipping");
     true
-}
-
-/// A Rhai string literal holding exactly `text`.
-fn lit(text: &str) -> String {
-    let mut out = String::from("\"");
-    for c in text.chars() {
-        match c {
-            '\\' => out.push_str("\\\\"),
-            '"' => out.push_str("\\\""),
-            '\n' => out.push_str("\\n"),
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
 }
 
 /// `docker inspect --format FORMAT TARGET`, or None when there is no such object.

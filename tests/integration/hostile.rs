@@ -6,14 +6,10 @@ use std::path::Path;
 use std::time::Duration;
 
 use crate::support::docker::{self, base_image, cli, unique, Cleanup};
+use crate::support::lit;
 use crate::support::nginx::Nginx;
 use crate::support::sshd::{CloseMasters, Fleet};
 use crate::support::{flat, free_port, http_get, value_of, GitOrigin, Run, Sandbox};
-
-/// A Rhai string literal holding exactly `text` (JSON's escapes are Rhai's too).
-fn lit(text: &str) -> String {
-    serde_json::to_string(text).expect("a JSON string")
-}
 
 /// Asserts that the run failed with `exit` and the report `code`; returns stderr, unwrapped.
 #[track_caller]

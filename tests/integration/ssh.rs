@@ -6,6 +6,7 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+use crate::support::lit;
 use crate::support::sshd::{CloseMasters, Fleet};
 use crate::support::{
     alive, all_pids, environ, flat, free_port, http_get, read_pid, stat_ids, value_of, wait_until,
@@ -31,23 +32,6 @@ fn galley(sb: &Sandbox, fleet: &Fleet) -> Command {
         "plain",
     ]);
     cmd
-}
-
-/// A Rhai string literal holding exactly `text`.
-fn lit(text: &str) -> String {
-    let mut out = String::from("\"");
-    for c in text.chars() {
-        match c {
-            '\\' => out.push_str("\\\\"),
-            '"' => out.push_str("\\\""),
-            '\n' => out.push_str("\\n"),
-            '\t' => out.push_str("\\t"),
-            '\r' => out.push_str("\\r"),
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
 }
 
 /// The `ssh::connect` options map with the fleet's key and known_hosts plus `extra` entries.

@@ -7,6 +7,7 @@
 //! top of it), so what a test process leaves behind is found and removed: by the first test of a
 //! later process (when that pid is no longer alive) and when this process exits.
 
+use base64::Engine as _;
 use std::cell::RefCell;
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -541,7 +542,12 @@ fn http(port: u16, path: &str, auth: Option<(&str, &str)>) -> Option<(u16, Strin
     let mut stream = TcpStream::connect(("127.0.0.1", port)).ok()?;
     stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
     let authorization = auth
-        .map(|(u, p)| format!("Authorization: Basic {}\r\n", base64(&format!("{u}:{p}"))))
+        .map(|(u, p)| {
+            format!(
+                "Authorization: Basic {}\r\n",
+                base64::engine::general_purpose::STANDARD.encode(format!("{u}:{p}"))
+            )
+        })
         .unwrap_or_default();
     write!(
         stream,
@@ -558,29 +564,6 @@ fn http(port: u16, path: &str, auth: Option<(&str, &str)>) -> Option<(u16, Strin
     Some((status, body))
 }
 
-/// Standard base64 with padding.
-fn base64(text: &str) -> String {
-    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let bytes = text.as_bytes();
-    let mut out = String::new();
-    for chunk in bytes.chunks(3) {
-        let b = [
-            chunk[0],
-            *chunk.get(1).unwrap_or(&0),
-            *chunk.get(2).unwrap_or(&0),
-        ];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        for i in 0..4 {
-            if i <= chunk.len() {
-                out.push(ALPHABET[((n >> (18 - 6 * i)) & 63) as usize] as char);
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     #[test]
@@ -593,8 +576,5 @@ mod tests {
         );
         assert_eq!(super::pid_in_name("galley-test-base-x"), None);
         assert_eq!(super::pid_in_name("other:1"), None);
-        assert_eq!(super::base64("galley:right-pw"), "Z2FsbGV5OnJpZ2h0LXB3");
-        assert_eq!(super::base64("a"), "YQ==");
-        assert_eq!(super::base64("ab"), "YWI=");
     }
 }
