@@ -7,42 +7,24 @@ use percent_encoding::{utf8_percent_encode, AsciiSet, CONTROLS, NON_ALPHANUMERIC
 /// Values shorter than this are not masked: masking "a" would garble every line.
 const MIN_SECRET_LEN: usize = 3;
 
+/// The url crate's percent-encode sets, each the one before plus a few characters.
+const QUERY: &AsciiSet = &CONTROLS.add(b' ').add(b'"').add(b'#').add(b'<').add(b'>');
+const PATH: &AsciiSet = &QUERY.add(b'?').add(b'`').add(b'{').add(b'}');
+const USERINFO: &AsciiSet = &PATH
+    .add(b'/')
+    .add(b':')
+    .add(b';')
+    .add(b'=')
+    .add(b'@')
+    .add(b'[')
+    .add(b'\\')
+    .add(b']')
+    .add(b'^')
+    .add(b'|');
+
 /// Where a value is percent-encoded: the url crate's sets for a query, a path and userinfo, and
 /// everything but letters and digits (what most encoders do).
-const URL_SETS: [&AsciiSet; 4] = [
-    NON_ALPHANUMERIC,
-    &CONTROLS.add(b' ').add(b'"').add(b'#').add(b'<').add(b'>'),
-    &CONTROLS
-        .add(b' ')
-        .add(b'"')
-        .add(b'#')
-        .add(b'<')
-        .add(b'>')
-        .add(b'?')
-        .add(b'`')
-        .add(b'{')
-        .add(b'}'),
-    &CONTROLS
-        .add(b' ')
-        .add(b'"')
-        .add(b'#')
-        .add(b'<')
-        .add(b'>')
-        .add(b'?')
-        .add(b'`')
-        .add(b'{')
-        .add(b'}')
-        .add(b'/')
-        .add(b':')
-        .add(b';')
-        .add(b'=')
-        .add(b'@')
-        .add(b'[')
-        .add(b'\\')
-        .add(b']')
-        .add(b'^')
-        .add(b'|'),
-];
+const URL_SETS: [&AsciiSet; 4] = [NON_ALPHANUMERIC, QUERY, PATH, USERINFO];
 
 /// `application/x-www-form-urlencoded`, before spaces become `+`.
 const FORM: &AsciiSet = &NON_ALPHANUMERIC

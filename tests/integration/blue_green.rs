@@ -138,13 +138,7 @@ impl Stage {
 
     /// Every journal line, parsed (panics on a line that is not JSON).
     fn journal(&self) -> Vec<serde_json::Value> {
-        let text = std::fs::read_to_string(self.state.join("journal.jsonl")).unwrap_or_default();
-        text.lines()
-            .map(|l| {
-                serde_json::from_str(l)
-                    .unwrap_or_else(|e| panic!("journal line is not JSON ({e}): {l:?}"))
-            })
-            .collect()
+        crate::support::journal_in(&self.state)
     }
 
     fn last_record(&self) -> serde_json::Value {

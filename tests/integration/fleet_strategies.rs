@@ -13,7 +13,9 @@ use std::time::Duration;
 use crate::support::docker::{self, base_image, cli, unique, Cleanup};
 use crate::support::nginx::{Load, LoadStats, Nginx};
 use crate::support::sshd::{CloseMasters, Fleet};
-use crate::support::{alive, flat, free_port, http_get, lit, wait_until, Reaper, Run, Sandbox};
+use crate::support::{
+    alive, flat, free_port, http_get, journal_in as journal, lit, wait_until, Reaper, Run, Sandbox,
+};
 
 /// How long a wait may take: generous, for a machine shared by many test runs (deploys there have
 /// taken minutes); a wait ends as soon as its condition holds.
@@ -52,18 +54,6 @@ fn upstream_servers(path: &Path) -> Vec<String> {
         .collect();
     servers.sort();
     servers
-}
-
-/// Every journal record in the state folder `state`, oldest first (each line must be JSON).
-fn journal(state: &Path) -> Vec<serde_json::Value> {
-    let text = std::fs::read_to_string(state.join("journal.jsonl")).unwrap_or_default();
-    text.lines()
-        .filter(|l| !l.trim().is_empty())
-        .map(|l| {
-            serde_json::from_str(l)
-                .unwrap_or_else(|e| panic!("journal line is not JSON ({e}): {l:?}"))
-        })
-        .collect()
 }
 
 /// Fails with the load's details unless no request failed (and some were served).

@@ -99,15 +99,7 @@ fn run(sb: &Sandbox, args: &[&str]) -> Run {
 
 /// Every record of the deploy journal, oldest first (each line must be JSON).
 fn journal(sb: &Sandbox) -> Vec<serde_json::Value> {
-    let path = state_dir(sb).join("journal.jsonl");
-    let text = std::fs::read_to_string(&path).unwrap_or_default();
-    text.lines()
-        .filter(|l| !l.trim().is_empty())
-        .map(|l| {
-            serde_json::from_str(l)
-                .unwrap_or_else(|e| panic!("journal line is not JSON ({e}): {l:?}"))
-        })
-        .collect()
+    crate::support::journal_in(&state_dir(sb))
 }
 
 /// A string field of a journal record ("" when missing).
@@ -672,12 +664,11 @@ print("after=" + h.exists("{lock}"));
     assert_eq!(field(&records[0], "app"), app);
     assert_eq!(records[0]["hosts"], serde_json::json!([fleet.dest(0)]));
     // The host keeps the same record in its own journal.
-    let on_host = std::fs::read_to_string(state.join("journal.jsonl")).expect("the host's journal");
-    let lines: Vec<serde_json::Value> = on_host
-        .lines()
-        .map(|l| serde_json::from_str(l).expect("a JSON line"))
-        .collect();
-    assert_eq!(lines, records, "the host's journal has the same record");
+    assert_eq!(
+        crate::support::journal_in(&state),
+        records,
+        "the host's journal has the same record"
+    );
 }
 
 #[test]

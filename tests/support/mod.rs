@@ -356,6 +356,18 @@ pub fn flat(text: &str) -> String {
     lines.join(" ")
 }
 
+/// Every record of the deploy journal in the state folder `state`, oldest first; panics on a
+/// line that is not JSON (a journal line is always written whole).
+pub fn journal_in(state: &Path) -> Vec<serde_json::Value> {
+    let text = std::fs::read_to_string(state.join("journal.jsonl")).unwrap_or_default();
+    text.lines()
+        .map(|l| {
+            serde_json::from_str(l)
+                .unwrap_or_else(|e| panic!("journal line is not JSON ({e}): {l:?}"))
+        })
+        .collect()
+}
+
 /// A Rhai string literal holding exactly `text`, for pasting values into a recipe.
 pub fn lit(text: &str) -> String {
     let mut out = String::from("\"");
