@@ -5,6 +5,7 @@
 
 pub mod cli;
 pub mod engine;
+pub mod error;
 pub mod exec;
 pub mod libs;
 pub mod primitives;

@@ -13,7 +13,8 @@ use rhai::{ASTNode, Dynamic, Engine, EvalAltResult, Module, Position, Scope, Sha
 type SharedModule = Shared<Module>;
 
 use super::stdlib;
-use crate::report::{Failure, Sources};
+use crate::error::Failure;
+use crate::report::Sources;
 
 /// The key of a stdlib module in `Sources` (and the source name Rhai reports).
 pub fn stdlib_key(name: &str) -> String {

@@ -3,7 +3,7 @@
 //! that every user of the host can read in `ps`.
 
 use super::Command;
-use crate::report::Failure;
+use crate::error::Failure;
 
 /// Reads the variables that `block` wrote on stdin and exports them. `read` takes one byte at a
 /// time from a pipe, so the command's own input after the block stays unread.

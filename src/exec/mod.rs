@@ -18,7 +18,7 @@ pub use action::{Action, Command};
 pub use mask::Masker;
 pub use output::{OutputMode, Printer, Stream};
 
-use crate::report::Failure;
+use crate::error::Failure;
 
 /// What every primitive shares during one run.
 pub struct Ctx {

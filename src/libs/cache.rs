@@ -14,7 +14,7 @@ use nix::fcntl::{Flock, FlockArg};
 use super::hash::{self, Files};
 use super::manifest::is_commit;
 use super::{short, LibError, Locked};
-use crate::report::failure::last_lines;
+use crate::error::last_lines;
 
 /// The cache folder of this machine.
 pub struct Cache {

@@ -5,15 +5,13 @@
 
 use std::sync::Arc;
 
-use rhai::{Dynamic, Engine, EvalAltResult, FnPtr, Map, Module, NativeCallContext};
+use rhai::{Dynamic, Engine, FnPtr, Map, Module, NativeCallContext};
 
 use super::host::Host;
 use super::local::LocalTransport;
 use super::options::Opts;
+use crate::error::{Failure, RhaiResult};
 use crate::exec::{Command, Ctx};
-use crate::report::Failure;
-
-type RhaiResult<T> = Result<T, Box<EvalAltResult>>;
 
 /// The record's file name for a step: its name with anything unusual replaced.
 fn record_name(name: &str) -> String {
@@ -76,8 +74,7 @@ fn step(
     opts: Map,
     body: FnPtr,
 ) -> RhaiResult<Dynamic> {
-    let opts =
-        Opts::new("cache::step", opts, &["on", "inputs", "dir"]).map_err(Failure::into_rhai)?;
+    let opts = Opts::new("cache::step", opts, &["on", "inputs", "dir"])?;
     let host = match opts.get("on") {
         None => Host::new(Arc::new(LocalTransport), ctx.clone()),
         Some(value) => value.clone().try_cast::<Host>().ok_or_else(|| {
@@ -85,8 +82,7 @@ fn step(
         })?,
     };
     let inputs = opts
-        .strings("inputs")
-        .map_err(Failure::into_rhai)?
+        .strings("inputs")?
         .filter(|i| !i.is_empty())
         .ok_or_else(|| {
             Failure::Other {
@@ -95,7 +91,7 @@ fn step(
             }
             .into_rhai()
         })?;
-    let dir = opts.string("dir").map_err(Failure::into_rhai)?;
+    let dir = opts.string("dir")?;
     let fail = |f: Failure| super::at_call(call, f.into_rhai());
     let hashes = hash_inputs(&host, name, &inputs, dir).map_err(fail)?;
     let folder = format!("{}/cache", host.state_dir().map_err(fail)?);

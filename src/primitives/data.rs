@@ -4,7 +4,7 @@ use rhai::{Dynamic, Engine, EvalAltResult, Module, NativeCallContext};
 use serde_json::Value;
 
 use super::at_call;
-use crate::report::Failure;
+use crate::error::Failure;
 
 type Parse = fn(&str) -> Result<Value, String>;
 type Render = fn(&Value) -> Result<String, String>;

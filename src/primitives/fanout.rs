@@ -16,11 +16,9 @@ use rhai::{Array, Dynamic, EvalAltResult, FnPtr, Map, NativeCallContext};
 use super::at_call;
 use super::host::Host;
 use super::options::{bad_value, Opts};
+use crate::error::{Failure, RhaiResult};
 use crate::exec::output::{Outcome, SummaryRow};
 use crate::exec::Ctx;
-use crate::report::Failure;
-
-type RhaiResult<T> = Result<T, Box<EvalAltResult>>;
 
 /// Marks the frame that says on which item a fan-out failed (see `report::from_rhai`).
 pub const ITEM_FRAME: &str = "\u{1}fanout\u{1}";
@@ -335,16 +333,11 @@ fn rolling(
         "rolling",
         opts,
         &["batch", "max_failures", "before", "after"],
-    )
-    .map_err(Failure::into_rhai)?;
-    let batch = opts
-        .int("batch")
-        .map_err(Failure::into_rhai)?
-        .unwrap_or(1)
-        .max(1) as usize;
-    let tolerated = tolerance(&opts, items.len()).map_err(Failure::into_rhai)?;
-    let before = closure(&opts, "before").map_err(Failure::into_rhai)?;
-    let after = closure(&opts, "after").map_err(Failure::into_rhai)?;
+    )?;
+    let batch = opts.int("batch")?.unwrap_or(1).max(1) as usize;
+    let tolerated = tolerance(&opts, items.len())?;
+    let before = closure(&opts, "before")?;
+    let after = closure(&opts, "after")?;
     let mut done: Vec<Option<Done>> = Vec::new();
     let mut failed = 0;
     for (n, chunk) in items.chunks(batch).enumerate() {

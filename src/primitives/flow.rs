@@ -6,8 +6,8 @@ use std::time::Instant;
 use rhai::{Dynamic, Engine, FnPtr, NativeCallContext};
 
 use super::options::{bad_value, to_duration, DURATION_EXPECTED};
+use crate::error::Failure;
 use crate::exec::Ctx;
-use crate::report::Failure;
 
 /// Registers `log`, `step` and `sleep`, and sends `print`/`debug` to the printer.
 pub fn register(engine: &mut Engine, ctx: &Arc<Ctx>) {

@@ -6,9 +6,9 @@ use rhai::{Array, Dynamic, Engine, Map};
 use super::host::Host;
 use super::options::{string_list, Opts};
 use super::validate;
+use crate::error::{last_lines, STDERR_TAIL};
+use crate::error::{Failure, RhaiResult};
 use crate::exec::{Action, Command, Output};
-use crate::report::failure::{last_lines, STDERR_TAIL};
-use crate::report::Failure;
 
 /// A git working copy on a host.
 #[derive(Clone)]
@@ -208,8 +208,6 @@ impl Repo {
         ))
     }
 }
-
-type RhaiResult<T> = Result<T, Box<rhai::EvalAltResult>>;
 
 /// Registers `host.git(dir)` and the `Repo` methods.
 pub fn register(engine: &mut Engine) {

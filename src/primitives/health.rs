@@ -11,8 +11,8 @@ use super::host::Host;
 use super::listen::{listener, Listener};
 use super::options::Opts;
 use super::process::Service;
+use crate::error::Failure;
 use crate::exec::{Action, Ctx};
-use crate::report::Failure;
 
 /// How much of the last response body a failure shows.
 const BODY_SHOWN: usize = 500;

@@ -7,9 +7,9 @@ use std::sync::Arc;
 use rhai::{Dynamic, Engine, Map};
 
 use super::options::{to_command, Opts};
+use crate::error::{last_lines, STDERR_TAIL};
+use crate::error::{Failure, RhaiResult};
 use crate::exec::{Action, Command, Ctx, Output};
-use crate::report::failure::{last_lines, STDERR_TAIL};
-use crate::report::Failure;
 
 /// How a host runs commands and moves files.
 pub trait Transport: Send + Sync {
@@ -243,8 +243,6 @@ impl Host {
     }
 }
 
-type RhaiResult<T> = Result<T, Box<rhai::EvalAltResult>>;
-
 /// A finished command as the map recipes get back (`code`, `ok`, `stdout`, `stderr`, their exact
 /// bytes `stdout_bytes` and `stderr_bytes`, `lossy`, `truncated`, `duration`).
 pub fn output_map(out: &Output) -> Map {
@@ -271,25 +269,15 @@ pub fn output_map(out: &Output) -> Map {
 const RUN_OPTIONS: &[&str] = &["dir", "env", "check", "timeout", "quiet", "stdin", "sudo"];
 
 fn run(host: &Host, cmd: Dynamic, opts: Map) -> RhaiResult<Map> {
-    let opts = Opts::new("run", opts, RUN_OPTIONS).map_err(Failure::into_rhai)?;
-    let mut command = to_command("run", "the command", &cmd).map_err(Failure::into_rhai)?;
-    let check = opts
-        .bool("check")
-        .map_err(Failure::into_rhai)?
-        .unwrap_or(true);
-    command.dir = opts.string("dir").map_err(Failure::into_rhai)?;
-    command.env = opts.string_map("env").map_err(Failure::into_rhai)?;
-    command.timeout = opts.duration("timeout").map_err(Failure::into_rhai)?;
-    command.quiet = opts
-        .bool("quiet")
-        .map_err(Failure::into_rhai)?
-        .unwrap_or(false);
-    command.stdin = opts.string("stdin").map_err(Failure::into_rhai)?;
-    if opts
-        .bool("sudo")
-        .map_err(Failure::into_rhai)?
-        .unwrap_or(false)
-    {
+    let opts = Opts::new("run", opts, RUN_OPTIONS)?;
+    let mut command = to_command("run", "the command", &cmd)?;
+    let check = opts.bool("check")?.unwrap_or(true);
+    command.dir = opts.string("dir")?;
+    command.env = opts.string_map("env")?;
+    command.timeout = opts.duration("timeout")?;
+    command.quiet = opts.bool("quiet")?.unwrap_or(false);
+    command.stdin = opts.string("stdin")?;
+    if opts.bool("sudo")?.unwrap_or(false) {
         // sudo resets the environment: the variables reach the command through its stdin.
         command = if command.env.is_empty() {
             let mut argv = vec!["sudo".to_string(), "-n".into(), "--".into()];
@@ -300,21 +288,19 @@ fn run(host: &Host, cmd: Dynamic, opts: Map) -> RhaiResult<Map> {
                 ..command
             }
         } else {
-            crate::exec::env::via_stdin(&command, &["sudo", "-n", "--"])
-                .map_err(Failure::into_rhai)?
+            crate::exec::env::via_stdin(&command, &["sudo", "-n", "--"])?
         };
     }
     let out = if check {
         host.run_checked(command)
     } else {
         host.perform(Action::Run(command))
-    }
-    .map_err(Failure::into_rhai)?;
+    }?;
     Ok(output_map(&out))
 }
 
 fn write(host: &Host, path: &str, text: &str, opts: Map) -> RhaiResult<()> {
-    let opts = Opts::new("write", opts, &["mode"]).map_err(Failure::into_rhai)?;
+    let opts = Opts::new("write", opts, &["mode"])?;
     let mode = match opts.get("mode") {
         None => None,
         Some(v) => Some(parse_mode(v).ok_or_else(|| {

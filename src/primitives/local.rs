@@ -11,10 +11,10 @@ use nix::unistd::Pid;
 use tokio::io::AsyncWriteExt;
 
 use super::host::Transport;
+use crate::error::Failure;
+use crate::error::{last_lines, STDERR_TAIL};
 use crate::exec::stream::Reader;
 use crate::exec::{Command, Ctx, Output, Printer, Stream};
-use crate::report::failure::{last_lines, STDERR_TAIL};
-use crate::report::Failure;
 
 /// How long a killed command's process group gets between TERM and KILL.
 const KILL_GRACE: Duration = Duration::from_secs(2);

@@ -9,9 +9,9 @@ use rhai::{Array, Dynamic, Engine, Map};
 use super::host::Host;
 use super::options::Opts;
 use super::validate;
+use crate::error::Failure;
+use crate::error::{last_lines, STDERR_TAIL};
 use crate::exec::Command;
-use crate::report::failure::{last_lines, STDERR_TAIL};
-use crate::report::Failure;
 
 /// How long a reload may take for the old workers to finish their requests.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(60);

@@ -9,8 +9,8 @@ use rhai::{Dynamic, Engine, Map, Module, NativeCallContext};
 
 use super::deploy::journal::Record;
 use super::options::{bad_value, Opts};
+use crate::error::Failure;
 use crate::exec::Ctx;
-use crate::report::Failure;
 
 /// How long a webhook may take unless the recipe says otherwise.
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);

@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use rhai::{Dynamic, Map};
 
+use crate::error::Failure;
 use crate::exec::Command;
-use crate::report::Failure;
 
 /// An options map checked against the keys a function accepts.
 pub struct Opts {

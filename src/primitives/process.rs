@@ -9,11 +9,9 @@ use rhai::{Dynamic, Engine, Map};
 
 use super::host::Host;
 use super::options::Opts;
+use crate::error::STDERR_TAIL;
+use crate::error::{Failure, RhaiResult};
 use crate::exec::{Action, Command};
-use crate::report::failure::STDERR_TAIL;
-use crate::report::Failure;
-
-type RhaiResult<T> = Result<T, Box<rhai::EvalAltResult>>;
 
 /// How long a freshly started process must stay up before `start` trusts it.
 const START_GRACE: Duration = Duration::from_millis(300);

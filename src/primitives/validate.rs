@@ -3,9 +3,9 @@
 //! breaks its rule is refused with `galley::invalid_value`, naming the value and the rule.
 //! docs/safety.md lists the rules.
 
+use crate::error::Failure;
 use crate::exec::output::escape_control;
 use crate::exec::{Action, Command};
-use crate::report::Failure;
 
 /// Longest value shown in a report; the rest is elided.
 const SHOWN: usize = 120;

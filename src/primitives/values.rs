@@ -6,8 +6,8 @@ use std::sync::Arc;
 use rhai::{Dynamic, Engine, Map};
 
 use super::process::parse_env_file;
+use crate::error::Failure;
 use crate::exec::Ctx;
-use crate::report::Failure;
 
 /// Where `secret(name)` looks after the environment.
 #[derive(Default)]

@@ -2,7 +2,7 @@
 //! and for errors inside functions and modules, the chain of call sites back to the recipe.
 
 pub mod excerpt;
-pub mod failure;
+
 pub mod sources;
 
 use std::fmt;
@@ -10,8 +10,8 @@ use std::fmt;
 use miette::{Diagnostic, GraphicalReportHandler, GraphicalTheme, LabeledSpan, SourceSpan};
 use rhai::{Engine, EvalAltResult, Position};
 
+use crate::error::Failure;
 use excerpt::Excerpt;
-pub use failure::Failure;
 pub use sources::Sources;
 
 use crate::exec::output::escape_control;

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-use crate::report::Failure;
+use crate::error::Failure;
 
 /// One deploy, as `galley history` shows it and `galley rollback` reads it.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]

@@ -7,8 +7,8 @@ use std::sync::OnceLock;
 
 use serde::{Deserialize, Serialize};
 
+use crate::error::Failure;
 use crate::primitives::host::Host;
-use crate::report::Failure;
 
 /// What a lock file says.
 #[derive(Debug, Serialize, Deserialize)]

@@ -11,10 +11,8 @@ use rhai::{Dynamic, Engine, EvalAltResult, FnPtr, Map, Module, NativeCallContext
 
 use super::host::Host;
 use super::options::Opts;
+use crate::error::{Failure, RhaiResult};
 use crate::exec::Ctx;
-use crate::report::Failure;
-
-type RhaiResult<T> = Result<T, Box<EvalAltResult>>;
 
 /// The innermost failure of an error, if a primitive threw it.
 fn failure_of(err: &EvalAltResult) -> Option<Failure> {
@@ -47,25 +45,21 @@ fn run(ctx: &Ctx, call: &NativeCallContext, opts: Map, body: FnPtr) -> RhaiResul
         &[
             "app", "host", "hosts", "strategy", "sha", "branch", "image", "release", "replicas",
         ],
-    )
-    .map_err(Failure::into_rhai)?;
-    let app = opts
-        .string("app")
-        .map_err(Failure::into_rhai)?
-        .ok_or_else(|| {
-            Failure::Other {
-                message: "deploy::run needs the app's name".into(),
-                help: "pass #{ app: \"web\", ... }: the lock and the journal are per app".into(),
-            }
-            .into_rhai()
-        })?;
+    )?;
+    let app = opts.string("app")?.ok_or_else(|| {
+        Failure::Other {
+            message: "deploy::run needs the app's name".into(),
+            help: "pass #{ app: \"web\", ... }: the lock and the journal are per app".into(),
+        }
+        .into_rhai()
+    })?;
     // The app names its lock file and its journal entries.
-    super::validate::safe_name("app name", &app).map_err(Failure::into_rhai)?;
+    super::validate::safe_name("app name", &app)?;
     // The release id names the release's folder (galley/releases).
-    if let Some(release) = opts.string("release").map_err(Failure::into_rhai)? {
-        super::validate::safe_name("release id", &release).map_err(Failure::into_rhai)?;
+    if let Some(release) = opts.string("release")? {
+        super::validate::safe_name("release id", &release)?;
     }
-    let hosts = hosts_of(&opts).map_err(Failure::into_rhai)?;
+    let hosts = hosts_of(&opts)?;
     // A closure gives a value known only once the deploy ran (the sha that a pull moved to).
     let text = |key: &str| match opts.get(key).and_then(|v| v.clone().try_cast::<FnPtr>()) {
         Some(f) => f

@@ -9,10 +9,10 @@ use futures_util::StreamExt;
 use globset::GlobMatcher;
 
 use super::client::DockerHost;
+use crate::error::DockerProblem;
+use crate::error::Failure;
 use crate::exec::Stream;
 use crate::primitives::validate;
-use crate::report::failure::DockerProblem;
-use crate::report::Failure;
 
 /// How many lines of a failed step's output the report shows.
 const STEP_OUTPUT: usize = 20;

@@ -6,9 +6,9 @@ use std::sync::Arc;
 
 use bollard::errors::Error as ApiError;
 
+use crate::error::DockerProblem;
+use crate::error::Failure;
 use crate::primitives::host::Host;
-use crate::report::failure::DockerProblem;
-use crate::report::Failure;
 
 /// Where the Engine listens on a host that is reached over ssh.
 const REMOTE_SOCKET: &str = "/var/run/docker.sock";

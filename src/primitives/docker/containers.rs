@@ -14,11 +14,11 @@ use bollard::query_parameters::{
 use futures_util::StreamExt;
 
 use super::client::{is_missing, DockerHost};
+use crate::error::DockerProblem;
+use crate::error::Failure;
 use crate::exec::action::quote;
 use crate::exec::{Action, Output, Stream};
 use crate::primitives::validate;
-use crate::report::failure::DockerProblem;
-use crate::report::Failure;
 
 /// A published port: `[ip:]host:container[/proto]`.
 #[derive(Debug, PartialEq)]

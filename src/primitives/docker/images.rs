@@ -10,9 +10,9 @@ use futures_util::StreamExt;
 use rhai::{Array, Dynamic, Map};
 
 use super::client::DockerHost;
+use crate::error::Failure;
 use crate::exec::{Action, Stream};
 use crate::primitives::validate;
-use crate::report::Failure;
 
 /// `repo:tag` split at the tag's colon (not a registry port's); no tag means `latest`.
 pub fn split_reference(reference: &str) -> (String, String) {

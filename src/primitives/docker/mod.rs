@@ -16,7 +16,7 @@ use rhai::{Array, Dynamic, Engine, Map};
 
 use super::host::{output_map, Host};
 use super::options::Opts;
-use crate::report::Failure;
+use crate::error::Failure;
 use client::DockerHost;
 
 fn map_of(pairs: Vec<(String, String)>) -> HashMap<String, String> {

@@ -21,12 +21,12 @@ use futures_util::StreamExt;
 use rhai::{Array, Dynamic, Engine, Map};
 
 use super::client::{is_missing, DockerHost};
+use crate::error::Failure;
+use crate::error::SwarmProblem;
 use crate::exec::action::quote;
 use crate::exec::Action;
 use crate::primitives::host::Host;
 use crate::primitives::options::Opts;
-use crate::report::failure::SwarmProblem;
-use crate::report::Failure;
 use spec::{Deploy, SecretRef};
 
 /// How long `scale` and `rollback` wait for the service to converge.

@@ -11,9 +11,9 @@ use std::time::Duration;
 use nix::fcntl::{Flock, FlockArg};
 use openssh::Session;
 
+use crate::error::Failure;
+use crate::error::SshProblem;
 use crate::exec::Ctx;
-use crate::report::failure::SshProblem;
-use crate::report::Failure;
 
 /// Where to connect: `user@host:port`, each part but the host optional.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -426,7 +426,7 @@ fn classify(name: &str, dest: &Destination, opts: &MasterOptions, said: &str) ->
         .map(|l| l.trim_end_matches('\r').to_string())
         .filter(|l| !l.trim().is_empty() && !l.starts_with("@@@"))
         .collect();
-    let tail = crate::report::failure::last_lines(&lines.join("\n"), 12);
+    let tail = crate::error::last_lines(&lines.join("\n"), 12);
     let has = |needle: &str| said.contains(needle);
     let known_hosts = opts
         .known_hosts_file

@@ -14,8 +14,8 @@ use rhai::{Array, Dynamic, Engine, Map, Module, NativeCallContext};
 use super::at_call;
 use super::host::Host;
 use super::options::{bad_value, Opts};
+use crate::error::Failure;
 use crate::exec::Ctx;
-use crate::report::Failure;
 use master::{Destination, MasterOptions};
 use transport::{Connection, SshTransport};
 

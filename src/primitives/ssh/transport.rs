@@ -14,13 +14,13 @@ use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::sync::OnceCell;
 
 use super::master::{control, Master};
+use crate::error::Failure;
+use crate::error::{last_lines, SshProblem, STDERR_TAIL};
 use crate::exec::action::quote;
 use crate::exec::env;
 use crate::exec::stream::Reader;
 use crate::exec::{Command, Ctx, Output, Stream};
 use crate::primitives::host::Transport;
-use crate::report::failure::{last_lines, SshProblem, STDERR_TAIL};
-use crate::report::Failure;
 
 /// How long a killed remote command's process group gets between TERM and KILL.
 const KILL_GRACE: Duration = Duration::from_secs(2);

@@ -13,9 +13,9 @@ use bollard::models::{
 };
 use rhai::{Dynamic, Map};
 
+use crate::error::Failure;
 use crate::exec::action::quote;
 use crate::primitives::options::{bad_value, format_duration, Opts};
-use crate::report::Failure;
 
 /// The options `deploy` takes.
 pub const DEPLOY_OPTIONS: &[&str] = &[

@@ -6,6 +6,9 @@ use std::time::Duration;
 
 use rhai::{Dynamic, EvalAltResult, Position};
 
+/// What a native function of the recipe API returns: a `Failure` converts with `?`.
+pub type RhaiResult<T> = Result<T, Box<EvalAltResult>>;
+
 /// How many lines of a failed command's stderr a report shows.
 pub const STDERR_TAIL: usize = 20;
 
@@ -363,6 +366,12 @@ impl Failure {
             Dynamic::from(self),
             Position::NONE,
         ))
+    }
+}
+
+impl From<Failure> for Box<EvalAltResult> {
+    fn from(failure: Failure) -> Self {
+        failure.into_rhai()
     }
 }
 
