@@ -19,6 +19,18 @@ pub fn is_name(key: &str) -> bool {
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
+/// Refuses variable names that are not shell names, as every remote command does: they are
+/// exported by a shell there.
+pub fn check_names(env: &[(String, String)]) -> Result<(), Failure> {
+    match env.iter().find(|(k, _)| !is_name(k)) {
+        Some((key, _)) => Err(Failure::Other {
+            message: format!("`{key}` is not a valid environment variable name"),
+            help: "names are letters, digits and `_`, not starting with a digit".into(),
+        }),
+        None => Ok(()),
+    }
+}
+
 /// The variables as `PROLOGUE` reads them: a line count, then one quoted `export` each.
 fn block(env: &[(String, String)]) -> String {
     let script: String = env
@@ -31,12 +43,7 @@ fn block(env: &[(String, String)]) -> String {
 /// `cmd` rewritten so that its variables arrive on its stdin (ahead of its own input) and a
 /// `sh` started under `prefix` (e.g. `sudo -n --`) exports them before it execs the command.
 pub fn via_stdin(cmd: &Command, prefix: &[&str]) -> Result<Command, Failure> {
-    if let Some((key, _)) = cmd.env.iter().find(|(k, _)| !is_name(k)) {
-        return Err(Failure::Other {
-            message: format!("`{key}` is not a valid environment variable name"),
-            help: "names are letters, digits and `_`, not starting with a digit".into(),
-        });
-    }
+    check_names(&cmd.env)?;
     let mut argv: Vec<String> = prefix.iter().map(|w| w.to_string()).collect();
     argv.extend(["sh", "-c", PROLOGUE, "galley-env"].map(String::from));
     argv.extend(cmd.argv.iter().cloned());

@@ -25,6 +25,7 @@ mod process;
 mod reports;
 mod smoke;
 mod ssh;
+mod ssh_executor;
 mod ssh_fixture;
 mod start_sh;
 mod strategies;

@@ -128,7 +128,7 @@ pub fn control_dir() -> Result<PathBuf, Failure> {
 }
 
 /// FNV-1a: a hash that stays the same across builds, so a new Galley finds the old sockets.
-fn stable_hash(parts: &[&str]) -> u64 {
+pub(super) fn stable_hash(parts: &[&str]) -> u64 {
     let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
     for part in parts {
         for byte in part.bytes().chain([0]) {

@@ -1,6 +1,7 @@
 //! `ssh::connect` and `ssh::hosts`: Hosts reached over SSH, one multiplexed master connection
 //! per host (reused across runs while it persists), sftp for files, forwards for tunnels.
 
+pub mod executor;
 pub mod master;
 pub mod transport;
 

@@ -13,6 +13,7 @@ use openssh_sftp_client::{Error as SftpError, Sftp, SftpAuxiliaryData, SftpOptio
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::sync::OnceCell;
 
+use super::executor::{self, Executor, Exit, Started};
 use super::master::{control, Master};
 use crate::error::Failure;
 use crate::error::{last_lines, SshProblem, STDERR_TAIL};
@@ -43,6 +44,8 @@ pub struct Connection {
     /// Run commands and the sftp server through `sudo -n`.
     sudo: bool,
     sftp: OnceCell<Arc<Sftp>>,
+    /// The process on the host that commands start through.
+    executor: Executor,
     /// The tunnels opened in this run: what they reach on the host -> their local end
     /// (`127.0.0.1:PORT` or a socket path), spelled as `ssh -L` takes them.
     forwards: Mutex<HashMap<String, String>>,
@@ -65,6 +68,7 @@ impl Drop for Connection {
             }
         }
         if !self.persist {
+            self.executor.quit();
             control(&self.socket, &["-O", "exit"]);
         }
     }
@@ -74,6 +78,7 @@ impl Connection {
     /// Wraps a master connection.
     pub fn new(master: Master, persist: bool, sudo: bool) -> Self {
         Connection {
+            executor: Executor::new(&master.socket),
             session: Arc::new(master.session),
             socket: master.socket,
             persist,
@@ -220,6 +225,111 @@ impl SshTransport {
 
     async fn run_remote(&self, ctx: &Ctx, cmd: &Command) -> Result<Output, Failure> {
         let started = Instant::now();
+        let ran = match self.through_executor(ctx, cmd).await? {
+            Some(ran) => ran,
+            None => self.through_channel(ctx, cmd).await?,
+        };
+        self.result(cmd, ran, started)
+    }
+
+    /// Runs `cmd` through the connection's executor; `None` when this host has none.
+    async fn through_executor(&self, ctx: &Ctx, cmd: &Command) -> Result<Option<Ran>, Failure> {
+        let sent = executor_command(cmd, self.conn.sudo)?;
+        let started = self
+            .conn
+            .executor
+            .start(
+                &self.conn.session,
+                &sent.argv,
+                sent.dir.as_deref(),
+                &sent.env,
+                sent.stdin.is_some(),
+            )
+            .await;
+        let job = match started {
+            Ok(Started::Running(job)) => job,
+            Ok(Started::NotStarted(what, errno, text)) => {
+                return Err(Failure::Spawn {
+                    host: self.name.clone(),
+                    command: cmd.display(),
+                    error: match (what.as_str(), errno) {
+                        ("dir", _) => format!(
+                            "working directory {} does not exist",
+                            cmd.dir.as_deref().unwrap_or("")
+                        ),
+                        (_, 2) => format!("`{}` not found", cmd.argv[0]),
+                        _ => format!("cannot run `{}`: {text}", cmd.argv[0]),
+                    },
+                })
+            }
+            Ok(Started::Unavailable) => return Ok(None),
+            Err(why) => {
+                ctx.printer.warn(&format!(
+                    "{}: no command executor on the host ({why}); every command opens an ssh \
+                     channel of its own, through the login shell",
+                    self.name
+                ));
+                return Ok(None);
+            }
+        };
+        let pgid = job.pid;
+        let (from, to) = tokio::io::split(job.stream);
+        tokio::spawn(executor::feed(to, sent.stdin.map(String::into_bytes)));
+        let (out_in, out_pipe) = tokio::io::duplex(CHUNK);
+        let (err_in, err_pipe) = tokio::io::duplex(CHUNK);
+        let mut status = tokio::spawn(executor::demux(from, out_in, err_in));
+        let mut out = self.reader(ctx, cmd, Some(out_pipe), Stream::Stdout);
+        let mut err = self.reader(ctx, cmd, Some(err_pipe), Stream::Stderr);
+        let end = {
+            let exited = async {
+                let exit = (&mut status).await.ok().flatten();
+                out.eof().await;
+                err.eof().await;
+                exit
+            };
+            tokio::pin!(exited);
+            let end = self.ended(ctx, cmd, &mut exited).await;
+            let end = match end {
+                Some(end) => end,
+                None => {
+                    self.conn.executor.kill(pgid, "TERM").await;
+                    if tokio::time::timeout(KILL_GRACE, &mut exited).await.is_err() {
+                        self.conn.executor.kill(pgid, "KILL").await;
+                    }
+                    self.stopped(ctx)
+                }
+            };
+            match end {
+                End::Exited(Some(Exit::Code(code))) => Ended::Code(Some(code)),
+                End::Exited(Some(Exit::Signal(_))) => Ended::Code(None),
+                End::Exited(None) => {
+                    let what = match self.conn.session.check().await {
+                        Ok(()) => {
+                            // Nothing on the host looks after the command any more.
+                            let _ = self.run_quiet(&format!("kill -TERM -- -{pgid}")).await;
+                            "the command executor on the host stopped (the next command starts \
+                             a new one)"
+                                .to_string()
+                        }
+                        Err(e) => e.to_string(),
+                    };
+                    return Err(self.lost(&format!("while running `{}`", cmd.display()), what));
+                }
+                End::TimedOut => Ended::TimedOut,
+                End::Cancelled => Ended::Cancelled,
+            }
+        };
+        status.abort();
+        let (stdout, stderr) = tokio::join!(out.finish(DRAIN_GRACE), err.finish(DRAIN_GRACE));
+        Ok(Some(Ran {
+            end,
+            stdout,
+            stderr,
+        }))
+    }
+
+    /// Runs `cmd` as a channel of its own, through the login shell.
+    async fn through_channel(&self, ctx: &Ctx, cmd: &Command) -> Result<Ran, Failure> {
         // The remote command is one string that any user of the host sees in `ps`: the
         // variables go on stdin instead, ahead of the command's own input.
         let sent = if cmd.env.is_empty() {
@@ -254,27 +364,9 @@ impl SshTransport {
             let _ = out.read_line(&mut first).await;
         }
         let pgid: Option<u32> = first.trim().parse().ok();
-        let mut out = Reader::spawn(
-            stdout,
-            self.name.clone(),
-            Stream::Stdout,
-            ctx.printer.clone(),
-            cmd.quiet,
-        );
-        let mut err = Reader::spawn(
-            child.stderr().take(),
-            self.name.clone(),
-            Stream::Stderr,
-            ctx.printer.clone(),
-            cmd.quiet,
-        );
+        let mut out = self.reader(ctx, cmd, stdout, Stream::Stdout);
+        let mut err = self.reader(ctx, cmd, child.stderr().take(), Stream::Stderr);
 
-        let timeout = cmd.timeout.unwrap_or(Duration::from_secs(u64::MAX / 4));
-        enum End {
-            Exited(Result<std::process::ExitStatus, openssh::Error>),
-            TimedOut,
-            Cancelled,
-        }
         // Output first, exit status second: the mux client closes its control connection as
         // soon as it has the exit message, and the master then throws away whatever output of
         // the channel it has not yet written to our pipes (openssh-mux-client `wait`, OpenSSH
@@ -299,46 +391,100 @@ impl SshTransport {
                 child.wait().await
             };
             tokio::pin!(exited);
-            let end = tokio::select! {
-                status = &mut exited => End::Exited(status),
-                _ = tokio::time::sleep(timeout) => End::TimedOut,
-                _ = ctx.cancel.cancelled() => End::Cancelled,
-            };
-            if !matches!(end, End::Exited(_)) {
-                if let Some(pgid) = pgid {
-                    let _ = self.run_quiet(&format!("kill -TERM -- -{pgid}")).await;
-                    if tokio::time::timeout(KILL_GRACE, &mut exited).await.is_err() {
-                        let _ = self.run_quiet(&format!("kill -KILL -- -{pgid}")).await;
+            match self.ended(ctx, cmd, &mut exited).await {
+                Some(end) => end,
+                None => {
+                    if let Some(pgid) = pgid {
+                        let _ = self.run_quiet(&format!("kill -TERM -- -{pgid}")).await;
+                        if tokio::time::timeout(KILL_GRACE, &mut exited).await.is_err() {
+                            let _ = self.run_quiet(&format!("kill -KILL -- -{pgid}")).await;
+                        }
                     }
+                    self.stopped(ctx)
                 }
             }
-            end
         };
-        let (stdout, stderr) = tokio::join!(out.finish(DRAIN_GRACE), err.finish(DRAIN_GRACE));
-        let output = Output::captured(None, stdout, stderr, Duration::ZERO);
-        let stderr = output.stderr.clone();
-        let code = match end {
-            End::Exited(Ok(status)) => status.code(),
+        let end = match end {
+            End::Exited(Ok(status)) => Ended::Code(status.code()),
             // The openssh crate reports exit code 127 as an error of its own.
             End::Exited(Err(openssh::Error::Remote(e)))
                 if e.kind() == std::io::ErrorKind::NotFound =>
             {
-                Some(127)
+                Ended::Code(Some(127))
             }
             // A signal and a lost connection look the same on a mux channel: ask the master.
             End::Exited(Err(e)) => match self.conn.session.check().await {
-                Ok(()) => None,
+                Ok(()) => Ended::Code(None),
                 Err(_) => return Err(self.lost(&format!("while running `{}`", cmd.display()), e)),
             },
-            End::TimedOut => {
+            End::TimedOut => Ended::TimedOut,
+            End::Cancelled => Ended::Cancelled,
+        };
+        let (stdout, stderr) = tokio::join!(out.finish(DRAIN_GRACE), err.finish(DRAIN_GRACE));
+        Ok(Ran {
+            end,
+            stdout,
+            stderr,
+        })
+    }
+
+    /// A reader that shows `pipe`'s lines under this host unless `cmd` is quiet.
+    fn reader<R: tokio::io::AsyncRead + Unpin + Send + 'static>(
+        &self,
+        ctx: &Ctx,
+        cmd: &Command,
+        pipe: Option<R>,
+        stream: Stream,
+    ) -> Reader {
+        Reader::spawn(
+            pipe,
+            self.name.clone(),
+            stream,
+            ctx.printer.clone(),
+            cmd.quiet,
+        )
+    }
+
+    /// Waits for `exited`, the timeout of `cmd` or Ctrl-C; `None` when the command must be
+    /// killed (then `stopped` says why).
+    async fn ended<T>(
+        &self,
+        ctx: &Ctx,
+        cmd: &Command,
+        exited: &mut std::pin::Pin<&mut impl std::future::Future<Output = T>>,
+    ) -> Option<End<T>> {
+        let timeout = cmd.timeout.unwrap_or(Duration::from_secs(u64::MAX / 4));
+        tokio::select! {
+            status = exited => Some(End::Exited(status)),
+            _ = tokio::time::sleep(timeout) => None,
+            _ = ctx.cancel.cancelled() => None,
+        }
+    }
+
+    /// Why a command was killed: Ctrl-C, else its timeout.
+    fn stopped<T>(&self, ctx: &Ctx) -> End<T> {
+        if ctx.cancel.is_cancelled() {
+            End::Cancelled
+        } else {
+            End::TimedOut
+        }
+    }
+
+    /// The output of a command that ran, or the failure it is.
+    fn result(&self, cmd: &Command, ran: Ran, started: Instant) -> Result<Output, Failure> {
+        let output = Output::captured(None, ran.stdout, ran.stderr, Duration::ZERO);
+        let stderr = output.stderr.clone();
+        let code = match ran.end {
+            Ended::Code(code) => code,
+            Ended::TimedOut => {
                 return Err(Failure::Timeout {
                     host: self.name.clone(),
                     command: cmd.display(),
-                    after: timeout,
+                    after: cmd.timeout.unwrap_or_default(),
                     stderr_tail: last_lines(&stderr, STDERR_TAIL),
                 })
             }
-            End::Cancelled => {
+            Ended::Cancelled => {
                 return Err(Failure::Interrupted {
                     what: format!("running `{}` on {}", cmd.display(), self.name),
                 })
@@ -374,6 +520,45 @@ impl SshTransport {
             ..output
         })
     }
+}
+
+/// How waiting for a remote command ended; `T` is how its exit looked.
+enum End<T> {
+    Exited(T),
+    TimedOut,
+    Cancelled,
+}
+
+/// How a remote command ended.
+enum Ended {
+    /// The exit code, `None` for a signal.
+    Code(Option<i32>),
+    TimedOut,
+    Cancelled,
+}
+
+/// A remote command's end and what it wrote.
+struct Ran {
+    end: Ended,
+    stdout: crate::exec::stream::Captured,
+    stderr: crate::exec::stream::Captured,
+}
+
+/// `cmd` as the executor runs it: with the connection's `sudo`, under `sudo -n --` and with its
+/// variables on stdin (sudo resets the environment); else the variables travel in the request.
+fn executor_command(cmd: &Command, sudo: bool) -> Result<Command, Failure> {
+    if !sudo {
+        env::check_names(&cmd.env)?;
+        return Ok(cmd.clone());
+    }
+    let mut sent = if cmd.env.is_empty() {
+        cmd.clone()
+    } else {
+        env::via_stdin(cmd, &[])?
+    };
+    sent.argv
+        .splice(0..0, ["sudo", "-n", "--"].map(String::from));
+    Ok(sent)
 }
 
 /// The shell text that runs `cmd` on the remote side: every word quoted, so that what arrives

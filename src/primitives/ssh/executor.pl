@@ -1,0 +1,216 @@
+# Galley's command executor on an ssh host (docs/ssh.md, "The executor"). Started once per
+# connection through the login shell, so its environment is what the user's rc made; it then
+# detaches, listens on DIR/s (DIR private, mode 0700) and forks one handler per connection that
+# Galley opens through the master's forward to that socket. It ends with the connection: when
+# the sshd process that started it is gone, or on a quit request.
+# Frames both ways: a type byte, a 32-bit big-endian length, the data.
+# Requests: C (command: length-prefixed fields dir, stdin flag, argc, argv..., name, value...),
+# then I (stdin bytes) and E (end of stdin); K ("SIGNAL PGID"); H (hello, answered H); Q (quit).
+# Replies to C: P (pid = process group), O (stdout), R (stderr), X ("c CODE" or "s SIGNAL")
+# or F ("dir ERRNO TEXT" / "exec ERRNO TEXT": the command did not start).
+use strict;
+use warnings;
+use Socket;
+use Fcntl;
+
+$0 = 'galley-executor';
+my $dir  = shift @ARGV;
+my $path = "$dir/s";
+my $boss = getppid();
+
+sub alive { my $pid = shift; kill(0, $pid) || $!{EPERM} }
+
+if (!mkdir($dir, 0700)) {
+    die "galley-executor: cannot create $dir: $!\n" unless $!{EEXIST};
+    my @st = lstat($dir);
+    die "galley-executor: $dir is not a private folder of this user\n"
+        unless @st && -d _ && !-l _ && $st[4] == $< && ($st[2] & 077) == 0;
+}
+socket(my $srv, PF_UNIX, SOCK_STREAM, 0) or die "galley-executor: socket: $!\n";
+if (connect($srv, pack_sockaddr_un($path))) {
+    # Another run on this connection started one already.
+    print "ready\n";
+    exit 0;
+}
+close $srv;
+socket($srv, PF_UNIX, SOCK_STREAM, 0) or die "galley-executor: socket: $!\n";
+unlink $path;
+bind($srv, pack_sockaddr_un($path)) or die "galley-executor: bind $path: $!\n";
+listen($srv, 128) or die "galley-executor: listen: $!\n";
+
+my $daemon = fork;
+die "galley-executor: fork: $!\n" unless defined $daemon;
+if ($daemon) {
+    print "ready\n";
+    exit 0;
+}
+open(STDIN, '<', '/dev/null');
+open(STDOUT, '>', '/dev/null');
+open(STDERR, '>', '/dev/null');
+my $quit = 0;
+$SIG{CHLD} = 'IGNORE';
+$SIG{PIPE} = 'IGNORE';
+$SIG{HUP}  = 'IGNORE';
+$SIG{TERM} = sub { $quit = 1 };
+my $main = $$;
+while (!$quit && alive($boss)) {
+    my $rin = '';
+    vec($rin, fileno($srv), 1) = 1;
+    next unless select(my $rout = $rin, undef, undef, 1) > 0;
+    accept(my $c, $srv) or next;
+    my $pid = fork;
+    if (defined $pid && $pid == 0) {
+        close $srv;
+        serve($c);
+        exit 0;
+    }
+    close $c;
+}
+unlink $path;
+rmdir $dir;
+exit 0;
+
+sub put {
+    my ($fh, $type, $data) = @_;
+    my $buf = pack('aN', $type, length $data) . $data;
+    while (length $buf) {
+        my $n = syswrite($fh, $buf);
+        return 0 unless $n;
+        substr($buf, 0, $n) = '';
+    }
+    return 1;
+}
+
+sub take {
+    my ($fh, $n) = @_;
+    my $buf = '';
+    while (length($buf) < $n) {
+        my $got = sysread($fh, $buf, $n - length($buf), length($buf));
+        return undef unless $got;
+    }
+    return $buf;
+}
+
+sub get {
+    my $fh = shift;
+    my $head = take($fh, 5);
+    return () unless defined $head;
+    my ($type, $len) = unpack('aN', $head);
+    my $data = $len ? take($fh, $len) : '';
+    return () unless defined $data;
+    return ($type, $data);
+}
+
+sub serve {
+    my $c = shift;
+    my ($type, $data) = get($c);
+    return unless defined $type;
+    if ($type eq 'K') {
+        my ($sig, $pgid) = split / /, $data;
+        kill($sig, -$pgid) if $pgid =~ /^\d+$/ && $pgid > 1;
+        return;
+    }
+    if ($type eq 'H') {
+        put($c, 'H', '');
+        return;
+    }
+    if ($type eq 'Q') {
+        kill('TERM', $main);
+        return;
+    }
+    return unless $type eq 'C';
+    my @f = unpack('(N/a*)*', $data);
+    my ($cwd, $has_stdin, $argc) = splice(@f, 0, 3);
+    my @argv = splice(@f, 0, $argc);
+    my %env = @f;
+    $SIG{CHLD} = 'DEFAULT';
+    pipe(my $or, my $ow) or return;
+    pipe(my $er, my $ew) or return;
+    pipe(my $sr, my $sw) or return;
+    my ($ir, $iw);
+    if ($has_stdin) { pipe($ir, $iw) or return }
+    my $pid = fork;
+    return unless defined $pid;
+    if ($pid == 0) {
+        setpgrp(0, 0);
+        $SIG{$_} = 'DEFAULT' for qw(CHLD PIPE HUP TERM INT QUIT);
+        if ($has_stdin) { open(STDIN, '<&', $ir) } else { open(STDIN, '<', '/dev/null') }
+        open(STDOUT, '>&', $ow);
+        open(STDERR, '>&', $ew);
+        if ($cwd ne '' && !chdir($cwd)) {
+            syswrite($sw, 'dir ' . ($! + 0) . " $!");
+            exit 126;
+        }
+        $ENV{$_} = $env{$_} for keys %env;
+        { no warnings 'exec'; exec { $argv[0] } @argv }
+        syswrite($sw, 'exec ' . ($! + 0) . " $!");
+        exit 127;
+    }
+    close $ow;
+    close $ew;
+    close $sw;
+    close $ir if $has_stdin;
+    my $failed = '';
+    1 while sysread($sr, $failed, 4096, length $failed);
+    close $sr;
+    if (length $failed) {
+        waitpid($pid, 0);
+        put($c, 'F', $failed);
+        return;
+    }
+    put($c, 'P', $pid);
+    my $gone = 0;
+    $SIG{CHLD} = sub { $gone = 1 };
+    my ($input, $input_end) = ('', !$has_stdin);
+    if ($has_stdin) {
+        my $flags = fcntl($iw, F_GETFL, 0);
+        fcntl($iw, F_SETFL, $flags | O_NONBLOCK);
+    }
+    my %open = (O => $or, R => $er);
+    my ($status, $drain_until);
+    while (1) {
+        if (!defined $status && waitpid($pid, 1) == $pid) {
+            $status = $?;
+            # A background process may keep the output open: read what comes for 2 s more.
+            $drain_until = time + 2;
+        }
+        last if defined $status && (!%open || time >= $drain_until);
+        if (getppid() != $main) {
+            # The executor is gone (the connection ended, or it was killed).
+            kill('TERM', -$pid);
+            return;
+        }
+        my ($rin, $win) = ('', '');
+        vec($rin, fileno($c), 1) = 1 if $c;
+        vec($rin, fileno($_), 1) = 1 for values %open;
+        vec($win, fileno($iw), 1) = 1 if $iw && length $input;
+        my $wait = defined $status ? 0.2 : 1;
+        next unless select(my $rout = $rin, my $wout = $win, undef, $wait) > 0;
+        for my $key (keys %open) {
+            my $fh = $open{$key};
+            next unless vec($rout, fileno($fh), 1);
+            my $n = sysread($fh, my $buf, 65536);
+            if ($n) { put($c, $key, $buf) if $c }
+            elsif (defined $n || !$!{EINTR}) { close $fh; delete $open{$key} }
+        }
+        if ($c && vec($rout, fileno($c), 1)) {
+            my ($t, $d) = get($c);
+            if (!defined $t) {
+                # Galley went away without waiting for the end: stop the command.
+                kill('TERM', -$pid);
+                undef $c;
+            }
+            elsif ($t eq 'I') { $input .= $d }
+            elsif ($t eq 'E') { $input_end = 1 }
+        }
+        if ($iw && length $input && vec($wout, fileno($iw), 1)) {
+            my $n = syswrite($iw, $input);
+            if (defined $n) { substr($input, 0, $n) = '' }
+            elsif (!$!{EAGAIN} && !$!{EINTR}) { $input = ''; $input_end = 1 }
+        }
+        if ($iw && $input_end && !length $input) { close $iw; undef $iw }
+    }
+    return unless $c;
+    my $end = ($status & 127) ? 's ' . ($status & 127) : 'c ' . ($status >> 8);
+    put($c, 'X', $end);
+}
