@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
-"""SSH benchmark: galley against plain `ssh`, pyinfra and Ansible on 10 local sshd hosts.
+"""SSH benchmark: galley against plain `ssh`, pyinfra and Ansible on local sshd hosts.
 
-Starts its own 10 sshd on 127.0.0.1 (a temp dir /tmp/gb-*, one client key, a host key, config and
+Starts its own sshd on 127.0.0.1 (a temp dir /tmp/gb-*, one client key, a host key, config and
 known_hosts line per host) and kills them, with every connection they forked, when it ends, even on
 Ctrl-C or error. Installs the peers (pyinfra, ansible-core) itself into a venv under
 target/bench-peers the first time. Each command runs RUNS times after 1 warm-up; prints medians and
@@ -9,28 +9,33 @@ ratios measured in the same run (see shared/design/BENCHMARKS.md).
 
 Galley runs `galley run --output plain RECIPE` with GALLEY_CONTROL_DIR set. COLD: a fresh, empty
 control dir for every run (new connections). WARM: one control dir for all runs after an untimed
-first run (each host's master connection kept alive between runs).
+first run (each host's master connection, and its command executor, kept alive between runs).
 
 Scenarios and targets:
   A. 20 sequential `true` on one host: galley (one recipe, 20 `h.run(["true"])`) vs 20 plain
-     `ssh ... true` in a row.                        target: plain / galley >= 5x, cold and warm
-  B. one `true` on 10 hosts: galley `parallel` vs a bash `for` loop of plain ssh, pyinfra
-     (--parallel 10) and Ansible (forks = 10, ControlPersist).
-                                                     targets: cold: pyinfra / galley >= 1x,
-                                                              ansible / galley > 1x;
-                                                              warm: loop / galley >= 5x,
-                                                              pyinfra and ansible / galley > 1x
+     `ssh ... true` in a row.         target: plain / galley >= 5x cold; warm >= 5x, and >= 20x
+                                      when the host's rc file runs (the executor pays it once)
+  B. one `true` on N hosts: galley `parallel` vs a bash `for` loop of plain ssh, pyinfra
+     (--parallel N) and Ansible (forks = N, ControlPersist). Galley cold is also measured with
+     the key exchange pyinfra negotiates (curve25519-sha256: paramiko has no sntrup761), through
+     an `ssh` wrapper on PATH, to show what the default sntrup761x25519 costs.
+                                      targets: cold: pyinfra / galley >= 1x,
+                                               ansible / galley > 1x;
+                                               warm: loop / galley >= 50x,
+                                               pyinfra and ansible / galley > 1x
 
-    cargo build --release && python3 benches/ssh.py [RUNS] [--skip-peers] [--peers-only]
-                                                       [--no-shell-rc]
+    cargo build --release && python3 benches/ssh.py [RUNS] [--hosts N[,N...]] [--rc on|off|both]
+                                                       [--skip-peers] [--peers-only]
 
-RUNS defaults to 10. --skip-peers: no pyinfra/Ansible (nor their install), for a quick run.
---peers-only: a galley that is missing or fails (e.g. before its ssh support lands) is reported
-with its stderr and the other measurements go on.
---no-shell-rc: the sshd set SHLVL=1 in their sessions (`SetEnv`), so that the remote bash skips
-root's ~/.bashrc. Every remote command (every tool's) otherwise pays for it: on this machine
-`pyenv init` there costs ~0.2 s per command, which caps scenario A's ratio near 2.5x whatever
-galley does; by default the hosts run it, like a real login.
+RUNS defaults to 10. --hosts: the host counts of scenario B, e.g. `--hosts 10,40` (default 10).
+--rc: whether the remote bash runs root's ~/.bashrc. `on` (the default) runs it, like a real
+login: on this machine `pyenv init` there costs ~0.2 s per remote shell (the bench prints what it
+measured). `off` (or the older --no-shell-rc): the sshd set SHLVL=1 in their sessions
+(`SetEnv`), so that bash skips it. `both`: every scenario with and without, in one run.
+--skip-peers: no pyinfra/Ansible (nor their install), for a quick run.
+--peers-only: a galley that is missing or fails is reported with its stderr and the other
+measurements go on.
+GALLEY=PATH picks another galley binary (default target/release/galley).
 """
 
 import atexit
@@ -46,9 +51,8 @@ import tempfile
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-GALLEY = os.path.join(ROOT, "target", "release", "galley")
+GALLEY = os.environ.get("GALLEY") or os.path.join(ROOT, "target", "release", "galley")
 PEERS = os.path.join(ROOT, "target", "bench-peers")
-HOSTS = 10
 SEQUENTIAL = 20
 WARMUP = 1
 
@@ -183,9 +187,9 @@ LogLevel ERROR
 
 
 class Fleet:
-    """HOSTS sshd on 127.0.0.1 with a shared client key and a known_hosts file trusting them."""
+    """`hosts` sshd on 127.0.0.1 with a shared client key and a known_hosts file trusting them."""
 
-    def __init__(self, no_shell_rc=False):
+    def __init__(self, hosts, no_shell_rc=False):
         self.config = SSHD_CONFIG + ("SetEnv SHLVL=1\n" if no_shell_rc else "")
         self.procs = []
         self.dir = tempfile.mkdtemp(prefix="gb-", dir="/tmp")
@@ -198,7 +202,7 @@ class Fleet:
         os.makedirs("/run/sshd", exist_ok=True)
         os.chmod("/run/sshd", 0o755)
         lines = []
-        for i in range(HOSTS):
+        for i in range(hosts):
             port, host_pub = self._start_host(i)
             self.ports.append(port)
             lines.append(f"[127.0.0.1]:{port} {host_pub}\n")
@@ -302,8 +306,11 @@ def sockets_in(directory):
 
 
 def close_masters(directory):
-    """Asks every ssh master whose control socket is in `directory` to exit (errors ignored)."""
+    """Asks every ssh master whose control socket is in `directory` to exit (errors ignored).
+    Control sockets have bare names; `NAME.x` and the like are forwards through them."""
     for sock in sockets_in(directory):
+        if "." in os.path.basename(sock):
+            continue
         subprocess.run(["ssh", "-S", sock, "-O", "exit", "none"], stdin=subprocess.DEVNULL,
                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
@@ -336,11 +343,11 @@ class Galley:
         lines += ['h.run(["true"]);'] * SEQUENTIAL
         return self.recipe("sequential.rhai", "\n".join(lines) + "\n")
 
-    def parallel_recipe(self):
-        dests = ", ".join(rhai_str(self.fleet.dest(i)) for i in range(HOSTS))
+    def parallel_recipe(self, n):
+        dests = ", ".join(rhai_str(self.fleet.dest(i)) for i in range(n))
         text = (f"let hs = ssh::hosts([{dests}], {self.opts});\n"
                 'parallel(hs, |h| { h.run(["true"]); });\n')
-        return self.recipe("parallel.rhai", text)
+        return self.recipe(f"parallel{n}.rhai", text)
 
     def _control_dir(self):
         self.counter += 1
@@ -349,9 +356,12 @@ class Galley:
         self.fleet.cleanups.append(lambda: close_masters(d))
         return d
 
-    def measure(self, label, recipe, warm):
-        """Median ms of `galley run` on `recipe`, cold or warm; None if it failed and tolerated."""
+    def measure(self, label, recipe, warm, path=None, parallel=None):
+        """Median ms of `galley run` on `recipe`, cold or warm; None if it failed and tolerated.
+        `path`: a folder put first on PATH (an `ssh` wrapper); `parallel`: --max-parallel."""
         argv = [GALLEY, "run", "--output", "plain", recipe]
+        if parallel:
+            argv[2:2] = ["--max-parallel", str(parallel)]
         name = f"galley {label} ({'warm' if warm else 'cold'})"
         if not os.path.exists(GALLEY):
             if self.tolerate:
@@ -361,6 +371,8 @@ class Galley:
                 return None
             sys.exit(f"build first: cargo build --release ({GALLEY} is missing)")
         env = dict(os.environ)
+        if path:
+            env["PATH"] = path + ":" + env["PATH"]
         try:
             if warm:
                 d = self._control_dir()
@@ -412,17 +424,17 @@ def install_peers():
     return versions
 
 
-def pyinfra_setup(fleet, work):
-    inv = os.path.join(work, "inventory.py")
+def pyinfra_setup(fleet, work, n):
+    inv = os.path.join(work, f"inventory{n}.py")
     with open(inv, "w") as f:
         f.write("hosts = [\n")
-        for i, port in enumerate(fleet.ports):
+        for i, port in enumerate(fleet.ports[:n]):
             data = {"ssh_hostname": "127.0.0.1", "ssh_port": port, "ssh_user": "root",
                     "ssh_key": fleet.key, "ssh_known_hosts_file": fleet.known_hosts,
                     "ssh_strict_host_key_checking": "yes"}
             f.write(f"    ({f'h{i}'!r}, {data!r}),\n")
         f.write("]\n")
-    argv = [peer_bin("pyinfra"), "-y", "--parallel", str(HOSTS), inv, "exec", "--", "true"]
+    argv = [peer_bin("pyinfra"), "-y", "--parallel", str(n), inv, "exec", "--", "true"]
     return argv, dict(os.environ)
 
 
@@ -435,20 +447,20 @@ def remote_python():
     return "auto_silent"
 
 
-def ansible_setup(fleet, work):
-    inv = os.path.join(work, "hosts.ini")
+def ansible_setup(fleet, work, n):
+    inv = os.path.join(work, f"hosts{n}.ini")
     with open(inv, "w") as f:
-        for i, port in enumerate(fleet.ports):
+        for i, port in enumerate(fleet.ports[:n]):
             f.write(f"h{i} ansible_host=127.0.0.1 ansible_port={port} ansible_user=root\n")
-    control = os.path.join(fleet.dir, "acp")
+    control = os.path.join(fleet.dir, f"acp{n}")
     os.mkdir(control, 0o700)
     fleet.cleanups.append(lambda: close_masters(control))
-    cfg = os.path.join(work, "ansible.cfg")
+    cfg = os.path.join(work, f"ansible{n}.cfg")
     with open(cfg, "w") as f:
         f.write("[defaults]\n"
                 f"private_key_file = {fleet.key}\n"
                 "host_key_checking = True\n"
-                f"forks = {HOSTS}\n"
+                f"forks = {n}\n"
                 f"remote_tmp = {os.path.join(work, 'ansible-remote')}\n"
                 f"interpreter_python = {remote_python()}\n"
                 "\n[ssh_connection]\n"
@@ -474,15 +486,161 @@ def fmt_ratio(r):
     return "  n/a " if r is None else f"{r:5.2f}x"
 
 
+
+
+CURVE_WRAPPER = """#!/bin/sh
+exec ssh -o KexAlgorithms=curve25519-sha256 "$@"
+"""
+
+
+def curve_wrapper(fleet):
+    """A folder with an `ssh` that negotiates curve25519-sha256, as paramiko (pyinfra) does."""
+    d = os.path.join(fleet.dir, "curve")
+    os.mkdir(d)
+    path = os.path.join(d, "ssh")
+    real = shutil.which("ssh")
+    with open(path, "w") as f:
+        f.write(CURVE_WRAPPER.replace("exec ssh", f"exec {real}"))
+    os.chmod(path, 0o755)
+    return d
+
+
+def measure_mode(rc, counts, runs, skip_peers, peers_only):
+    """Every scenario on one fleet (root's rc run or not); returns (rows, ratios, targets)."""
+    fleet = Fleet(max(counts), no_shell_rc=not rc)
+    try:
+        work = os.path.join(fleet.dir, "w")
+        os.mkdir(work)
+        label = "rc" if rc else "no rc"
+        print(f"[{label}] {max(counts)} sshd on 127.0.0.1 ports {fleet.ports[0]}..; median of "
+              f"{runs} runs after {WARMUP} warm-up", flush=True)
+        galley = Galley(fleet, work, runs, tolerate_failure=peers_only)
+        r = {}
+
+        def step(key, fn):
+            print(f"  [{label}] measuring {key} ...", flush=True)
+            r[key] = fn()
+
+        one = fleet.ssh_argv(0)
+        step("one ssh", lambda: median_ms("one ssh", one + ["true"], runs=runs))
+        # A. 20 sequential commands on one host
+        plain_seq = os.path.join(work, "plain_seq.sh")
+        with open(plain_seq, "w") as f:
+            f.write("set -e\n")
+            f.write((" ".join(one) + " true\n") * SEQUENTIAL)
+        seq = galley.sequential_recipe()
+        step("A plain", lambda: median_ms("plain ssh x20", ["bash", plain_seq], runs=runs))
+        step("A cold", lambda: galley.measure("20 sequential", seq, warm=False))
+        step("A warm", lambda: galley.measure("20 sequential", seq, warm=True))
+        curve = curve_wrapper(fleet)
+        for n in counts:
+            loop = os.path.join(work, f"loop{n}.sh")
+            with open(loop, "w") as f:
+                f.write("set -e\nfor p in " + " ".join(map(str, fleet.ports[:n])) + "; do\n")
+                f.write(f"  ssh -i {fleet.key} -o UserKnownHostsFile={fleet.known_hosts} "
+                        "-o StrictHostKeyChecking=yes -o BatchMode=yes -p $p root@127.0.0.1 true\n")
+                f.write("done\n")
+            par = galley.parallel_recipe(n)
+            step(f"B{n} loop", lambda: median_ms("ssh for loop", ["bash", loop], runs=runs))
+            step(f"B{n} cold", lambda: galley.measure(f"{n} hosts", par, warm=False, parallel=n))
+            step(f"B{n} cold curve", lambda: galley.measure(
+                f"{n} hosts, curve25519", par, warm=False, path=curve, parallel=n))
+            step(f"B{n} warm", lambda: galley.measure(f"{n} hosts", par, warm=True, parallel=n))
+            if not skip_peers:
+                argv, env = pyinfra_setup(fleet, work, n)
+                step(f"B{n} pyinfra",
+                     lambda: median_ms("pyinfra", argv, env=env, cwd=work, runs=runs))
+                argv, env = ansible_setup(fleet, work, n)
+                step(f"B{n} ansible",
+                     lambda: median_ms("ansible", argv, env=env, cwd=work, runs=runs))
+    finally:
+        fleet.close()
+
+    rows = [
+        ("-", "one plain `ssh host true`", r["one ssh"]),
+        ("A", f"{SEQUENTIAL} x plain ssh, in a row", r["A plain"]),
+        ("A", f"galley, {SEQUENTIAL} h.run, cold", r["A cold"]),
+        ("A", f"galley, {SEQUENTIAL} h.run, warm", r["A warm"]),
+    ]
+    ratios = [
+        ("A", "plain / galley cold", ratio(r["A plain"], r["A cold"])),
+        ("A", "plain / galley warm", ratio(r["A plain"], r["A warm"])),
+    ]
+    targets = [
+        (f"A cold [{label}]: >= 5x faster than plain ssh", ratio(r["A plain"], r["A cold"]), 5.0),
+        (f"A warm [{label}]: >= {20 if rc else 5}x faster than plain ssh",
+         ratio(r["A plain"], r["A warm"]), 20.0 if rc else 5.0),
+    ]
+    for n in counts:
+        b = f"B{n}"
+        rows += [
+            (b, f"bash for loop of ssh, {n} hosts", r[f"{b} loop"]),
+            (b, "galley parallel, cold", r[f"{b} cold"]),
+            (b, "galley parallel, cold, curve25519", r[f"{b} cold curve"]),
+            (b, "galley parallel, warm", r[f"{b} warm"]),
+        ]
+        ratios += [
+            (b, "loop / galley cold", ratio(r[f"{b} loop"], r[f"{b} cold"])),
+            (b, "loop / galley warm", ratio(r[f"{b} loop"], r[f"{b} warm"])),
+        ]
+        targets.append((f"{b} warm [{label}]: >= 50x faster than the ssh loop",
+                        ratio(r[f"{b} loop"], r[f"{b} warm"]), 50.0))
+        if skip_peers:
+            continue
+        pyinfra, ansible = r[f"{b} pyinfra"], r[f"{b} ansible"]
+        rows += [(b, f"pyinfra --parallel {n}", pyinfra),
+                 (b, f"ansible-core forks={n}", ansible)]
+        ratios += [
+            (b, "pyinfra / galley cold", ratio(pyinfra, r[f"{b} cold"])),
+            (b, "pyinfra / galley cold, curve25519", ratio(pyinfra, r[f"{b} cold curve"])),
+            (b, "pyinfra / galley warm", ratio(pyinfra, r[f"{b} warm"])),
+            (b, "ansible / galley cold", ratio(ansible, r[f"{b} cold"])),
+            (b, "ansible / galley warm", ratio(ansible, r[f"{b} warm"])),
+            (b, "loop / pyinfra", ratio(r[f"{b} loop"], pyinfra)),
+            (b, "loop / ansible", ratio(r[f"{b} loop"], ansible)),
+        ]
+        targets += [
+            (f"{b} cold [{label}]: at least as fast as pyinfra", ratio(pyinfra, r[f"{b} cold"]),
+             1.0),
+            (f"{b} cold [{label}], curve25519 like pyinfra: at least as fast as pyinfra",
+             ratio(pyinfra, r[f"{b} cold curve"]), 1.0),
+            (f"{b} cold [{label}]: faster than Ansible", ratio(ansible, r[f"{b} cold"]), 1.0),
+            (f"{b} warm [{label}]: faster than pyinfra", ratio(pyinfra, r[f"{b} warm"]), 1.0),
+            (f"{b} warm [{label}]: faster than Ansible", ratio(ansible, r[f"{b} warm"]), 1.0),
+        ]
+    return label, rows, ratios, targets, galley.failures
+
+
 def main():
     args = sys.argv[1:]
     skip_peers = "--skip-peers" in args
     peers_only = "--peers-only" in args
-    no_shell_rc = "--no-shell-rc" in args
-    flags = ("--skip-peers", "--peers-only", "--no-shell-rc")
-    unknown = [a for a in args if a.startswith("-") and a not in flags]
-    positional = [a for a in args if not a.startswith("-")]
-    if unknown or len(positional) > 1:
+    counts, rc_modes, positional = [10], [True], []
+    i = 0
+    while i < len(args):
+        a = args[i]
+        if a in ("--skip-peers", "--peers-only"):
+            pass
+        elif a == "--no-shell-rc":
+            rc_modes = [False]
+        elif a in ("--hosts", "--rc") and i + 1 < len(args):
+            i += 1
+            value = args[i]
+            if a == "--hosts":
+                try:
+                    counts = [int(c) for c in value.split(",")]
+                except ValueError:
+                    sys.exit(__doc__)
+            elif value in ("on", "off", "both"):
+                rc_modes = {"on": [True], "off": [False], "both": [True, False]}[value]
+            else:
+                sys.exit(__doc__)
+        elif a.startswith("-"):
+            sys.exit(__doc__)
+        else:
+            positional.append(a)
+        i += 1
+    if len(positional) > 1 or any(c < 1 for c in counts):
         sys.exit(__doc__)
     runs = int(positional[0]) if positional else 10
     if not os.path.exists(GALLEY) and not peers_only:
@@ -495,119 +653,49 @@ def main():
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGHUP, on_signal)
 
-    fleet = None
+    results = []
     try:
-        fleet = Fleet(no_shell_rc)
-        work = os.path.join(fleet.dir, "w")
-        os.mkdir(work)
-        print(f"{HOSTS} sshd on 127.0.0.1 ports {fleet.ports[0]}..; median of {runs} runs "
-              f"after {WARMUP} warm-up", flush=True)
-        galley = Galley(fleet, work, runs, tolerate_failure=peers_only)
-        r = {}
-
-        def step(key, fn):
-            print(f"  measuring {key} ...", flush=True)
-            r[key] = fn()
-
-        # A. 20 sequential commands on one host
-        plain_seq = os.path.join(work, "plain_seq.sh")
-        with open(plain_seq, "w") as f:
-            f.write("set -e\n")
-            f.write((" ".join(fleet.ssh_argv(0)) + " true\n") * SEQUENTIAL)
-        seq = galley.sequential_recipe()
-        step("A plain", lambda: median_ms("plain ssh x20", ["bash", plain_seq], runs=runs))
-        step("A cold", lambda: galley.measure("20 sequential", seq, warm=False))
-        step("A warm", lambda: galley.measure("20 sequential", seq, warm=True))
-
-        # B. one command on 10 hosts
-        loop = os.path.join(work, "loop.sh")
-        with open(loop, "w") as f:
-            f.write("set -e\nfor p in " + " ".join(map(str, fleet.ports)) + "; do\n")
-            f.write(f"  ssh -i {fleet.key} -o UserKnownHostsFile={fleet.known_hosts} "
-                    "-o StrictHostKeyChecking=yes -o BatchMode=yes -p $p root@127.0.0.1 true\n")
-            f.write("done\n")
-        par = galley.parallel_recipe()
-        step("B loop", lambda: median_ms("ssh for loop", ["bash", loop], runs=runs))
-        step("B cold", lambda: galley.measure("10 hosts", par, warm=False))
-        step("B warm", lambda: galley.measure("10 hosts", par, warm=True))
-        if not skip_peers:
-            argv, env = pyinfra_setup(fleet, work)
-            step("B pyinfra", lambda: median_ms("pyinfra", argv, env=env, cwd=work, runs=runs))
-            argv, env = ansible_setup(fleet, work)
-            step("B ansible", lambda: median_ms("ansible", argv, env=env, cwd=work, runs=runs))
+        for rc in rc_modes:
+            results.append(measure_mode(rc, counts, runs, skip_peers, peers_only))
     except CommandFailed as e:
         print(e.report(), file=sys.stderr)
         sys.exit(f"{e.name} failed: see its output above")
     except KeyboardInterrupt:
         sys.exit("interrupted")
-    finally:
-        if fleet:
-            fleet.close()
 
-    rows = [
-        ("A", f"{SEQUENTIAL} x plain ssh, in a row", r["A plain"]),
-        ("A", f"galley, {SEQUENTIAL} h.run, cold", r["A cold"]),
-        ("A", f"galley, {SEQUENTIAL} h.run, warm", r["A warm"]),
-        ("B", f"bash for loop of ssh, {HOSTS} hosts", r["B loop"]),
-        ("B", "galley parallel, cold", r["B cold"]),
-        ("B", "galley parallel, warm", r["B warm"]),
-    ]
-    if not skip_peers:
-        rows += [("B", f"pyinfra {versions[0]} --parallel {HOSTS}", r["B pyinfra"]),
-                 ("B", f"ansible-core {versions[1]} forks={HOSTS}", r["B ansible"])]
     print()
-    rc = "skipped (--no-shell-rc)" if no_shell_rc else "run by every remote command"
-    print(f"ssh, {HOSTS} sshd on 127.0.0.1, median of {runs} runs each; root's ~/.bashrc {rc}")
-    print("  A = 20 sequential `true` on one host; B = one `true` on each of 10 hosts")
-    for scenario, name, ms in rows:
-        print(f"  {scenario}  {name:<34} {fmt_ms(ms)} ms")
-    pyinfra = r.get("B pyinfra")
-    ansible = r.get("B ansible")
-    ratios = [
-        ("A", "plain / galley cold", ratio(r["A plain"], r["A cold"])),
-        ("A", "plain / galley warm", ratio(r["A plain"], r["A warm"])),
-        ("B", "loop / galley cold", ratio(r["B loop"], r["B cold"])),
-        ("B", "loop / galley warm", ratio(r["B loop"], r["B warm"])),
-    ]
-    if not skip_peers:
-        ratios += [
-            ("B", "pyinfra / galley cold", ratio(pyinfra, r["B cold"])),
-            ("B", "pyinfra / galley warm", ratio(pyinfra, r["B warm"])),
-            ("B", "ansible / galley cold", ratio(ansible, r["B cold"])),
-            ("B", "ansible / galley warm", ratio(ansible, r["B warm"])),
-            ("B", "loop / pyinfra", ratio(r["B loop"], pyinfra)),
-            ("B", "loop / ansible", ratio(r["B loop"], ansible)),
-        ]
+    peers = "" if skip_peers else f"; pyinfra {versions[0]}, ansible-core {versions[1]}"
+    print(f"ssh on 127.0.0.1, median of {runs} runs each{peers}")
+    print(f"  A = 20 sequential `true` on one host; BN = one `true` on each of N hosts")
+    print("  rc: root's ~/.bashrc runs in every remote shell; no rc: sshd sets SHLVL=1, bash "
+          "skips it")
+    for label, rows, ratios, _, _ in results:
+        print()
+        print(f"  [{label}]")
+        for scenario, name, ms in rows:
+            print(f"  {scenario:<4} {name:<36} {fmt_ms(ms)} ms")
+        print("  ratios (> 1: the second is faster)")
+        for scenario, name, value in ratios:
+            print(f"  {scenario:<4} {name:<36} {fmt_ratio(value)}")
+    if len(results) == 2:
+        on, off = results[0][1][0][2], results[1][1][0][2]
+        if on is not None and off is not None:
+            print(f"\n  the rc costs {on - off:.0f} ms per remote shell (one ssh, rc - no rc)")
     print()
-    print("  ratios (> 1: the second is faster)")
-    for scenario, name, value in ratios:
-        print(f"  {scenario}  {name:<34} {fmt_ratio(value)}")
-
-    targets = [
-        ("A cold: >= 5x faster than plain ssh", ratio(r["A plain"], r["A cold"]), 5.0, False),
-        ("A warm: >= 5x faster than plain ssh", ratio(r["A plain"], r["A warm"]), 5.0, False),
-        ("B warm: >= 5x faster than the ssh loop", ratio(r["B loop"], r["B warm"]), 5.0, False),
-    ]
-    if not skip_peers:
-        targets += [
-            ("B cold: at least as fast as pyinfra", ratio(pyinfra, r["B cold"]), 1.0, False),
-            ("B cold: faster than Ansible", ratio(ansible, r["B cold"]), 1.0, True),
-            ("B warm: faster than pyinfra", ratio(pyinfra, r["B warm"]), 1.0, True),
-            ("B warm: faster than Ansible", ratio(ansible, r["B warm"]), 1.0, True),
-        ]
-    print()
-    for name, value, bound, strict in targets:
-        if value is None:
-            verdict = "MISSED (no galley figure)"
-        elif value > bound or (not strict and value >= bound):
-            verdict = f"target met ({value:.2f}x)"
-        else:
-            verdict = f"MISSED ({value:.2f}x)"
-        print(f"  {name:<40} {verdict}")
-    if galley.failures:
+    for _, _, _, targets, _ in results:
+        for name, value, bound in targets:
+            if value is None:
+                verdict = "MISSED (no galley figure)"
+            elif value >= bound:
+                verdict = f"target met ({value:.2f}x)"
+            else:
+                verdict = f"MISSED ({value:.2f}x)"
+            print(f"  {name:<70} {verdict}")
+    failures = [f for result in results for f in result[4]]
+    if failures:
         print()
         print("  galley did not run:")
-        for failure in galley.failures:
+        for failure in failures:
             print(f"    {failure}")
 
 

@@ -4,7 +4,7 @@ use std::os::unix::fs::FileTypeExt;
 
 use super::{print_report, EXIT_FAILED, EXIT_OK};
 use crate::exec::{Masker, OutputMode};
-use crate::primitives::ssh::master::{control, control_dir};
+use crate::primitives::ssh::master::{control, control_dir, is_control_socket};
 use crate::report::Report;
 
 pub fn disconnect() -> i32 {
@@ -24,6 +24,7 @@ pub fn disconnect() -> i32 {
             entries
                 .flatten()
                 .filter(|e| e.file_type().is_ok_and(|t| t.is_socket()))
+                .filter(|e| is_control_socket(&e.path()))
                 .map(|e| e.path())
                 .collect()
         })

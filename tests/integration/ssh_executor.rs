@@ -158,9 +158,11 @@ print(h.run(["echo", "after"], #{{ quiet: true }}).stdout);
     );
     assert!(r.stdout.contains("after"), "{}", r.stdout);
     // A new executor served the last command; the old one's command is not left behind.
-    wait_until("the orphaned command to be killed", Duration::from_secs(10), || {
-        sleepers(&home).is_empty()
-    });
+    wait_until(
+        "the orphaned command to be killed",
+        Duration::from_secs(10),
+        || sleepers(&home).is_empty(),
+    );
     // The first executor, the channel that killed the orphan, the new executor.
     assert_eq!(rc_runs(&home), 3);
 }
@@ -186,10 +188,7 @@ fn without_perl_commands_use_channels_and_galley_says_so_once() {
     let sb = Sandbox::new();
     let path = path_without_perl(&sb);
     // SHLVL=1: bash skips root's rc, which would put perl back on PATH.
-    let fleet = Fleet::start_with(
-        1,
-        &[format!("SetEnv PATH={} SHLVL=1", path.display())],
-    );
+    let fleet = Fleet::start_with(1, &[format!("SetEnv PATH={} SHLVL=1", path.display())]);
     let _close = CloseMasters(fleet.control_dir());
     let recipe = format!(
         r#"let h = ssh::connect("{}", {});
@@ -202,9 +201,5 @@ for i in 0..3 {{ print(h.run(["sh", "-c", "echo ran $0", "{}"], #{{ quiet: true 
     let r = run(&sb, &fleet, &recipe, None).expect_code(0);
     assert_eq!(r.stdout.matches("ran x").count(), 3, "{}", r.stdout);
     let said = format!("{}{}", r.stdout, r.stderr);
-    assert_eq!(
-        said.matches("no command executor").count(),
-        1,
-        "{said}"
-    );
+    assert_eq!(said.matches("no command executor").count(), 1, "{said}");
 }

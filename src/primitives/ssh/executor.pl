@@ -103,6 +103,10 @@ sub get {
 
 sub serve {
     my $c = shift;
+    # Whatever connects and says nothing (not Galley) is not waited for.
+    my $rin = '';
+    vec($rin, fileno($c), 1) = 1;
+    return unless select($rin, undef, undef, 10) > 0;
     my ($type, $data) = get($c);
     return unless defined $type;
     if ($type eq 'K') {

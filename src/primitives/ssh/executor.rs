@@ -177,11 +177,7 @@ impl Executor {
 
     /// Starts the executor through the login shell and waits until it listens.
     async fn launch(&self, session: &Arc<Session>) -> Result<(), String> {
-        let script = format!(
-            "exec perl -e {} {}",
-            quote(SCRIPT),
-            quote(&self.remote_dir)
-        );
+        let script = format!("exec perl -e {} {}", quote(SCRIPT), quote(&self.remote_dir));
         let out = Session::to_raw_command(session.clone(), &script)
             .stdin(Stdio::null())
             .output()

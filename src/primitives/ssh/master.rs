@@ -127,6 +127,12 @@ pub fn control_dir() -> Result<PathBuf, Failure> {
     Ok(dir)
 }
 
+/// Whether `path`, a socket in the control folder, is a master's control socket rather than the
+/// local end of a forward through one (`NAME.x`, tunnels), which does not speak the mux protocol.
+pub fn is_control_socket(path: &Path) -> bool {
+    path.extension().is_none()
+}
+
 /// FNV-1a: a hash that stays the same across builds, so a new Galley finds the old sockets.
 pub(super) fn stable_hash(parts: &[&str]) -> u64 {
     let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
@@ -421,44 +427,93 @@ fn unreachable(name: &str, dest: &Destination, opts: &MasterOptions, why: &str) 
 
 /// Turns what `ssh` wrote to its log into a report that says which of the usual things went wrong.
 fn classify(name: &str, dest: &Destination, opts: &MasterOptions, said: &str) -> Failure {
-    let lines: Vec<String> = said
-        .lines()
-        .map(|l| l.trim_end_matches('\r').to_string())
-        .filter(|l| !l.trim().is_empty() && !l.starts_with("@@@"))
-        .collect();
-    let tail = crate::error::last_lines(&lines.join("\n"), 12);
-    let has = |needle: &str| said.contains(needle);
-    let known_hosts = opts
-        .known_hosts_file
-        .clone()
-        .unwrap_or_else(|| "~/.ssh/known_hosts".into());
-    let address = dest.address();
-    let failure = |problem, message: String, help: String| Failure::Ssh {
-        host: name.to_string(),
-        problem,
-        message,
-        detail: tail.clone(),
-        help,
-    };
-    if has("REMOTE HOST IDENTIFICATION HAS CHANGED") || has("has changed and you have requested") {
-        let fingerprint = said
+    let said = Said::new(name, dest, opts, said);
+    said.host_key_changed()
+        .or_else(|| said.host_key_unknown())
+        .or_else(|| said.auth_refused())
+        .or_else(|| said.unreachable())
+        .unwrap_or_else(|| {
+            said.failure(
+                SshProblem::Other,
+                format!("ssh could not connect to {}", dest.address()),
+                "ssh's own words are above; `ssh -v` with the same options shows more".into(),
+            )
+        })
+}
+
+/// What a failed `ssh` wrote, and what a report about it names.
+struct Said<'a> {
+    name: &'a str,
+    dest: &'a Destination,
+    opts: &'a MasterOptions,
+    text: &'a str,
+    /// Its last lines, for the report's detail.
+    tail: Vec<String>,
+    known_hosts: String,
+}
+
+impl<'a> Said<'a> {
+    fn new(name: &'a str, dest: &'a Destination, opts: &'a MasterOptions, text: &'a str) -> Self {
+        let lines: Vec<String> = text
+            .lines()
+            .map(|l| l.trim_end_matches('\r').to_string())
+            .filter(|l| !l.trim().is_empty() && !l.starts_with("@@@"))
+            .collect();
+        Said {
+            name,
+            dest,
+            opts,
+            text,
+            tail: crate::error::last_lines(&lines.join("\n"), 12),
+            known_hosts: opts
+                .known_hosts_file
+                .clone()
+                .unwrap_or_else(|| "~/.ssh/known_hosts".into()),
+        }
+    }
+
+    fn has(&self, needle: &str) -> bool {
+        self.text.contains(needle)
+    }
+
+    fn failure(&self, problem: SshProblem, message: String, help: String) -> Failure {
+        Failure::Ssh {
+            host: self.name.to_string(),
+            problem,
+            message,
+            detail: self.tail.clone(),
+            help,
+        }
+    }
+
+    /// The host sent another key than known_hosts has for it.
+    fn host_key_changed(&self) -> Option<Failure> {
+        if !self.has("REMOTE HOST IDENTIFICATION HAS CHANGED")
+            && !self.has("has changed and you have requested")
+        {
+            return None;
+        }
+        let address = self.dest.address();
+        let fingerprint = self
+            .text
             .split_whitespace()
             .find(|w| w.starts_with("SHA256:"))
             .map(|w| w.trim_end_matches('.').to_string())
             .unwrap_or_else(|| "(not shown)".into());
-        let offending = said
+        let offending = self
+            .text
             .lines()
             .filter(|l| l.starts_with("Offending"))
             .find_map(|l| {
                 l.split_once(" key in ")
                     .map(|(_, at)| at.trim().to_string())
             })
-            .unwrap_or_else(|| known_hosts.clone());
+            .unwrap_or_else(|| self.known_hosts.clone());
         let file = offending
             .rsplit_once(':')
             .map(|(f, _)| f.to_string())
             .unwrap_or_else(|| offending.clone());
-        return failure(
+        Some(self.failure(
             SshProblem::HostKeyChanged,
             format!(
                 "the host key of {address} has changed: it now sends {fingerprint}, which does \
@@ -470,80 +525,95 @@ fn classify(name: &str, dest: &Destination, opts: &MasterOptions, said: &str) ->
                  its administrator, then remove the old key with `ssh-keygen -R '{address}' -f {file}` \
                  and connect once with #{{ known_hosts: \"accept-new\" }}"
             ),
-        );
+        ))
     }
-    if has("host key is known for") || has("Host key verification failed") {
-        return failure(
+
+    /// known_hosts has no key for the host.
+    fn host_key_unknown(&self) -> Option<Failure> {
+        if !self.has("host key is known for") && !self.has("Host key verification failed") {
+            return None;
+        }
+        let known_hosts = &self.known_hosts;
+        Some(self.failure(
             SshProblem::HostKeyUnknown,
-            format!("the host key of {address} is not in {known_hosts}"),
+            format!(
+                "the host key of {} is not in {known_hosts}",
+                self.dest.address()
+            ),
             format!(
                 "add it after checking its fingerprint: `ssh-keyscan -p {} {} >> {known_hosts}`, \
                  or accept a new host once with #{{ known_hosts: \"accept-new\" }}",
-                dest.port.unwrap_or(22),
-                dest.host
+                self.dest.port.unwrap_or(22),
+                self.dest.host
             ),
-        );
+        ))
     }
-    if has("Permission denied") || has("Too many authentication failures") {
-        let tried = match &opts.identity {
+
+    /// The host refused every key offered.
+    fn auth_refused(&self) -> Option<Failure> {
+        if !self.has("Permission denied") && !self.has("Too many authentication failures") {
+            return None;
+        }
+        let tried = match &self.opts.identity {
             Some(identity) => format!("the identity {identity}"),
             None => "ssh's default identities (~/.ssh/id_*) and the agent".into(),
         };
-        let user = dest
+        let user = self
+            .dest
             .user
             .clone()
             .unwrap_or_else(|| "(your local user)".into());
-        return failure(
+        Some(self.failure(
             SshProblem::Auth,
-            format!("{address} refused to authenticate user {user} with {tried}"),
+            format!(
+                "{} refused to authenticate user {user} with {tried}",
+                self.dest.address()
+            ),
             "add the public key to that user's ~/.ssh/authorized_keys on the host, or pass the \
              right key with #{ identity: \"~/.ssh/deploy_key\" }"
                 .into(),
-        );
+        ))
     }
-    for (needle, why) in [
-        (
-            "Connection refused",
-            "connection refused (is sshd running on that port?)",
-        ),
-        ("timed out", "the connection timed out"),
-        ("No route to host", "no route to host"),
-        (
-            "Could not resolve hostname",
-            "the host name does not resolve",
-        ),
-        (
-            "Name or service not known",
-            "the host name does not resolve",
-        ),
-        ("Network is unreachable", "the network is unreachable"),
-        ("Connection reset", "the connection was reset"),
-        ("Connection closed", "the server closed the connection"),
-    ] {
-        if has(needle) {
-            return match unreachable(name, dest, opts, why) {
-                Failure::Ssh {
-                    host,
-                    problem,
-                    message,
-                    help,
-                    ..
-                } => Failure::Ssh {
-                    host,
-                    problem,
-                    message,
-                    detail: tail.clone(),
-                    help,
-                },
-                other => other,
-            };
-        }
+
+    /// The network or the server's port is the problem.
+    fn unreachable(&self) -> Option<Failure> {
+        const REASONS: &[(&str, &str)] = &[
+            (
+                "Connection refused",
+                "connection refused (is sshd running on that port?)",
+            ),
+            ("timed out", "the connection timed out"),
+            ("No route to host", "no route to host"),
+            (
+                "Could not resolve hostname",
+                "the host name does not resolve",
+            ),
+            (
+                "Name or service not known",
+                "the host name does not resolve",
+            ),
+            ("Network is unreachable", "the network is unreachable"),
+            ("Connection reset", "the connection was reset"),
+            ("Connection closed", "the server closed the connection"),
+        ];
+        let (_, why) = REASONS.iter().find(|(needle, _)| self.has(needle))?;
+        Some(match unreachable(self.name, self.dest, self.opts, why) {
+            Failure::Ssh {
+                host,
+                problem,
+                message,
+                help,
+                ..
+            } => Failure::Ssh {
+                host,
+                problem,
+                message,
+                detail: self.tail.clone(),
+                help,
+            },
+            other => other,
+        })
     }
-    failure(
-        SshProblem::Other,
-        format!("ssh could not connect to {address}"),
-        "ssh's own words are above; `ssh -v` with the same options shows more".into(),
-    )
 }
 
 #[cfg(test)]
