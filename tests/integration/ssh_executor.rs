@@ -203,3 +203,37 @@ for i in 0..3 {{ print(h.run(["sh", "-c", "echo ran $0", "{}"], #{{ quiet: true 
     let said = format!("{}{}", r.stdout, r.stderr);
     assert_eq!(said.matches("no command executor").count(), 1, "{said}");
 }
+
+#[test]
+fn large_stdin_and_concurrent_commands_on_one_host_through_the_executor() {
+    let sb = Sandbox::new();
+    let home = rc_home(&sb);
+    let fleet = fleet_with_home(&home);
+    let _close = CloseMasters(fleet.control_dir());
+    // More than one stdin frame and many pipe buffers, read slowly by the command.
+    let input: String = (0..30_000).map(|i| format!("line {i}\n")).collect();
+    let recipe = format!(
+        r#"let h = ssh::connect("{}", {});
+let input = "{}";
+let r = h.run(["sh", "-c", "sleep 0.2; cat; echo done >&2"], #{{ stdin: input, quiet: true }});
+print(`same=${{r.stdout == input}} err=${{r.stderr}}`);
+let pids = parallel([1, 2, 3, 4, 5, 6], |i| h.run(["sh", "-c", "sleep 0.5; echo $$"], #{{ quiet: true }}).stdout);
+print(`pids=${{pids}}`);
+"#,
+        fleet.dest(0),
+        fleet.options(),
+        input.replace('\n', "\\n")
+    );
+    let r = run(&sb, &fleet, &recipe, None).expect_code(0);
+    assert!(r.stdout.contains("same=true err=done"), "{}", r.stdout);
+    let line = r.stdout.lines().find(|l| l.starts_with("pids=")).unwrap();
+    let mut pids: Vec<&str> = line
+        .trim_start_matches("pids=[")
+        .trim_end_matches(']')
+        .split(", ")
+        .collect();
+    pids.sort();
+    pids.dedup();
+    assert_eq!(pids.len(), 6, "six commands, six processes: {line}");
+    assert_eq!(rc_runs(&home), 1);
+}
