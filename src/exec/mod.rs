@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
-pub use action::{Action, Command};
+pub use action::{Action, Command, Program};
 pub use mask::Masker;
 pub use output::{OutputMode, Printer, Stream};
 

@@ -99,7 +99,7 @@ fn run(d: &DockerHost, opts: Map) -> Result<String, Failure> {
     }
     let command = match opts.get("command") {
         None => None,
-        Some(_) => opts.command("command")?.map(|c| c.argv),
+        Some(_) => opts.command("command")?.map(|c| c.program.argv()),
     };
     let spec = containers::RunSpec {
         name: opts.string("name")?,

@@ -312,7 +312,7 @@ impl Deploy {
             replicas,
             command: match opts.get("command") {
                 None => None,
-                Some(_) => opts.command("command")?.map(|c| c.argv),
+                Some(_) => opts.command("command")?.map(|c| c.program.argv()),
             },
             env: opts.string_map("env")?,
             env_file: opts.string("env_file")?,
