@@ -186,8 +186,8 @@ pub enum Action {
     },
     /// Wait for an endpoint to become healthy.
     Check { what: String },
-    /// A call to the Docker Engine that changes something, described like the CLI would write it.
-    Docker { what: String },
+    /// A call to the Docker Engine that changes something: the request that is sent.
+    Docker(Box<super::docker::Request>),
 }
 
 impl fmt::Display for Action {
@@ -230,7 +230,7 @@ impl fmt::Display for Action {
                 signal,
             } => write!(f, "signal {signal} to {service} (process group {pid})"),
             Action::Check { what } => write!(f, "check {what}"),
-            Action::Docker { what } => write!(f, "docker {what}"),
+            Action::Docker(request) => write!(f, "docker {request}"),
             Action::Remove { path } => write!(f, "rm -f {}", quote(path)),
             Action::Upload { local, remote } => {
                 write!(f, "upload {} -> {}", quote(local), quote(remote))

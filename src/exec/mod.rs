@@ -3,6 +3,7 @@
 
 pub mod action;
 pub mod diff;
+pub mod docker;
 pub mod env;
 pub mod github;
 pub mod mask;

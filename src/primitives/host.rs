@@ -170,7 +170,7 @@ impl Host {
             Action::Download { remote, local } => {
                 t.download(ctx, &remote, &local).map(|_| Output::ok())
             }
-            Action::Check { .. } | Action::Docker { .. } => Ok(Output::ok()),
+            Action::Check { .. } | Action::Docker(_) => Ok(Output::ok()),
         }
     }
 
