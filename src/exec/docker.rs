@@ -157,7 +157,7 @@ fn nanos(n: i64) -> String {
 }
 
 /// `[ip:]host:container` as `docker run -p` takes it (`/tcp` is the default and left out).
-pub fn publish_text(ip: Option<&str>, host: &str, container: &str) -> String {
+fn publish_text(ip: Option<&str>, host: &str, container: &str) -> String {
     let container = container.strip_suffix("/tcp").unwrap_or(container);
     match (ip.filter(|ip| !ip.is_empty()), host) {
         (Some(ip), host) => format!("{ip}:{host}:{container}"),

@@ -1049,13 +1049,10 @@ fn paths_outside_the_watched_folder_add_their_folder_or_are_refused() {
     drop(w);
 
     let missing = format!("{}/**", path_of(&sb, "nowhere"));
-    let run = crate::support::Run::from(
-        sb.galley()
-            .current_dir(sb.path().join("proj"))
-            .args(["watch", "recipe.rhai", "--paths", &missing])
-            .output()
-            .unwrap(),
-    )
-    .expect_code(2);
+    let run = sb
+        .invoke(["watch", "recipe.rhai", "--paths", &missing])
+        .dir("proj")
+        .run()
+        .expect_code(2);
     assert!(run.stderr.contains("does not exist"), "{}", run.stderr);
 }
