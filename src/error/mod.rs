@@ -78,6 +78,13 @@ pub enum Failure {
         key: String,
         valid: Vec<String>,
     },
+    /// A required option that the options map does not have.
+    MissingOption {
+        function: String,
+        key: String,
+        /// What the option takes ("a closure (|h| ...)").
+        expected: String,
+    },
     /// An option (or argument) of the wrong type or form.
     BadValue {
         function: String,
@@ -223,6 +230,7 @@ impl Failure {
             Failure::MissingSecret { .. } => "galley::secret",
             Failure::MissingEnv { .. } => "galley::env",
             Failure::UnknownOption { .. } => "galley::unknown_option",
+            Failure::MissingOption { .. } => "galley::missing_option",
             Failure::BadValue { .. } => "galley::bad_value",
             Failure::InvalidValue { .. } => "galley::invalid_value",
             Failure::ImportNotLiteral => "galley::import_not_literal",
@@ -298,6 +306,9 @@ impl Failure {
                     help = format!("did you mean `{near}`? {help}");
                 }
                 help
+            }
+            Failure::MissingOption { key, expected, .. } => {
+                format!("pass `{key}` ({expected}) in the options map")
             }
             Failure::BadValue { expected, .. } => format!("pass {expected}"),
             Failure::InvalidValue { what, rule, .. } => format!("a valid {what}: {rule}"),
@@ -463,6 +474,9 @@ impl fmt::Display for Failure {
             Failure::MissingEnv { name } => write!(f, "environment variable `{name}` is not set"),
             Failure::UnknownOption { function, key, .. } => {
                 write!(f, "unknown option `{key}` for {function}")
+            }
+            Failure::MissingOption { function, key, .. } => {
+                write!(f, "missing option `{key}` for {function}")
             }
             Failure::BadValue {
                 function,
