@@ -14,8 +14,8 @@ use tokio_util::sync::CancellationToken;
 
 use super::run::{execute, interrupt_on_ctrl_c, Ended};
 use super::{print_report, WatchArgs, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE};
+use crate::duration::parse_duration;
 use crate::exec::{Masker, OutputMode, Printer};
-use crate::primitives::options::parse_duration;
 use crate::report::Report;
 use crate::watch::filter::Filter;
 use crate::watch::git::Poller;

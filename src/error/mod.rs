@@ -435,7 +435,7 @@ impl fmt::Display for Failure {
             } => write!(
                 f,
                 "command timed out after {} on {host}: {command}",
-                crate::primitives::options::format_duration(*after)
+                crate::duration::format_duration(*after)
             ),
             Failure::Interrupted { what } => write!(f, "interrupted while {what}"),
             Failure::Health {
