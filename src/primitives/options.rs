@@ -185,6 +185,7 @@ mod tests {
         map.insert("tiemout".into(), Dynamic::from("1s"));
         let err = Opts::new("run", map, &["timeout", "dir"]).err().unwrap();
         assert_eq!(err.to_string(), "unknown option `tiemout` for run");
-        assert!(err.help().contains("did you mean `timeout`?"));
+        let help = miette::Diagnostic::help(&err).unwrap().to_string();
+        assert!(help.contains("did you mean `timeout`?"));
     }
 }
