@@ -12,3 +12,6 @@ pub mod libs;
 pub mod primitives;
 pub mod report;
 pub mod watch;
+
+#[cfg(test)]
+mod layout;
