@@ -644,3 +644,75 @@ fn tail_block(title: &str, lines: &[String]) -> Vec<String> {
     out.extend(lines.iter().map(|l| format!("  | {l}")));
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn suggests_near_names_only() {
+        let names = ["run", "read", "write"];
+        assert_eq!(suggest("rnu", names.into_iter()).as_deref(), Some("run"));
+        assert_eq!(suggest("xyzzy", names.into_iter()), None);
+    }
+
+    #[test]
+    fn codes_and_help_come_from_the_variant() {
+        let failure = Failure::Locked {
+            host: "web-1".into(),
+            app: "shop".into(),
+            holder: "ana (pid 7)".into(),
+            stale: true,
+        };
+        assert_eq!(failure.code_text(), "galley::locked");
+        assert_eq!(
+            failure.to_string(),
+            "shop on web-1 is locked by a stale lock of another deploy: ana (pid 7)"
+        );
+        let help = failure.help().unwrap().to_string();
+        assert!(help.contains("`galley unlock shop --host web-1`"), "{help}");
+        let ssh = Failure::Ssh {
+            host: "web-1".into(),
+            problem: SshProblem::HostKeyChanged,
+            message: "the host key changed".into(),
+            detail: Vec::new(),
+            help: "check the new key".into(),
+        };
+        assert_eq!(ssh.code_text(), "galley::ssh_host_key_changed");
+        assert_eq!(ssh.help().unwrap().to_string(), "check the new key");
+    }
+
+    #[test]
+    fn a_fan_out_item_reads_as_the_item_own_failure() {
+        let inner = Failure::Interrupted {
+            what: "deploying".into(),
+        };
+        let item = Failure::Item(ItemFailure {
+            item: "web-2".into(),
+            summary: "1 of 2 failed (web-2)".into(),
+            failed: vec!["web-2".into()],
+            error: Arc::from(Box::<EvalAltResult>::from(inner.clone())),
+        });
+        assert_eq!(item.to_string(), inner.to_string());
+        assert_eq!(item.code_text(), "galley::interrupted");
+        assert_eq!(item.exit(), Exit::Interrupted);
+        assert_eq!(item.failed_items(), ["web-2"]);
+        let err = Box::<EvalAltResult>::from(item);
+        assert!(matches!(
+            Failure::of(&err),
+            Some(Failure::Interrupted { .. })
+        ));
+        assert!(matches!(Failure::thrown(&err), Some(Failure::Item(_))));
+    }
+
+    #[test]
+    fn every_code_is_galley_s_and_written_once() {
+        let mut texts: Vec<&str> = Code::ALL.iter().map(|c| c.as_str()).collect();
+        assert!(texts.iter().all(|t| t.starts_with("galley::")));
+        texts.sort();
+        texts.dedup();
+        assert_eq!(texts.len(), Code::ALL.len());
+        assert_eq!(Code::Syntax.exit().code(), 2);
+        assert_eq!(Code::Throw.exit().code(), 1);
+    }
+}

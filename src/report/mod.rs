@@ -512,11 +512,4 @@ mod tests {
             "write(Host, string, int)"
         );
     }
-
-    #[test]
-    fn suggests_near_names_only() {
-        let names = ["run", "read", "write"];
-        assert_eq!(suggest("rnu", names.into_iter()).as_deref(), Some("run"));
-        assert_eq!(suggest("xyzzy", names.into_iter()), None);
-    }
 }

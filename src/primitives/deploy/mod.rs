@@ -38,12 +38,9 @@ fn run(ctx: &Ctx, call: &NativeCallContext, opts: Map, body: FnPtr) -> RhaiResul
             "app", "host", "hosts", "strategy", "sha", "branch", "image", "release", "replicas",
         ],
     )?;
-    let app = opts.string("app")?.ok_or_else(|| {
-        Failure::Other {
-            message: "deploy::run needs the app's name".into(),
-            help: "pass #{ app: \"web\", ... }: the lock and the journal are per app".into(),
-        }
-        .into_rhai()
+    let app = opts.string("app")?.ok_or_else(|| Failure::Other {
+        message: "deploy::run needs the app's name".into(),
+        help: "pass #{ app: \"web\", ... }: the lock and the journal are per app".into(),
     })?;
     // The app names its lock file and its journal entries.
     super::validate::safe_name("app name", &app)?;
@@ -113,7 +110,7 @@ fn run(ctx: &Ctx, call: &NativeCallContext, opts: Map, body: FnPtr) -> RhaiResul
                         &record(outcome, 0.0, Some(failure.to_string()), Vec::new()),
                     );
                 }
-                return Err(failure.into_rhai());
+                return Err(failure.into());
             }
         }
     }
