@@ -454,6 +454,7 @@ impl Failure {
         match self {
             Failure::Interrupted { .. } => Exit::Interrupted,
             Failure::ImportNotLiteral => Exit::Usage,
+            Failure::Library(e) => e.code.exit(),
             Failure::Item(item) => item.failure().map_or(Exit::Failed, |f| f.exit()),
             _ => Exit::Failed,
         }
