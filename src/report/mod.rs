@@ -266,7 +266,7 @@ pub fn from_rhai(err: &EvalAltResult, cx: &Context) -> Report {
         key: cx.main.to_string(),
         fanout: None,
     };
-    walk.into(err, cx)
+    walk.follow(err, cx)
 }
 
 /// The way from an error to what failed: the call sites passed, in which source, and the
@@ -279,7 +279,7 @@ struct Walk {
 
 impl Walk {
     /// Follows `err` through its call frames, modules and fan-out items to what failed.
-    fn into(mut self, err: &EvalAltResult, cx: &Context) -> Report {
+    fn follow(mut self, err: &EvalAltResult, cx: &Context) -> Report {
         let mut current = err;
         loop {
             match current {
@@ -290,7 +290,7 @@ impl Walk {
                     let note = format!("on {}, in this fan-out", item.item);
                     self.frames.push((self.key.clone(), *pos, note));
                     self.fanout = Some(item.summary);
-                    return self.into(&item.error, cx);
+                    return self.follow(&item.error, cx);
                 }
                 EvalAltResult::ErrorInFunctionCall(name, source, inner, pos) => {
                     if let Some(owner) = cx.sources.closure_source(name) {
