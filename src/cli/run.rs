@@ -5,8 +5,9 @@ use std::time::Instant;
 
 use tokio_util::sync::CancellationToken;
 
-use super::{print_report, RunArgs, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE};
+use super::{print_report, RunArgs, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE};
 use crate::engine::{tasks, Galley};
+use crate::error::Code;
 use crate::exec::{Ctx, Masker, Printer};
 use crate::primitives::values::{params_from, RunInputs, SecretsFile};
 use crate::report::Report;
@@ -21,7 +22,7 @@ pub fn run(args: RunArgs) -> i32 {
         Ok(rt) => rt,
         Err(e) => {
             print_report(
-                &Report::plain("galley::runtime", format!("cannot start: {e}"), ""),
+                &Report::plain(Code::Runtime, format!("cannot start: {e}"), ""),
                 args.output.mode(),
                 &Masker::default(),
             );
@@ -88,7 +89,7 @@ fn compile_or_cancel(
             Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
             Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
                 return Err(Report::plain(
-                    "galley::bug",
+                    Code::Bug,
                     "the compile of the recipe stopped without a result",
                     "this is a bug in Galley, not in your recipe; please report it",
                 ))
@@ -208,7 +209,7 @@ pub fn execute(
 /// not the recipe reads it. With `--locked`, the libraries must agree with galley.lock.
 fn run_inputs(args: &RunArgs, extra: Map, masker: &Masker) -> Result<RunInputs, Report> {
     let mut params = params_from(&args.set)
-        .map_err(|e| Report::plain("galley::usage", e, "write --set key=value"))?;
+        .map_err(|e| Report::plain(Code::Usage, e, "write --set key=value"))?;
     params.extend(extra);
     let secrets = secrets_file(args, masker)?;
     libraries_in_sync(&args.file, args.locked.locked)?;
@@ -227,8 +228,9 @@ fn run_inputs(args: &RunArgs, extra: Map, masker: &Masker) -> Result<RunInputs, 
 /// The `--secrets` file (empty without one), its values added to `masker`.
 pub fn secrets_file(args: &RunArgs, masker: &Masker) -> Result<SecretsFile, Report> {
     let secrets = match &args.secrets {
-        Some(path) => SecretsFile::load(&path.to_string_lossy())
-            .map_err(|f| Report::plain(f.code(), f.to_string(), f.help()))?,
+        Some(path) => {
+            SecretsFile::load(&path.to_string_lossy()).map_err(|f| Report::failure(&f))?
+        }
         None => SecretsFile::default(),
     };
     for value in secrets.values() {
@@ -296,11 +298,11 @@ fn known_task(args: &RunArgs, recipe: &crate::engine::Recipe) -> Result<(), Repo
         .filter(|t| t.1.is_empty())
         .map(|t| t.0.as_str())
         .collect();
-    let near = crate::report::suggest(task, names.iter().copied())
+    let near = crate::error::suggest(task, names.iter().copied())
         .map(|n| format!("did you mean `{n}`? "))
         .unwrap_or_default();
     Err(Report::plain(
-        "galley::unknown_task",
+        Code::UnknownTask,
         format!("{} has no task `{task}`", args.file.display()),
         format!(
             "{near}tasks: {} (see `galley list {}`)",
@@ -320,7 +322,7 @@ fn with_task_call(
     match &args.task {
         Some(task) => match galley.engine.compile(format!("{task}();")) {
             Ok(call) => Ok(recipe.ast.merge(&call)),
-            Err(e) => Err(Report::plain("galley::usage", e.to_string(), "")),
+            Err(e) => Err(Report::plain(Code::Usage, e.to_string(), "")),
         },
         None => Ok(recipe.ast.clone()),
     }
@@ -362,10 +364,6 @@ fn run_recipe(
         EXIT_INTERRUPTED
     } else {
         ctx.printer.close("failed");
-        if report.code() == "galley::syntax" {
-            EXIT_USAGE
-        } else {
-            EXIT_FAILED
-        }
+        report.exit().code()
     }
 }

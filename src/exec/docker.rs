@@ -20,7 +20,7 @@ use bollard::query_parameters::{
 };
 
 use super::action::quote;
-use crate::primitives::options::format_duration;
+use crate::duration::format_duration;
 
 /// The address `docker swarm init` listens on unless told otherwise.
 pub const SWARM_LISTEN_DEFAULT: &str = "0.0.0.0:2377";
