@@ -4,6 +4,7 @@
 #![allow(clippy::result_large_err)]
 
 pub mod cli;
+pub mod duration;
 pub mod engine;
 pub mod error;
 pub mod exec;
@@ -11,3 +12,6 @@ pub mod libs;
 pub mod primitives;
 pub mod report;
 pub mod watch;
+
+#[cfg(test)]
+mod layout;

@@ -10,6 +10,7 @@ use std::sync::Arc;
 
 use rhai::{Engine, AST};
 
+use crate::error::Code;
 use crate::exec::Ctx;
 use crate::primitives::{self, values::RunInputs};
 use crate::report::{self, Report, Sources};
@@ -32,7 +33,6 @@ pub const MAX_CALL_LEVELS: usize = 128;
 pub struct Galley {
     pub engine: Engine,
     pub sources: Sources,
-    pub max_operations: u64,
     /// Ctrl-C or SIGTERM: also stops a long compile.
     cancel: tokio_util::sync::CancellationToken,
 }
@@ -74,7 +74,6 @@ impl Galley {
         Galley {
             engine,
             sources,
-            max_operations,
             cancel: ctx.cancel.clone(),
         }
     }
@@ -88,7 +87,7 @@ impl Galley {
     pub fn compile(&self, path: &Path) -> Result<Recipe, Report> {
         let text = std::fs::read_to_string(path).map_err(|e| {
             Report::plain(
-                "galley::recipe_not_found",
+                Code::RecipeNotFound,
                 format!("cannot read recipe {}: {e}", path.display()),
                 "give the path of a .rhai file; `galley init` writes a starter recipe",
             )
@@ -121,7 +120,7 @@ impl Galley {
                 sources: &self.sources,
                 main: key,
                 known: &known,
-                max_operations: self.max_operations,
+                engine: &self.engine,
             },
         )
     }
@@ -130,7 +129,7 @@ impl Galley {
 /// The report for a compile stopped by Ctrl-C or SIGTERM.
 pub fn interrupted_compile() -> Report {
     Report::plain(
-        "galley::interrupted",
+        Code::Interrupted,
         "interrupted while compiling the recipe",
         "nothing ran; run the recipe again",
     )

@@ -5,7 +5,8 @@ use std::time::Instant;
 
 use rhai::{Dynamic, Engine, FnPtr, NativeCallContext};
 
-use super::options::{bad_value, to_duration, DURATION_EXPECTED};
+use super::options::bad_value;
+use crate::duration::{to_duration, DURATION_EXPECTED};
 use crate::error::Failure;
 use crate::exec::Ctx;
 

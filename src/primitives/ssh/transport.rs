@@ -240,7 +240,7 @@ impl SshTransport {
             .executor
             .start(
                 &self.conn.session,
-                &sent.argv,
+                &sent.program.argv(),
                 sent.dir.as_deref(),
                 &sent.env,
                 sent.stdin.is_some(),
@@ -251,14 +251,14 @@ impl SshTransport {
             Ok(Started::NotStarted(what, errno, text)) => {
                 return Err(Failure::Spawn {
                     host: self.name.clone(),
-                    command: cmd.display(),
+                    command: cmd.to_string(),
                     error: match (what.as_str(), errno) {
                         ("dir", _) => format!(
                             "working directory {} does not exist",
                             cmd.dir.as_deref().unwrap_or("")
                         ),
-                        (_, 2) => format!("`{}` not found", cmd.argv[0]),
-                        _ => format!("cannot run `{}`: {text}", cmd.argv[0]),
+                        (_, 2) => format!("`{}` not found", cmd.program.name()),
+                        _ => format!("cannot run `{}`: {text}", cmd.program.name()),
                     },
                 })
             }
@@ -313,7 +313,7 @@ impl SshTransport {
                         }
                         Err(e) => e.to_string(),
                     };
-                    return Err(self.lost(&format!("while running `{}`", cmd.display()), what));
+                    return Err(self.lost(&format!("while running `{cmd}`"), what));
                 }
                 End::TimedOut => Ended::TimedOut,
                 End::Cancelled => Ended::Cancelled,
@@ -349,7 +349,7 @@ impl SshTransport {
             .stderr(Stdio::piped())
             .spawn()
             .await
-            .map_err(|e| self.lost(&format!("cannot run `{}`", cmd.display()), e))?;
+            .map_err(|e| self.lost(&format!("cannot run `{cmd}`"), e))?;
         if let (Some(text), Some(mut stdin)) = (input, child.stdin().take()) {
             tokio::spawn(async move {
                 let _ = stdin.write_all(text.as_bytes()).await;
@@ -415,7 +415,7 @@ impl SshTransport {
             // A signal and a lost connection look the same on a mux channel: ask the master.
             End::Exited(Err(e)) => match self.conn.session.check().await {
                 Ok(()) => Ended::Code(None),
-                Err(_) => return Err(self.lost(&format!("while running `{}`", cmd.display()), e)),
+                Err(_) => return Err(self.lost(&format!("while running `{cmd}`"), e)),
             },
             End::TimedOut => Ended::TimedOut,
             End::Cancelled => Ended::Cancelled,
@@ -479,14 +479,14 @@ impl SshTransport {
             Ended::TimedOut => {
                 return Err(Failure::Timeout {
                     host: self.name.clone(),
-                    command: cmd.display(),
+                    command: cmd.to_string(),
                     after: cmd.timeout.unwrap_or_default(),
                     stderr_tail: last_lines(&stderr, STDERR_TAIL),
                 })
             }
             Ended::Cancelled => {
                 return Err(Failure::Interrupted {
-                    what: format!("running `{}` on {}", cmd.display(), self.name),
+                    what: format!("running `{cmd}` on {}", self.name),
                 })
             }
         };
@@ -499,18 +499,18 @@ impl SshTransport {
             )),
             // `env K=V prog` says "No such file or directory" where the shell says "not found".
             Some(127)
-                if !cmd.shell
+                if !cmd.program.is_shell()
                     && (stderr.contains("not found")
                         || stderr.contains("No such file or directory")) =>
             {
-                Some(format!("`{}` not found", cmd.argv[0]))
+                Some(format!("`{}` not found", cmd.program.name()))
             }
             _ => None,
         };
         if let Some(error) = not_started {
             return Err(Failure::Spawn {
                 host: self.name.clone(),
-                command: cmd.display(),
+                command: cmd.to_string(),
                 error,
             });
         }
@@ -556,8 +556,7 @@ fn executor_command(cmd: &Command, sudo: bool) -> Result<Command, Failure> {
     } else {
         env::via_stdin(cmd, &[])?
     };
-    sent.argv
-        .splice(0..0, ["sudo", "-n", "--"].map(String::from));
+    sent.program = sent.program.under(["sudo", "-n", "--"]);
     Ok(sent)
 }
 
@@ -569,7 +568,7 @@ fn remote_script(cmd: &Command, sudo: bool) -> String {
     if sudo {
         words.extend(["sudo", "-n", "--"].map(String::from));
     }
-    words.extend(cmd.argv.iter().cloned());
+    words.extend(cmd.program.argv());
     let exec: Vec<String> = words.iter().map(|w| quote(w)).collect();
     let cd = match &cmd.dir {
         Some(dir) => format!(
