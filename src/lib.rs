@@ -4,6 +4,7 @@
 #![allow(clippy::result_large_err)]
 
 pub mod cli;
+pub mod editors;
 pub mod engine;
 pub mod error;
 pub mod exec;
