@@ -10,9 +10,8 @@ mod vim;
 
 use rhai::Engine;
 
-pub use catalog::Catalog;
-
 use crate::report::Report;
+use catalog::Catalog;
 
 /// The definition files: (file name, text).
 pub fn definition_files(engine: &Engine) -> Result<Vec<(String, String)>, Report> {

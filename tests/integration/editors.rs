@@ -27,7 +27,11 @@ fn files_under(dir: &Path) -> BTreeMap<String, String> {
             if path.is_dir() {
                 todo.push(path);
             } else {
-                let relative = path.strip_prefix(dir).unwrap().to_string_lossy().into_owned();
+                let relative = path
+                    .strip_prefix(dir)
+                    .unwrap()
+                    .to_string_lossy()
+                    .into_owned();
                 files.insert(relative, std::fs::read_to_string(&path).unwrap());
             }
         }
@@ -35,7 +39,8 @@ fn files_under(dir: &Path) -> BTreeMap<String, String> {
     files
 }
 
-const REGENERATE: &str = "regenerate with `cargo run -- defs --editors editors` and commit the result";
+const REGENERATE: &str =
+    "regenerate with `cargo run -- defs --editors editors` and commit the result";
 
 #[test]
 fn generated_editor_files_are_in_sync_with_the_engine() {
@@ -75,15 +80,24 @@ fn defs_writes_the_engine_and_stdlib_definitions() {
     assert!(global.contains("fn local("), "{global}");
     assert!(global.contains("fn run(_: Host"), "{global}");
     let ssh = &defs["ssh.d.rhai"];
-    assert!(ssh.starts_with("module ssh;") && ssh.contains("fn connect("), "{ssh}");
+    assert!(
+        ssh.starts_with("module ssh;") && ssh.contains("fn connect("),
+        "{ssh}"
+    );
     let rolling = &defs["galley-rolling.d.rhai"];
-    assert!(rolling.starts_with("module \"galley/rolling\";"), "{rolling}");
+    assert!(
+        rolling.starts_with("module \"galley/rolling\";"),
+        "{rolling}"
+    );
     assert!(
         rolling.contains("/// Deploys to `hosts` in batches")
             && rolling.contains("fn deploy(opts: ?) -> ?;"),
         "the stdlib's functions with their doc comments:\n{rolling}"
     );
-    assert!(!rolling.contains("anon$"), "closures are not functions to call:\n{rolling}");
+    assert!(
+        !rolling.contains("anon$"),
+        "closures are not functions to call:\n{rolling}"
+    );
     assert!(
         !global.contains("EvalAltResult"),
         "no Rust type leaks into the definitions:\n{global}"
@@ -121,7 +135,10 @@ fn engine_names() -> Names {
         }
     }
     assert!(functions.len() > 40, "{functions:?}");
-    assert!(modules.contains_key("rolling") && modules.contains_key("ssh"), "{modules:?}");
+    assert!(
+        modules.contains_key("rolling") && modules.contains_key("ssh"),
+        "{modules:?}"
+    );
     (functions, properties, modules)
 }
 
@@ -179,7 +196,9 @@ fn highlights(patterns: &[(Regex, Value)], text: &str, name: &str) -> bool {
         let whole = p["name"].as_str().is_some_and(|n| n.ends_with(".galley"));
         (whole && c.pos(0).is_some_and(|(s, e)| s <= range.0 && e >= range.1))
             || (1..c.len()).any(|i| {
-                let scope = p["captures"][i.to_string()]["name"].as_str().unwrap_or_default();
+                let scope = p["captures"][i.to_string()]["name"]
+                    .as_str()
+                    .unwrap_or_default();
                 c.pos(i) == Some(range) && scope.ends_with(".galley")
             })
     })
@@ -187,8 +206,8 @@ fn highlights(patterns: &[(Regex, Value)], text: &str, name: &str) -> bool {
 
 #[test]
 fn the_grammar_is_valid_and_highlights_every_name_the_engine_has() {
-    let text = std::fs::read_to_string(editors().join("vscode/syntaxes/galley.tmLanguage.json"))
-        .unwrap();
+    let text =
+        std::fs::read_to_string(editors().join("vscode/syntaxes/galley.tmLanguage.json")).unwrap();
     let grammar: Value = serde_json::from_str(&text).expect("the grammar is JSON");
     let mut all = Vec::new();
     regexes(&grammar, "", &mut all);
@@ -214,7 +233,10 @@ fn the_grammar_is_valid_and_highlights_every_name_the_engine_has() {
         );
     }
     for p in &properties {
-        assert!(highlights(&patterns, &format!(".{p} + 1"), p), "property {p}");
+        assert!(
+            highlights(&patterns, &format!(".{p} + 1"), p),
+            "property {p}"
+        );
     }
     for (module, names) in &modules {
         for f in names {
@@ -259,8 +281,14 @@ fn the_extension_manifest_points_at_its_files_and_matches_gnu_lines() {
     let pattern = &contributes["problemMatchers"][0]["pattern"];
     let re = Regex::new(pattern["regexp"].as_str().unwrap()).unwrap();
     for (line, severity) in [
-        ("deploy.rhai:12:5: error: unknown option `timout` for health::http", "error"),
-        ("lib/a b.rhai:3:1: warning: fn stop shadows the method stop", "warning"),
+        (
+            "deploy.rhai:12:5: error: unknown option `timout` for health::http",
+            "error",
+        ),
+        (
+            "lib/a b.rhai:3:1: warning: fn stop shadows the method stop",
+            "warning",
+        ),
     ] {
         let c = re.captures(line).unwrap_or_else(|| panic!("{line}"));
         let group = |key: &str| c.at(pattern[key].as_u64().unwrap() as usize).unwrap();
@@ -302,7 +330,11 @@ fn each_template_is_a_snippet() {
             .map(|l| l.as_str().unwrap().replace(r"\$", "$").replace(r"\\", r"\"))
             .collect();
         assert_eq!(body.last().map(String::as_str), Some("$0"));
-        assert_eq!(body[..body.len() - 1].join("\n") + "\n", text, "snippet {name}");
+        assert_eq!(
+            body[..body.len() - 1].join("\n") + "\n",
+            text,
+            "snippet {name}"
+        );
     }
 }
 
@@ -342,7 +374,9 @@ qall!
         "deploy.rhai:2:3: error: unknown function run\nok: other.rhai\ndeploy.rhai:1:9: warning: shadowed\n",
     );
     let status = Command::new("vim")
-        .args(["-N", "-u", "NONE", "-i", "NONE", "-n", "-es", "-S", "test.vim"])
+        .args([
+            "-N", "-u", "NONE", "-i", "NONE", "-n", "-es", "-S", "test.vim",
+        ])
         .current_dir(sb.path())
         .status()
         .expect("vim runs (scripts/test installs it)");
@@ -374,7 +408,10 @@ fn completions_for_each_shell_name_the_commands() {
     }
     // The template names are offered where --template is completed.
     let bash = sb.run(&["completions", "bash"]).stdout;
-    assert!(bash.contains("blue-green") && bash.contains("canary"), "{bash}");
+    assert!(
+        bash.contains("blue-green") && bash.contains("canary"),
+        "{bash}"
+    );
     sb.run(&["completions", "tcsh"]).expect_code(2);
 }
 
@@ -382,7 +419,11 @@ fn completions_for_each_shell_name_the_commands() {
 fn man_is_roff_naming_the_commands() {
     let sb = Sandbox::new();
     let run = sb.run(&["man"]).expect_code(0);
-    assert!(run.stdout.starts_with(".ie") || run.stdout.starts_with(".TH"), "{}", run.stdout);
+    assert!(
+        run.stdout.starts_with(".ie") || run.stdout.starts_with(".TH"),
+        "{}",
+        run.stdout
+    );
     assert!(run.stdout.contains(".TH galley 1"), "{}", run.stdout);
     for command in ["run", "watch", "check", "rollback", "init", "completions"] {
         assert!(
@@ -394,5 +435,203 @@ fn man_is_roff_naming_the_commands() {
     }
     sb.run(&["man", "--dir", "man"]).expect_code(0);
     let page = std::fs::read_to_string(sb.path().join("man/galley-run.1")).unwrap();
-    assert!(page.contains(".TH galley-run 1") && page.contains("dry\\-run"), "{page}");
+    assert!(
+        page.contains(".TH galley-run 1") && page.contains("dry\\-run"),
+        "{page}"
+    );
+}
+
+/// A small TextMate tokenizer (the rules VS Code applies: at each point the pattern that matches
+/// earliest wins, the first listed on a tie; `begin`/`end` rules nest), enough to read the scope
+/// the grammar gives each piece of a line.
+struct Tokenizer<'g> {
+    grammar: &'g Value,
+}
+
+/// A rule list flattened through `include`s.
+fn rules<'g>(grammar: &'g Value, patterns: &'g Value, out: &mut Vec<&'g Value>) {
+    for p in patterns.as_array().into_iter().flatten() {
+        match p["include"].as_str() {
+            Some("$self") => rules(grammar, &grammar["patterns"], out),
+            Some(name) => {
+                let rule = &grammar["repository"][name.trim_start_matches('#')];
+                if rule.get("match").is_some() || rule.get("begin").is_some() {
+                    out.push(rule);
+                } else {
+                    rules(grammar, &rule["patterns"], out);
+                }
+            }
+            None if p.get("patterns").is_some() && p.get("begin").is_none() => {
+                rules(grammar, &p["patterns"], out)
+            }
+            None => out.push(p),
+        }
+    }
+}
+
+impl Tokenizer<'_> {
+    /// (text, scopes) for each piece of `line`.
+    fn tokens(&self, line: &str) -> Vec<(String, String)> {
+        let mut out = Vec::new();
+        self.scan(
+            line,
+            0,
+            line.len(),
+            &self.grammar["patterns"],
+            None,
+            "",
+            &mut out,
+        );
+        out
+    }
+
+    /// Tokenizes `line[from..]` with `patterns` until `end` (a compiled end regex) matches;
+    /// returns where it stopped.
+    #[allow(clippy::too_many_arguments)]
+    fn scan(
+        &self,
+        line: &str,
+        mut at: usize,
+        limit: usize,
+        patterns: &Value,
+        end: Option<&Regex>,
+        scope: &str,
+        out: &mut Vec<(String, String)>,
+    ) -> usize {
+        let mut list = Vec::new();
+        rules(self.grammar, patterns, &mut list);
+        let search = |re: &Regex, at: usize| {
+            let mut region = onig::Region::new();
+            let options = onig::SearchOptions::SEARCH_OPTION_NONE;
+            re.search_with_options(line, at, limit, options, Some(&mut region))?;
+            Some(region)
+        };
+        while at < limit {
+            let mut best: Option<(usize, usize, onig::Region, Option<&Value>)> = None;
+            if let Some(end) = end {
+                if let Some(r) = search(end, at) {
+                    best = Some((r.pos(0).unwrap().0, usize::MAX, r, None));
+                }
+            }
+            for (i, rule) in list.iter().enumerate() {
+                let re = rule["match"].as_str().or(rule["begin"].as_str()).unwrap();
+                if let Some(r) = search(&Regex::new(re).unwrap(), at) {
+                    let start = r.pos(0).unwrap().0;
+                    // An end that matches at the same point as a pattern wins only after it.
+                    if best
+                        .as_ref()
+                        .is_none_or(|b| start < b.0 || (start == b.0 && i < b.1))
+                    {
+                        best = Some((start, i, r, Some(*rule)));
+                    }
+                }
+            }
+            let Some((start, _, region, rule)) = best else {
+                out.push((line[at..limit].to_string(), scope.to_string()));
+                return limit;
+            };
+            if start > at {
+                out.push((line[at..start].to_string(), scope.to_string()));
+            }
+            let (s, e) = region.pos(0).unwrap();
+            let Some(rule) = rule else {
+                out.push((line[s..e].to_string(), scope.to_string()));
+                return e;
+            };
+            let inner = match rule["name"].as_str() {
+                Some(name) => format!("{scope} {name}").trim().to_string(),
+                None => scope.to_string(),
+            };
+            if rule.get("begin").is_some() {
+                out.push((line[s..e].to_string(), inner.clone()));
+                let end = Regex::new(rule["end"].as_str().unwrap()).unwrap();
+                at = self.scan(line, e, limit, &rule["patterns"], Some(&end), &inner, out);
+            } else {
+                let mut piece = s;
+                for i in 1..region.len() {
+                    let (Some((cs, ce)), Some(name)) = (
+                        region.pos(i),
+                        rule["captures"][i.to_string()]["name"].as_str(),
+                    ) else {
+                        continue;
+                    };
+                    if cs > piece {
+                        out.push((line[piece..cs].to_string(), inner.clone()));
+                    }
+                    out.push((
+                        line[cs..ce].to_string(),
+                        format!("{inner} {name}").trim().to_string(),
+                    ));
+                    piece = ce;
+                }
+                if e > piece {
+                    out.push((line[piece..e].to_string(), inner.clone()));
+                }
+                // A rule that matched nothing would loop forever.
+                at = e.max(at + 1);
+            }
+        }
+        at
+    }
+}
+
+#[test]
+fn the_grammar_colours_a_recipe_as_expected() {
+    let text =
+        std::fs::read_to_string(editors().join("vscode/syntaxes/galley.tmLanguage.json")).unwrap();
+    let grammar: Value = serde_json::from_str(&text).unwrap();
+    let tokenizer = Tokenizer { grammar: &grammar };
+    // The scope at the first occurrence of `piece` in `line`, the same over all of it.
+    let scope_of = |line: &str, piece: &str| -> String {
+        let tokens = tokenizer.tokens(line);
+        let start = line.find(piece).unwrap();
+        let at = |offset: usize| {
+            let mut end = 0;
+            tokens
+                .iter()
+                .find(|(text, _)| {
+                    end += text.len();
+                    end > offset
+                })
+                .map(|(_, scope)| scope.clone())
+                .unwrap_or_default()
+        };
+        let scope = at(start);
+        assert_eq!(
+            scope,
+            at(start + piece.len() - 1),
+            "{piece:?} in {tokens:?}"
+        );
+        scope
+    };
+    let line = r#"import "galley/rolling" as rolling;"#;
+    assert!(scope_of(line, "import").contains("keyword.control.import.rhai"));
+    assert!(scope_of(line, "galley/rolling").contains("entity.name.namespace.stdlib.galley"));
+    let line = "rolling::deploy(#{ hosts: fleet, batch: 2 });";
+    assert!(scope_of(line, "rolling").contains("entity.name.namespace.stdlib.galley"));
+    assert!(scope_of(line, "deploy").contains("support.function.galley"));
+    assert!(scope_of(line, "2").contains("constant.numeric.integer.decimal.rhai"));
+    let line = r#"let h = ssh::connect("deploy@web1"); h.run(["true"]);"#;
+    assert!(scope_of(line, "let").contains("storage.type.rhai"));
+    assert!(scope_of(line, "connect").contains("support.function.galley"));
+    assert!(scope_of(line, "run").contains("support.function.galley"));
+    assert!(scope_of(line, r#""deploy@web1""#).contains("string.quoted.double.rhai"));
+    let line = "let r = h.run(`echo ${ssh::hosts([]).len()} ${ #{a: 1}.a }`); r.code";
+    assert!(scope_of(line, "hosts").contains("meta.interpolation.rhai"));
+    assert!(scope_of(line, "hosts").contains("support.function.galley"));
+    assert!(scope_of(line, "code").contains("variable.other.property.galley"));
+    // Inside a comment or a string, a Galley name is just text.
+    assert_eq!(
+        scope_of("// ssh::connect(x)", "// ssh::connect(x)"),
+        "comment.line.double-slash.rhai"
+    );
+    assert_eq!(
+        scope_of(r#""local()""#, r#""local()""#),
+        "string.quoted.double.rhai"
+    );
+    assert!(scope_of("/// Deploys.", "/// Deploys.").contains("comment.line.documentation.rhai"));
+    // A recipe's own function is a definition, a call of an unknown function a plain call.
+    let line = "fn release(h) { mine(h) }";
+    assert!(scope_of(line, "release").contains("entity.name.function.rhai"));
+    assert!(scope_of(line, "mine").contains("entity.name.function.call.rhai"));
 }

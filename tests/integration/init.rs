@@ -16,11 +16,16 @@ const TEMPLATES: &[&str] = &[
 fn every_template_passes_check() {
     let sb = Sandbox::new();
     for template in TEMPLATES {
-        let run = sb.run(&["init", "--template", template, template]).expect_code(0);
+        let run = sb
+            .run(&["init", "--template", template, template])
+            .expect_code(0);
         assert!(run.stdout.contains("deploy.rhai"), "{}", run.stdout);
         let recipe = sb.path().join(template).join("deploy.rhai");
         let text = std::fs::read_to_string(&recipe).unwrap();
-        assert!(text.starts_with("// deploy.rhai: "), "a commented recipe:\n{text}");
+        assert!(
+            text.starts_with("// deploy.rhai: "),
+            "a commented recipe:\n{text}"
+        );
         let ignore = std::fs::read_to_string(sb.path().join(template).join(".galleyignore"));
         assert!(ignore.unwrap().contains("*.log"));
         let recipe = recipe.to_string_lossy().into_owned();
@@ -62,5 +67,6 @@ fn init_refuses_to_overwrite_and_writes_nothing() {
 
     let run = sb.run(&["init", "--template", "nope"]).expect_code(2);
     assert!(run.stderr.contains("blue-green"), "{}", run.stderr);
-    sb.run(&["init", "--lib", "--template", "rolling"]).expect_code(2);
+    sb.run(&["init", "--lib", "--template", "rolling"])
+        .expect_code(2);
 }
