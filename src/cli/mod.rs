@@ -47,6 +47,7 @@ galley run deploy.rhai --dry-run             print every action, change nothing\
 galley run deploy.rhai --dry-run --diff      and what each file would become\n  \
 galley check deploy.rhai                     find syntax errors and unknown functions\n  \
 galley list deploy.rhai                      show the recipe's tasks\n  \
+galley init --template rolling               write a starter recipe\n  \
 galley disconnect                            close kept-open SSH connections\n  \
 galley lock                                  pin the libraries of galley.toml in galley.lock\n\n\
 Exit codes: 0 ok, 1 the recipe failed, 2 usage or parse error, 130 interrupted."
@@ -178,9 +179,9 @@ given to ssh::connect: pass the same with --state-dir).")]
         #[command(flatten)]
         offline: OfflineArg,
     },
-    /// Write a commented starter recipe (deploy.rhai) and a .galleyignore, or a library skeleton.
+    /// Write a starter recipe (deploy.rhai, .galleyignore) or a library skeleton.
     #[command(
-        after_help = "Examples:\n  galley init                      the start.sh replacement\n  \
+        after_help = "Examples:\n  galley init                       the start.sh replacement\n  \
 galley init --template rolling    a rolling update behind nginx\n  \
 galley init --lib team-recipes    a shared recipe library (lib.rhai, README.md, test.rhai)\n\n\
 Existing files are never overwritten: galley init refuses and writes nothing. \
@@ -199,8 +200,8 @@ docs/libraries.md says how to version and use a library."
     },
     /// Write Rhai definition files of the recipe API, for editors and Rhai tooling.
     #[command(after_help = "Examples:\n  galley defs --dir .rhai/definitions\n  \
-galley defs --editors editors     regenerate editors/ (definitions, VS Code grammar and \
-snippets, vim syntax)\n\nSee docs/editors.md.")]
+galley defs --editors editors\n\n--editors regenerates the generated files of editors/: the \
+definitions, the VS Code grammar and snippets, the vim syntax. See docs/editors.md.")]
     Defs {
         /// Write the .d.rhai files (Galley's functions and modules, the stdlib's modules) here.
         #[arg(long, value_name = "DIR", required_unless_present = "editors")]
