@@ -343,7 +343,7 @@ fn vim_detects_recipes_highlights_galley_names_and_reads_gnu_lines() {
     let sb = Sandbox::new();
     sb.write(
         "deploy.rhai",
-        "let h = ssh::connect(\"deploy@web1\");\nh.run([\"true\"]);\n",
+        "let h = ssh::connect(\"deploy@web1\");\nh.run([\"true\"]);\nimport \"galley/rolling\" as r;\nfn go() { r.code }\n",
     );
     let report = sb.join("vim.out");
     // In batch mode, with only the plugin on the runtime path.
@@ -356,6 +356,9 @@ edit deploy.rhai
 let lines = ['ft=' . &filetype]
 call add(lines, 'connect=' . synIDattr(synID(1, 14, 1), 'name'))
 call add(lines, 'run=' . synIDattr(synID(2, 3, 1), 'name'))
+call add(lines, 'import=' . synIDattr(synID(3, 10, 1), 'name'))
+call add(lines, 'fn=' . synIDattr(synID(4, 4, 1), 'name'))
+call add(lines, 'code=' . synIDattr(synID(4, 14, 1), 'name'))
 call add(lines, 'makeprg=' . &makeprg)
 setlocal makeprg=cat\ gnu.txt
 silent make!
@@ -389,6 +392,9 @@ qall!
             "ft=rhai",
             "connect=galleyModuleFunction",
             "run=galleyFunction",
+            "import=galleyStdlib",
+            "fn=rhaiFunctionDef",
+            "code=galleyProperty",
             "makeprg=galley check --format gnu %:S",
             "qf=deploy.rhai:2:3:e:unknown function run",
             "qf=deploy.rhai:1:9:w:shadowed",
