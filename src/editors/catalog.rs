@@ -54,6 +54,15 @@ struct FnMetadata {
     name: String,
 }
 
+/// The report for what only a bug in Galley causes: its own engine or stdlib unreadable.
+fn bug(message: String) -> Report {
+    Report::plain(
+        "galley::bug",
+        message,
+        "this is a bug in Galley, not in your recipe; please report it",
+    )
+}
+
 /// A name Rhai can call as `name(...)`; operators and indexers are not.
 fn is_identifier(name: &str) -> bool {
     let mut chars = name.chars();
@@ -66,20 +75,10 @@ fn is_identifier(name: &str) -> bool {
 impl Catalog {
     /// Reads the catalog from `engine` (Galley's, with every primitive registered).
     pub fn of(engine: &Engine) -> Result<Catalog, Report> {
-        let json = engine.gen_fn_metadata_to_json(false).map_err(|e| {
-            Report::plain(
-                "galley::bug",
-                format!("the engine's metadata cannot be read: {e}"),
-                "this is a bug in Galley; please report it",
-            )
-        })?;
-        let metadata: Metadata = serde_json::from_str(&json).map_err(|e| {
-            Report::plain(
-                "galley::bug",
-                format!("the engine's metadata cannot be read: {e}"),
-                "this is a bug in Galley; please report it",
-            )
-        })?;
+        let metadata: Metadata = engine
+            .gen_fn_metadata_to_json(false)
+            .and_then(|json| serde_json::from_str(&json))
+            .map_err(|e| bug(format!("the engine's metadata cannot be read: {e}")))?;
         let mut functions = BTreeSet::new();
         let mut properties = BTreeSet::new();
         for f in metadata.functions {
@@ -117,11 +116,9 @@ fn script_modules(engine: &Engine) -> Result<Vec<ScriptModule>, Report> {
         .iter()
         .map(|&(name, text)| {
             let ast = engine.compile(text).map_err(|e| {
-                Report::plain(
-                    "galley::bug",
-                    format!("the stdlib module galley/{name} does not compile: {e}"),
-                    "this is a bug in Galley; please report it",
-                )
+                bug(format!(
+                    "the stdlib module galley/{name} does not compile: {e}"
+                ))
             })?;
             let mut functions: Vec<ScriptFn> = ast
                 .iter_functions()

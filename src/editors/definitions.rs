@@ -67,3 +67,19 @@ fn script_module(module: &ScriptModule) -> String {
     }
     text
 }
+
+#[cfg(test)]
+mod tests {
+    use super::tidy;
+
+    #[test]
+    fn unreadable_return_types_become_any() {
+        let text = "module static;\n\n/// Doc.\nfn branch(_: Repo) -> EvalAltResult>>;\n\
+fn connect(_: ?) -> ;\nfn env(_: string, _: string) -> string;\nfn keys(m: map) -> Array<string>;";
+        assert_eq!(
+            tidy(text),
+            "module static;\n\n/// Doc.\nfn branch(_: Repo) -> ?;\nfn connect(_: ?) -> ?;\n\
+fn env(_: string, _: string) -> string;\nfn keys(m: map) -> Array<string>;\n"
+        );
+    }
+}

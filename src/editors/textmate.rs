@@ -5,7 +5,7 @@ use serde_json::{json, Map, Value};
 use super::catalog::Catalog;
 
 /// The grammar's scope name.
-pub const SCOPE: &str = "source.rhai.galley";
+const SCOPE: &str = "source.rhai.galley";
 
 /// Rhai's own functions that every recipe may call.
 const RHAI_BUILTINS: &[&str] = &[
@@ -21,7 +21,7 @@ const RHAI_BUILTINS: &[&str] = &[
     "eval",
 ];
 
-/// `\b(?:a|b|c)\b`-style alternation of identifiers (they need no escaping).
+/// `a|b|c`: a regex alternation of identifiers (they need no escaping).
 fn either<'a>(names: impl IntoIterator<Item = &'a str>) -> String {
     names.into_iter().collect::<Vec<_>>().join("|")
 }
@@ -166,10 +166,7 @@ fn rhai() -> Map<String, Value> {
               "name": "keyword.operator.rhai" }
         ]}
     });
-    match repository {
-        Value::Object(map) => map,
-        _ => Map::new(),
-    }
+    repository.as_object().cloned().unwrap_or_default()
 }
 
 /// The grammar file's text (pretty JSON).
