@@ -12,22 +12,20 @@ use crate::report::Report;
 pub fn defs(dir: Option<&Path>, editors_dir: Option<&Path>) -> i32 {
     let (ctx, _runtime) = super::inspecting(OutputMode::Plain);
     let galley = Galley::inspecting(&ctx);
-    type Generate = fn(&rhai::Engine) -> Result<Vec<(String, String)>, Report>;
+    type Generate = fn(&Galley) -> Vec<(String, String)>;
     let wanted: [(Option<&Path>, Generate); 2] = [
         (dir, editors::definition_files),
         (editors_dir, editors::editor_files),
     ];
-    let mut files: Vec<(PathBuf, String)> = Vec::new();
-    for (target, generate) in wanted {
-        let Some(target) = target else { continue };
-        match generate(&galley.engine) {
-            Ok(found) => files.extend(found.into_iter().map(|(n, t)| (target.join(n), t))),
-            Err(report) => {
-                print_report(&report, OutputMode::Plain, &Masker::default());
-                return EXIT_FAILED;
-            }
-        }
-    }
+    let files: Vec<(PathBuf, String)> = wanted
+        .into_iter()
+        .filter_map(|(target, generate)| Some((target?, generate)))
+        .flat_map(|(target, generate)| {
+            generate(&galley)
+                .into_iter()
+                .map(|(n, t)| (target.join(n), t))
+        })
+        .collect();
     for (path, text) in &files {
         let written = path
             .parent()

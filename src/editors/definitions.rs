@@ -1,12 +1,13 @@
 //! Rhai definition files (`.d.rhai`, read by Rhai's language tooling): Rhai writes those of the
 //! engine's static modules itself; the stdlib's script modules, which it does not see, are
-//! written here in the same form.
+//! written here in the same form from the API's catalog.
 
 use std::fmt::Write;
 
 use rhai::Engine;
 
-use super::catalog::{Catalog, ScriptModule};
+use crate::api::catalog::{Catalog, Function};
+use crate::engine::resolver::stdlib_key;
 
 /// Every definition file: (file name, text). Rhai's standard library is left out: the tooling
 /// that reads these knows it already.
@@ -18,12 +19,20 @@ pub fn files(engine: &Engine, catalog: &Catalog) -> Vec<(String, String)> {
         .iter_files()
         .map(|(name, text)| (name, tidy(&text)))
         .collect();
-    files.extend(catalog.stdlib.iter().map(|module| {
-        (
-            format!("{}.d.rhai", module.path.replace('/', "-")),
-            script_module(module),
-        )
-    }));
+    for module in catalog.modules.iter().filter(|m| m.stdlib) {
+        let path = stdlib_key(&module.name);
+        let mut functions: Vec<&Function> = catalog
+            .functions
+            .iter()
+            .filter(|f| f.stdlib && f.module.as_deref() == Some(module.name.as_str()))
+            .collect();
+        // A compiled module keeps its functions in a hash map: sorted, the files are stable.
+        functions.sort_by_key(|f| (&f.name, f.params.len()));
+        files.push((
+            format!("{}.d.rhai", path.replace('/', "-")),
+            script_module(&path, &module.doc, &functions),
+        ));
+    }
     files
 }
 
@@ -51,21 +60,56 @@ fn tidy(text: &str) -> String {
     tidied
 }
 
-/// A stdlib module in the form Rhai writes a static one: doc comments, then `fn name(p: ?) -> ?;`
-/// (script functions have no declared types).
-fn script_module(module: &ScriptModule) -> String {
-    let mut text = format!("module {:?};\n", module.path);
-    for f in &module.functions {
+/// A stdlib module in the form Rhai writes a static one: its functions' docs (with the example
+/// and the options as Galley's native functions have them), then `fn name(p: type) -> type;`.
+fn script_module(path: &str, doc: &str, functions: &[&Function]) -> String {
+    // Writing to a String cannot fail.
+    let mut text = format!("module {path:?};\n");
+    if !doc.is_empty() {
+        let _ = writeln!(text, "\n//! {doc}");
+    }
+    for f in functions {
         text.push('\n');
-        for line in &f.doc {
-            text.push_str(line.trim());
-            text.push('\n');
+        if !f.doc.is_empty() {
+            let _ = writeln!(text, "/// {}", f.doc);
         }
-        let params: Vec<String> = f.params.iter().map(|p| format!("{p}: ?")).collect();
-        // Writing to a String cannot fail.
-        let _ = writeln!(text, "fn {}({}) -> ?;", f.name, params.join(", "));
+        if !f.example.is_empty() {
+            let _ = writeln!(text, "///\n/// Example: `{}`", f.example);
+        }
+        if !f.options.is_empty() {
+            text.push_str("///\n/// Options:\n");
+            for o in &f.options {
+                let default = match &o.default {
+                    _ if o.required => ", required".to_string(),
+                    Some(default) => format!(", default {default}"),
+                    None => String::new(),
+                };
+                let _ = writeln!(text, "/// - `{}`: {}{default}; {}", o.key, o.ty, o.doc);
+            }
+        }
+        let params: Vec<String> = f
+            .params
+            .iter()
+            .map(|p| format!("{}: {}", p.name, def_type(&p.ty)))
+            .collect();
+        let _ = writeln!(
+            text,
+            "fn {}({}) -> {};",
+            f.name,
+            params.join(", "),
+            def_type(&f.returns)
+        );
     }
     text
+}
+
+/// A catalog type as definitions write it: `?` for any.
+fn def_type(ty: &str) -> &str {
+    if ty == "any" {
+        "?"
+    } else {
+        ty
+    }
 }
 
 #[cfg(test)]

@@ -1,36 +1,34 @@
 //! Editor support generated from the engine, so that nothing an editor knows is kept by hand:
 //! Rhai definition files (`galley defs`), the VS Code grammar and snippets, the vim syntax.
 
-mod catalog;
 mod definitions;
+mod names;
 mod snippets;
 pub mod templates;
 mod textmate;
 mod vim;
 
-use rhai::Engine;
-
-use crate::report::Report;
-use catalog::Catalog;
+use crate::engine::Galley;
+use names::Names;
 
 /// The definition files: (file name, text).
-pub fn definition_files(engine: &Engine) -> Result<Vec<(String, String)>, Report> {
-    let catalog = Catalog::of(engine)?;
-    Ok(definitions::files(engine, &catalog))
+pub fn definition_files(galley: &Galley) -> Vec<(String, String)> {
+    definitions::files(&galley.engine, &crate::api::catalog(galley))
 }
 
 /// Every generated file of the `editors/` folder: (path relative to it, text).
-pub fn editor_files(engine: &Engine) -> Result<Vec<(String, String)>, Report> {
-    let catalog = Catalog::of(engine)?;
-    let mut files: Vec<(String, String)> = definitions::files(engine, &catalog)
+pub fn editor_files(galley: &Galley) -> Vec<(String, String)> {
+    let catalog = crate::api::catalog(galley);
+    let names = Names::of(&catalog);
+    let mut files: Vec<(String, String)> = definitions::files(&galley.engine, &catalog)
         .into_iter()
         .map(|(name, text)| (format!("definitions/{name}"), text))
         .collect();
     files.push((
         "vscode/syntaxes/galley.tmLanguage.json".into(),
-        textmate::grammar(&catalog),
+        textmate::grammar(&names),
     ));
     files.push(("vscode/snippets/galley.json".into(), snippets::snippets()));
-    files.push(("vim/after/syntax/rhai.vim".into(), vim::syntax(&catalog)));
-    Ok(files)
+    files.push(("vim/after/syntax/rhai.vim".into(), vim::syntax(&names)));
+    files
 }

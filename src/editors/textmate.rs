@@ -1,8 +1,8 @@
-//! The VS Code (TextMate) grammar: Rhai's syntax, with Galley's names from the catalog on top.
+//! The VS Code (TextMate) grammar: Rhai's syntax, with Galley's names from the API's catalog on top.
 
 use serde_json::{json, Map, Value};
 
-use super::catalog::Catalog;
+use super::names::Names;
 
 /// The grammar's scope name.
 const SCOPE: &str = "source.rhai.galley";
@@ -39,11 +39,11 @@ fn module_pattern(module: &str, functions: &[&str], kind: &str) -> Value {
 }
 
 /// The stdlib's import paths (`"galley/rolling"`): strings, so tried before the string rule.
-fn stdlib_imports(catalog: &Catalog) -> Value {
+fn stdlib_imports(names: &Names) -> Value {
     json!({
         "match": format!(
             r#"(")(galley/(?:{}))(")"#,
-            either(catalog.stdlib.iter().map(|m| m.name.as_str()))
+            either(names.stdlib.keys().map(String::as_str))
         ),
         "captures": {
             "1": { "name": "string.quoted.double.rhai punctuation.definition.string.begin.rhai" },
@@ -54,27 +54,25 @@ fn stdlib_imports(catalog: &Catalog) -> Value {
 }
 
 /// Galley's names: module functions, global functions and methods, property getters.
-fn galley(catalog: &Catalog) -> Value {
+fn galley(names: &Names) -> Value {
     let mut patterns = Vec::new();
-    for module in &catalog.stdlib {
-        let functions: Vec<&str> = module.functions.iter().map(|f| f.name.as_str()).collect();
-        patterns.push(module_pattern(&module.name, &functions, "stdlib"));
-    }
-    for (module, functions) in &catalog.modules {
-        let functions: Vec<&str> = functions.iter().map(String::as_str).collect();
-        patterns.push(module_pattern(module, &functions, "module"));
+    for (group, kind) in [(&names.stdlib, "stdlib"), (&names.modules, "module")] {
+        for (module, functions) in group {
+            let functions: Vec<&str> = functions.iter().map(String::as_str).collect();
+            patterns.push(module_pattern(module, &functions, kind));
+        }
     }
     patterns.push(json!({
         "match": format!(
             r"\b({})\b(?=\s*\()",
-            either(catalog.functions.iter().map(String::as_str))
+            either(names.functions.iter().map(String::as_str))
         ),
         "name": "support.function.galley"
     }));
     patterns.push(json!({
         "match": format!(
             r"(\.)\s*({})\b(?!\s*\()",
-            either(catalog.properties.iter().map(String::as_str))
+            either(names.properties.iter().map(String::as_str))
         ),
         "captures": {
             "1": { "name": "punctuation.accessor.rhai" },
@@ -170,10 +168,10 @@ fn rhai() -> Map<String, Value> {
 }
 
 /// The grammar file's text (pretty JSON).
-pub fn grammar(catalog: &Catalog) -> String {
+pub fn grammar(names: &Names) -> String {
     let mut repository = rhai();
-    repository.insert("stdlib-imports".into(), stdlib_imports(catalog));
-    repository.insert("galley".into(), galley(catalog));
+    repository.insert("stdlib-imports".into(), stdlib_imports(names));
+    repository.insert("galley".into(), galley(names));
     // Where two rules match at the same place, the first listed wins: Galley's names before
     // Rhai's generic calls, a function's definition before a call of the same name.
     let patterns: Vec<Value> = [

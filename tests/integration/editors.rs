@@ -78,7 +78,15 @@ fn defs_writes_the_engine_and_stdlib_definitions() {
     let global = &defs["__static__.d.rhai"];
     assert!(global.starts_with("module static;"), "{global}");
     assert!(global.contains("fn local("), "{global}");
-    assert!(global.contains("fn run(_: Host"), "{global}");
+    assert!(
+        global.contains("fn run(host: Host, command: string | array, opts: map) -> map;"),
+        "parameter names and types:\n{global}"
+    );
+    let health = &defs["health.d.rhai"];
+    assert!(
+        health.contains("/// - `retries`: int, default 30;"),
+        "the options table in the doc comment:\n{health}"
+    );
     let ssh = &defs["ssh.d.rhai"];
     assert!(
         ssh.starts_with("module ssh;") && ssh.contains("fn connect("),
