@@ -1,4 +1,4 @@
-" Compiler: `galley check --format gnu`, whose lines are `file:line:col: severity: message`
+" Compiler: `galley check --format gnu`, whose lines are `file:line:col: severity: message [code]`
 " (severity `error` or `warning`), into the quickfix list. `:make` checks the current buffer.
 if exists("current_compiler")
   finish
