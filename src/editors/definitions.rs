@@ -30,29 +30,34 @@ pub fn files(engine: &Engine, catalog: &Catalog) -> Vec<(String, String)> {
         functions.sort_by_key(|f| (&f.name, f.params.len()));
         files.push((
             format!("{}.d.rhai", path.replace('/', "-")),
-            script_module(&path, &module.doc, &functions),
+            tidy(&script_module(&path, &module.doc, &functions)),
         ));
     }
     files
 }
 
-/// Rhai names the return type of a function registered as a closure from the last `::` segment
-/// of its Rust type, which for `Result<T, Box<EvalAltResult>>` is `EvalAltResult>>`, and leaves it
-/// empty for module functions: both become `?`, the definitions' "any type".
+/// Rhai writes the types as registered; the definitions' own spelling is `?` for any type and
+/// no `-> ...` for a function that returns nothing (Rhai leaves an empty `-> ;` for those). A
+/// type Rhai could not read from a Rust closure (`EvalAltResult>>`, the tail of
+/// `Result<T, Box<EvalAltResult>>`) is any type too.
 fn tidy(text: &str) -> String {
     let mut tidied: String = text
         .lines()
-        .map(|line| match line.rsplit_once(") -> ") {
-            Some((head, ty)) if line.ends_with(';') => {
-                let ty = ty.trim_end_matches(';');
-                let balanced = ty.matches('<').count() == ty.matches('>').count();
-                if ty.is_empty() || !balanced {
-                    format!("{head}) -> ?;")
-                } else {
-                    line.to_string()
+        .map(|line| {
+            let line = line.replace(": any,", ": ?,").replace(": any)", ": ?)");
+            match line.rsplit_once(") -> ") {
+                Some((head, ty)) if line.ends_with(';') => {
+                    let ty = ty.trim_end_matches(';');
+                    if ty.is_empty() {
+                        format!("{head});")
+                    } else if ty == "any" || ty.matches('<').count() != ty.matches('>').count() {
+                        format!("{head}) -> ?;")
+                    } else {
+                        line
+                    }
                 }
+                _ => line,
             }
-            _ => line.to_string(),
         })
         .collect::<Vec<_>>()
         .join("\n");
@@ -61,7 +66,8 @@ fn tidy(text: &str) -> String {
 }
 
 /// A stdlib module in the form Rhai writes a static one: its functions' docs (with the example
-/// and the options as Galley's native functions have them), then `fn name(p: type) -> type;`.
+/// and the options as Galley's native functions have them), then `fn name(p: type) -> type;`
+/// (types as the catalog spells them: `tidy` turns them into the definitions' spelling).
 fn script_module(path: &str, doc: &str, functions: &[&Function]) -> String {
     // Writing to a String cannot fail.
     let mut text = format!("module {path:?};\n");
@@ -90,26 +96,17 @@ fn script_module(path: &str, doc: &str, functions: &[&Function]) -> String {
         let params: Vec<String> = f
             .params
             .iter()
-            .map(|p| format!("{}: {}", p.name, def_type(&p.ty)))
+            .map(|p| format!("{}: {}", p.name, p.ty))
             .collect();
         let _ = writeln!(
             text,
             "fn {}({}) -> {};",
             f.name,
             params.join(", "),
-            def_type(&f.returns)
+            f.returns
         );
     }
     text
-}
-
-/// A catalog type as definitions write it: `?` for any.
-fn def_type(ty: &str) -> &str {
-    if ty == "any" {
-        "?"
-    } else {
-        ty
-    }
 }
 
 #[cfg(test)]
@@ -117,13 +114,13 @@ mod tests {
     use super::tidy;
 
     #[test]
-    fn unreadable_return_types_become_any() {
-        let text = "module static;\n\n/// Doc.\nfn branch(_: Repo) -> EvalAltResult>>;\n\
-fn connect(_: ?) -> ;\nfn env(_: string, _: string) -> string;\nfn keys(m: map) -> Array<string>;";
+    fn types_are_spelled_as_definitions_spell_them() {
+        let text = "module static;\n\n/// Doc: any.\nfn branch(_: Repo) -> EvalAltResult>>;\n\
+fn log(message: any) -> ;\nfn env(name: string, default: any) -> any;\nfn keys(m: map) -> Array<string>;";
         assert_eq!(
             tidy(text),
-            "module static;\n\n/// Doc.\nfn branch(_: Repo) -> ?;\nfn connect(_: ?) -> ?;\n\
-fn env(_: string, _: string) -> string;\nfn keys(m: map) -> Array<string>;\n"
+            "module static;\n\n/// Doc: any.\nfn branch(_: Repo) -> ?;\nfn log(message: ?);\n\
+fn env(name: string, default: ?) -> ?;\nfn keys(m: map) -> Array<string>;\n"
         );
     }
 }
