@@ -7,6 +7,7 @@ pub mod catalog;
 mod types;
 
 use std::collections::BTreeMap;
+use std::sync::{Arc, OnceLock};
 
 use rhai::{Engine, FuncRegistration, Module, RhaiNativeFunc, Variant};
 
@@ -244,6 +245,8 @@ pub struct Api<'e> {
     engine: &'e mut Engine,
     modules: BTreeMap<&'static str, Module>,
     registered: Registered,
+    /// Every function, once registration is over, for natives that look others up.
+    later: Arc<OnceLock<Vec<Spec>>>,
 }
 
 impl<'e> Api<'e> {
@@ -253,6 +256,7 @@ impl<'e> Api<'e> {
             engine,
             modules: BTreeMap::new(),
             registered: Registered::default(),
+            later: Arc::default(),
         }
     }
 
@@ -312,8 +316,15 @@ impl<'e> Api<'e> {
         self.registered.functions.push(spec);
     }
 
+    /// Every function registered, filled in by `finish` (for a native that looks others up
+    /// when it is called).
+    pub fn functions_later(&self) -> Arc<OnceLock<Vec<Spec>>> {
+        self.later.clone()
+    }
+
     /// Registers the modules into the engine; returns what was registered.
     pub fn finish(self) -> Registered {
+        let _ = self.later.set(self.registered.functions.clone());
         for (name, module) in self.modules {
             self.engine.register_static_module(name, module.into());
         }
