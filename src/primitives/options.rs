@@ -257,7 +257,7 @@ fn check(function: &str, map: Map, table: &Map, like: &[OptionSpec]) -> Result<M
 
 const CHECK: Spec = Spec::function(
     "check",
-    &[("function", "string"), ("opts", "map"), ("table", "map")],
+    &[("function", "string"), ("map", "map"), ("table", "map")],
     "map",
 )
 .module("options")
@@ -279,7 +279,7 @@ pub fn register(api: &mut Api) {
     let natives = api.functions_later();
     api.register(
         Spec {
-            params: &[("function", "string"), ("opts", "map"), ("table", "map"), ("like", "string")],
+            params: &[("function", "string"), ("map", "map"), ("table", "map"), ("like", "string")],
             ..CHECK
         }
         .doc("The same, also accepting every option of the native function `like` (\"SwarmService.deploy\"), for a function that passes them on.")
