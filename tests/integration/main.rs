@@ -9,6 +9,7 @@ mod ci;
 mod cli;
 mod diff;
 mod docker;
+mod docs;
 mod dry_run;
 mod editors;
 mod exact;
