@@ -99,8 +99,9 @@ fn defs_writes_the_engine_and_stdlib_definitions() {
     );
     assert!(
         rolling.contains("/// Deploys to `hosts` in batches")
-            && rolling.contains("fn deploy(opts: ?) -> ?;"),
-        "the stdlib's functions with their doc comments:\n{rolling}"
+            && rolling.contains("/// - `batch`: int, default 1;")
+            && rolling.contains("fn deploy(opts: map) -> ?;"),
+        "the stdlib's functions with their docs and options:\n{rolling}"
     );
     assert!(
         !rolling.contains("anon$"),

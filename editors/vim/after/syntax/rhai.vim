@@ -3,9 +3,9 @@
 
 syn match galleyStdlib "\<galley/\%(blue_green\|canary\|in_place\|releases\|rolling\|swarm\)\>" containedin=rhaiString contained
 syn match galleyModuleFunction "\<blue_green::\%(deploy\)\>"
-syn match galleyModuleFunction "\<canary::\%(deploy\|duration_ms\|roll_back\)\>"
-syn match galleyModuleFunction "\<in_place::\%(deploy\|steps\)\>"
-syn match galleyModuleFunction "\<releases::\%(current\|deploy\|list\|rollback\|run_on\)\>"
+syn match galleyModuleFunction "\<canary::\%(deploy\)\>"
+syn match galleyModuleFunction "\<in_place::\%(deploy\)\>"
+syn match galleyModuleFunction "\<releases::\%(current\|deploy\|list\|rollback\)\>"
 syn match galleyModuleFunction "\<rolling::\%(batches\|deploy\|serving\)\>"
 syn match galleyModuleFunction "\<swarm::\%(deploy\)\>"
 syn match galleyModuleFunction "\<cache::\%(step\)\>"
