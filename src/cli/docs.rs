@@ -45,7 +45,7 @@ pub fn render(catalog: &Catalog, filter: Option<&str>, format: Format) -> Result
     let matches = |f: &Function| filter.is_none_or(|text| f.qualified().contains(text));
     if let Some(text) = filter.filter(|_| !catalog.functions.iter().any(matches)) {
         let names: Vec<String> = catalog.functions.iter().map(Function::qualified).collect();
-        let near = crate::report::suggest(text, names.iter().map(String::as_str))
+        let near = crate::error::suggest(text, names.iter().map(String::as_str))
             .map(|n| format!(" (did you mean `{n}`?)"))
             .unwrap_or_default();
         return Err(format!(
@@ -316,4 +316,102 @@ fn markdown(sections: &[Section]) -> String {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::OutputMode;
+    use crate::api::catalog::{Catalog, Function};
+    use crate::engine::Galley;
+
+    fn catalog() -> (Catalog, Galley) {
+        let (ctx, _runtime) = super::super::inspecting(OutputMode::Plain);
+        let galley = Galley::inspecting(&ctx);
+        (crate::api::catalog(&galley), galley)
+    }
+
+    fn takes_options(f: &Function) -> bool {
+        f.params.iter().any(|p| p.name == "opts")
+    }
+
+    #[test]
+    fn every_function_has_a_doc_an_example_that_compiles_and_its_option_table() {
+        let (catalog, galley) = catalog();
+        assert!(catalog.functions.len() > 100, "{}", catalog.functions.len());
+        for f in &catalog.functions {
+            let name = f.qualified();
+            assert!(!f.doc.is_empty(), "{name} has no doc");
+            assert!(!f.example.is_empty(), "{name} has no example");
+            if let Err(e) = galley.engine.compile(&f.example) {
+                panic!("the example of {name} does not compile: {e}\n{}", f.example);
+            }
+            // A stdlib helper that is handed its strategy's options says whose they are.
+            let passed_on = f.stdlib && f.doc.contains("are those of");
+            if takes_options(f) && !passed_on {
+                assert!(
+                    !f.options.is_empty(),
+                    "{name} takes options but has no table"
+                );
+            }
+            for o in &f.options {
+                assert!(!o.doc.is_empty(), "option `{}` of {name} has no doc", o.key);
+            }
+        }
+        for t in &catalog.types {
+            assert!(!t.doc.is_empty(), "type {} has no doc", t.name);
+        }
+        for m in &catalog.modules {
+            assert!(!m.doc.is_empty(), "module {} has no doc", m.name);
+        }
+    }
+
+    #[test]
+    fn every_stdlib_strategy_is_listed_with_its_option_table() {
+        let (catalog, _) = catalog();
+        for (module, _) in crate::engine::stdlib::MODULES {
+            let deploy = catalog
+                .overloads(Some(module), "deploy")
+                .find(|f| f.stdlib)
+                .unwrap_or_else(|| panic!("{module}::deploy is not in the catalog"));
+            assert!(!deploy.options.is_empty(), "{module}::deploy has no table");
+            assert!(deploy.options.iter().any(|o| o.key == "app"), "{module}");
+        }
+        // swarm::deploy takes SwarmService.deploy's options without repeating them.
+        let swarm = catalog.options(Some("swarm"), "deploy").unwrap();
+        for key in ["app", "image", "replicas", "healthcheck", "timeout"] {
+            assert!(
+                swarm.iter().any(|o| o.key == key),
+                "swarm::deploy lacks {key}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_engine_knows_parameter_names_types_and_docs() {
+        let (_, galley) = catalog();
+        let signatures = galley.engine.gen_fn_signatures(false);
+        for expected in [
+            "run(host: Host, command: string|array, opts: map) -> map",
+            "health::http(url: string, opts: map) -> map",
+            "get$name(host: Host) -> string",
+        ] {
+            assert!(
+                signatures.iter().any(|s| s == expected),
+                "{expected} not in {signatures:#?}"
+            );
+        }
+        let definitions = galley
+            .engine
+            .definitions()
+            .include_standard_packages(false)
+            .single_file();
+        assert!(
+            definitions.contains("/// Runs a command on the host"),
+            "{definitions}"
+        );
+        assert!(
+            definitions.contains("/// - `timeout`: duration"),
+            "{definitions}"
+        );
+    }
 }

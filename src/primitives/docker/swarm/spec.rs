@@ -14,9 +14,10 @@ use bollard::models::{
 use rhai::{Dynamic, Map};
 
 use crate::api::{opt, OptionSpec, Type};
+use crate::duration::format_duration;
 use crate::error::Failure;
 use crate::exec::action::quote;
-use crate::primitives::options::{bad_value, format_duration, Opts};
+use crate::primitives::options::{bad_value, Opts};
 
 /// The options `deploy` takes.
 pub const DEPLOY_OPTIONS: &[OptionSpec] = &[
