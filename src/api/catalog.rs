@@ -68,6 +68,9 @@ pub struct OptionInfo {
     pub default: Option<String>,
     pub required: bool,
     pub doc: String,
+    /// The keys of a map-valued option that has a table of its own.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub keys: Vec<OptionInfo>,
 }
 
 impl Function {
@@ -122,6 +125,7 @@ impl From<&OptionSpec> for OptionInfo {
             default: (!o.default.is_empty()).then(|| o.default.to_string()),
             required: o.required,
             doc: o.doc.to_string(),
+            keys: o.keys.iter().map(OptionInfo::from).collect(),
         }
     }
 }

@@ -25,6 +25,15 @@ pub struct OptionSpec {
     /// A call without this key is refused (`galley::missing_option`).
     pub required: bool,
     pub doc: &'static str,
+    /// The keys of a map-valued option (`update: #{ parallelism, ... }`), when it has a table.
+    pub keys: &'static [OptionSpec],
+}
+
+impl OptionSpec {
+    /// The same option, a map with the keys of `table`.
+    pub const fn with_keys(self, keys: &'static [OptionSpec]) -> OptionSpec {
+        OptionSpec { keys, ..self }
+    }
 }
 
 /// An option that may be left out.
@@ -40,6 +49,7 @@ pub const fn opt(
         default,
         required: false,
         doc,
+        keys: &[],
     }
 }
 
@@ -51,6 +61,7 @@ pub const fn required(key: &'static str, ty: Type, doc: &'static str) -> OptionS
         default: "",
         required: true,
         doc,
+        keys: &[],
     }
 }
 

@@ -61,6 +61,7 @@ pub fn script_table(function: &str, table: &Map) -> Result<Vec<OptionInfo>, Fail
             default,
             required: field("required").is_some_and(|v| v.as_bool().unwrap_or(false)),
             doc: field("doc").map(|d| d.to_string()).unwrap_or_default(),
+            keys: Vec::new(),
         });
     }
     // A map has no order of its own: the required keys first, then by name.

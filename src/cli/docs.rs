@@ -178,12 +178,21 @@ fn distinct<'a>(group: &[&'a Function], field: impl Fn(&'a Function) -> &'a str)
 }
 
 /// The option table of the overloads (the one that takes options).
-fn options<'a>(group: &[&'a Function]) -> &'a [OptionInfo] {
-    group
-        .iter()
-        .find(|f| !f.options.is_empty())
-        .map(|f| f.options.as_slice())
-        .unwrap_or(&[])
+/// The option table of the overloads (the one that takes options), a map-valued option's own
+/// keys after it as `option.key`.
+fn options<'a>(group: &[&'a Function]) -> Vec<(String, &'a OptionInfo)> {
+    fn rows<'a>(prefix: &str, options: &'a [OptionInfo], out: &mut Vec<(String, &'a OptionInfo)>) {
+        for o in options {
+            let key = format!("{prefix}{}", o.key);
+            out.push((key.clone(), o));
+            rows(&format!("{key}."), &o.keys, out);
+        }
+    }
+    let mut out = Vec::new();
+    if let Some(f) = group.iter().find(|f| !f.options.is_empty()) {
+        rows("", &f.options, &mut out);
+    }
+    out
 }
 
 /// An option's type and default, as one column.
@@ -220,16 +229,16 @@ fn text(sections: &[Section]) -> String {
             let options = options(&group);
             if !options.is_empty() {
                 out.push_str("    options:\n");
-                let key_width = options.iter().map(|o| o.key.len()).max().unwrap_or(0);
+                let key_width = options.iter().map(|(k, _)| k.len()).max().unwrap_or(0);
                 let type_width = options
                     .iter()
-                    .map(|o| option_type(o).len())
+                    .map(|(_, o)| option_type(o).len())
                     .max()
                     .unwrap_or(0);
-                for o in options {
+                for (key, o) in &options {
                     out.push_str(&format!(
                         "      {:key_width$}  {:type_width$}  {}\n",
-                        o.key,
+                        key,
                         option_type(o),
                         o.doc
                     ));
@@ -297,7 +306,7 @@ fn markdown(sections: &[Section]) -> String {
             let options = options(&group);
             if !options.is_empty() {
                 out.push_str("| option | type | default | |\n| --- | --- | --- | --- |\n");
-                for o in options {
+                for (key, o) in &options {
                     let default = match (&o.default, o.required) {
                         (_, true) => "required".to_string(),
                         (Some(default), _) => cell(default),
@@ -305,7 +314,7 @@ fn markdown(sections: &[Section]) -> String {
                     };
                     out.push_str(&format!(
                         "| `{}` | {} | {} | {} |\n",
-                        o.key,
+                        key,
                         cell(&o.ty),
                         default,
                         cell(&o.doc)
@@ -353,7 +362,11 @@ mod tests {
                     "{name} takes options but has no table"
                 );
             }
-            for o in &f.options {
+            for o in f
+                .options
+                .iter()
+                .chain(f.options.iter().flat_map(|o| &o.keys))
+            {
                 assert!(!o.doc.is_empty(), "option `{}` of {name} has no doc", o.key);
             }
         }
