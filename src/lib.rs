@@ -5,6 +5,7 @@
 
 pub mod api;
 pub mod cli;
+pub mod duration;
 pub mod editors;
 pub mod engine;
 pub mod error;
@@ -13,3 +14,6 @@ pub mod libs;
 pub mod primitives;
 pub mod report;
 pub mod watch;
+
+#[cfg(test)]
+mod layout;

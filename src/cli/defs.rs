@@ -2,9 +2,10 @@
 
 use std::path::{Path, PathBuf};
 
-use super::{print_report, EXIT_FAILED, EXIT_OK};
+use super::{print_report, EXIT_OK};
 use crate::editors;
 use crate::engine::Galley;
+use crate::error::Code;
 use crate::exec::{Masker, OutputMode};
 use crate::report::Report;
 
@@ -33,12 +34,12 @@ pub fn defs(dir: Option<&Path>, editors_dir: Option<&Path>) -> i32 {
             .and_then(|()| std::fs::write(path, text));
         if let Err(e) = written {
             let report = Report::plain(
-                "galley::io",
+                Code::Io,
                 format!("cannot write {}: {e}", path.display()),
                 "check that the folder is writable",
             );
             print_report(&report, OutputMode::Plain, &Masker::default());
-            return EXIT_FAILED;
+            return report.exit().code();
         }
         println!("wrote {}", path.display());
     }

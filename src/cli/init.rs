@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 
 use super::{EXIT_FAILED, EXIT_OK, EXIT_USAGE};
 use crate::editors::templates::{Template, GALLEYIGNORE, RECIPE_FILE};
+use crate::error::Code;
 use crate::exec::{Masker, OutputMode};
 use crate::report::Report;
 
@@ -81,7 +82,7 @@ fn write_all(dir: &Path, skeleton: &Skeleton) -> Result<Vec<PathBuf>, (Report, i
     if !existing.is_empty() {
         return Err((
             Report::plain(
-                "galley::usage",
+                Code::Usage,
                 format!("galley init would overwrite {}", existing.join(", ")),
                 "nothing was written; run it in an empty folder or give another one: `galley init [--template NAME] DIR`",
             ),
@@ -103,7 +104,7 @@ fn write_all(dir: &Path, skeleton: &Skeleton) -> Result<Vec<PathBuf>, (Report, i
         if let Err(e) = written {
             return Err((
                 Report::plain(
-                    "galley::io",
+                    Code::Io,
                     format!("cannot write {}: {e}", target.display()),
                     "check that the folder is writable",
                 ),

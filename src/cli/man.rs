@@ -4,7 +4,8 @@ use std::path::Path;
 
 use clap::CommandFactory;
 
-use super::{print_report, Cli, EXIT_FAILED, EXIT_OK};
+use super::{print_report, Cli, EXIT_OK};
+use crate::error::Code;
 use crate::exec::{Masker, OutputMode};
 use crate::report::Report;
 
@@ -20,12 +21,12 @@ pub fn man(dir: Option<&Path>) -> i32 {
         Ok(()) => EXIT_OK,
         Err(e) => {
             let report = Report::plain(
-                "galley::io",
+                Code::Io,
                 format!("cannot write the man page: {e}"),
                 "check that the folder is writable",
             );
             print_report(&report, OutputMode::Plain, &Masker::default());
-            EXIT_FAILED
+            report.exit().code()
         }
     }
 }

@@ -394,14 +394,15 @@ fn append(path: &std::ffi::OsStr, text: &str, limit: usize) -> std::io::Result<(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::error::Code;
 
     #[test]
     fn escapes_like_the_toolkit() {
         assert_eq!(escape_data("50% a\r\nb"), "50%25 a%0D%0Ab");
         assert_eq!(escape_property("a:b,c%"), "a%3Ab%2Cc%25");
         assert_eq!(
-            error_command("galley::x", "bad, very\nbad", Some(("r,1.rhai", 2, 9))),
-            "::error file=r%2C1.rhai,line=2,col=9,title=Galley%3A galley%3A%3Ax::bad, very%0Abad"
+            error_command(Code::Usage.as_str(), "bad, very\nbad", Some(("r,1.rhai", 2, 9))),
+            "::error file=r%2C1.rhai,line=2,col=9,title=Galley%3A galley%3A%3Ausage::bad, very%0Abad"
         );
     }
 

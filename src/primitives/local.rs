@@ -24,17 +24,6 @@ const DRAIN_GRACE: Duration = Duration::from_secs(2);
 /// The machine Galley runs on.
 pub struct LocalTransport;
 
-impl LocalTransport {
-    fn io_error(operation: &str, path: &str, error: std::io::Error) -> Failure {
-        Failure::Io {
-            host: "local".into(),
-            operation: operation.into(),
-            path: path.into(),
-            error: error.to_string(),
-        }
-    }
-}
-
 impl Transport for LocalTransport {
     fn name(&self) -> &str {
         "local"
@@ -60,7 +49,7 @@ impl Transport for LocalTransport {
             Some(p) if !p.as_os_str().is_empty() => p,
             _ => Path::new("."),
         };
-        let err = |e| Self::io_error("write", path, e);
+        let err = |e| Failure::local_io("write", path, e);
         // Keep an existing file's mode unless one is given; new files get 0644, not tempfile's 0600.
         let mode = mode.unwrap_or_else(|| {
             std::fs::metadata(target)
@@ -79,7 +68,7 @@ impl Transport for LocalTransport {
     }
 
     fn read(&self, _ctx: &Ctx, path: &str) -> Result<Vec<u8>, Failure> {
-        std::fs::read(path).map_err(|e| Self::io_error("read", path, e))
+        std::fs::read(path).map_err(|e| Failure::local_io("read", path, e))
     }
 
     fn exists(&self, _ctx: &Ctx, path: &str) -> Result<bool, Failure> {
@@ -87,13 +76,13 @@ impl Transport for LocalTransport {
     }
 
     fn mkdir(&self, _ctx: &Ctx, path: &str) -> Result<(), Failure> {
-        std::fs::create_dir_all(path).map_err(|e| Self::io_error("mkdir", path, e))
+        std::fs::create_dir_all(path).map_err(|e| Failure::local_io("mkdir", path, e))
     }
 
     fn remove(&self, _ctx: &Ctx, path: &str) -> Result<(), Failure> {
         match std::fs::remove_file(path) {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                Err(Self::io_error("remove", path, e))
+                Err(Failure::local_io("remove", path, e))
             }
             _ => Ok(()),
         }
@@ -109,7 +98,7 @@ impl Transport for LocalTransport {
         let tmp = parent
             .unwrap_or(Path::new("."))
             .join(format!(".{name}.galley-{}", std::process::id()));
-        let err = |e| Self::io_error("symlink", link, e);
+        let err = |e| Failure::local_io("symlink", link, e);
         let _ = std::fs::remove_file(&tmp);
         std::os::unix::fs::symlink(target, &tmp).map_err(err)?;
         // rename(2) replaces the old link in one step: readers see the old or the new target.
@@ -146,7 +135,7 @@ impl Transport for LocalTransport {
     }
 
     fn create_new(&self, _ctx: &Ctx, path: &str, content: &[u8]) -> Result<bool, Failure> {
-        let err = |e| Self::io_error("create", path, e);
+        let err = |e| Failure::local_io("create", path, e);
         let target = Path::new(path);
         let parent = target.parent().filter(|p| !p.as_os_str().is_empty());
         if let Some(parent) = parent {
@@ -186,9 +175,17 @@ async fn run_command(
     cancel: tokio_util::sync::CancellationToken,
 ) -> Result<Output, Failure> {
     let started = Instant::now();
-    let mut child_cmd = tokio::process::Command::new(&cmd.argv[0]);
+    let argv = cmd.program.argv();
+    let Some((program, args)) = argv.split_first() else {
+        return Err(Failure::Spawn {
+            host: "local".into(),
+            command: cmd.to_string(),
+            error: "the command is empty".into(),
+        });
+    };
+    let mut child_cmd = tokio::process::Command::new(program);
     child_cmd
-        .args(&cmd.argv[1..])
+        .args(args)
         .envs(cmd.env.iter().map(|(k, v)| (k, v)))
         .process_group(0)
         .stdin(if cmd.stdin.is_some() {
@@ -204,12 +201,12 @@ async fn run_command(
     }
     let mut child = child_cmd.spawn().map_err(|e| Failure::Spawn {
         host: "local".into(),
-        command: cmd.display(),
+        command: cmd.to_string(),
         error: match (&cmd.dir, e.kind()) {
             (Some(dir), std::io::ErrorKind::NotFound) if !Path::new(dir).is_dir() => {
                 format!("working directory {dir} does not exist")
             }
-            (_, std::io::ErrorKind::NotFound) => format!("`{}` not found", cmd.argv[0]),
+            (_, std::io::ErrorKind::NotFound) => format!("`{program}` not found"),
             _ => e.to_string(),
         },
     })?;
@@ -264,12 +261,12 @@ async fn run_command(
         End::Exited(code) => Ok(Output::captured(code, stdout, stderr, started.elapsed())),
         End::TimedOut => Err(Failure::Timeout {
             host: "local".into(),
-            command: cmd.display(),
+            command: cmd.to_string(),
             after: timeout,
             stderr_tail: last_lines(&stderr.into_text().0, STDERR_TAIL),
         }),
         End::Cancelled => Err(Failure::Interrupted {
-            what: format!("running `{}` on local", cmd.display()),
+            what: format!("running `{cmd}` on local"),
         }),
     }
 }
