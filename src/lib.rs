@@ -3,8 +3,10 @@
 // A `Report` is built once, on the way out of a failed run: boxing it would buy nothing.
 #![allow(clippy::result_large_err)]
 
+pub mod api;
 pub mod cli;
 pub mod duration;
+pub mod editors;
 pub mod engine;
 pub mod error;
 pub mod exec;

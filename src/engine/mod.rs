@@ -33,6 +33,8 @@ pub const MAX_CALL_LEVELS: usize = 128;
 pub struct Galley {
     pub engine: Engine,
     pub sources: Sources,
+    /// The recipe API as registered (`crate::api::catalog` reads it).
+    pub api: crate::api::Registered,
     /// Ctrl-C or SIGTERM: also stops a long compile.
     cancel: tokio_util::sync::CancellationToken,
 }
@@ -70,10 +72,11 @@ impl Galley {
         let cancel = ctx.cancel.clone();
         engine.on_progress(move |_| cancel.is_cancelled().then(|| "interrupted".into()));
         share_global_constants(&mut engine);
-        primitives::register_all(&mut engine, ctx, inputs);
+        let api = primitives::register_all(&mut engine, ctx, inputs);
         Galley {
             engine,
             sources,
+            api,
             cancel: ctx.cancel.clone(),
         }
     }
@@ -123,6 +126,18 @@ impl Galley {
                 engine: &self.engine,
             },
         )
+    }
+}
+
+impl crate::api::catalog::Source for Galley {
+    fn engine(&self) -> &Engine {
+        &self.engine
+    }
+    fn registered(&self) -> &crate::api::Registered {
+        &self.api
+    }
+    fn script_modules(&self) -> &[(&'static str, &'static str)] {
+        stdlib::MODULES
     }
 }
 
