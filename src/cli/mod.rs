@@ -276,10 +276,10 @@ struct UnlockArgs {
     /// The private key for --host.
     #[arg(long, value_name = "FILE", requires = "host")]
     identity: Option<String>,
-    /// The known_hosts file for --host.
+    /// The `known_hosts` file for --host.
     #[arg(long, value_name = "FILE", requires = "host")]
     known_hosts_file: Option<String>,
-    /// Galley's state folder on --host, when the deploys there gave ssh::connect a `state_dir`.
+    /// Galley's state folder on --host, when the deploys there gave `ssh::connect` a `state_dir`.
     #[arg(long, value_name = "DIR", requires = "host")]
     state_dir: Option<String>,
     #[command(flatten)]
@@ -289,7 +289,7 @@ struct UnlockArgs {
 #[derive(Args, Clone)]
 struct OutputArgs {
     /// How to print: fancy (colors on a terminal), plain, json (one object per line, see
-    /// docs/json.md) or github (workflow commands). Default: github when GITHUB_ACTIONS=true,
+    /// docs/json.md) or github (workflow commands). Default: github when `GITHUB_ACTIONS=true`,
     /// else fancy.
     #[arg(long, value_enum, global = true)]
     output: Option<OutputMode>,
@@ -330,7 +330,7 @@ struct RunArgs {
     #[arg(long, requires = "dry_run")]
     diff: bool,
     /// Post a summary of each deploy to this webhook (Slack-compatible; repeatable, or
-    /// GALLEY_NOTIFY with URLs separated by commas).
+    /// `GALLEY_NOTIFY` with URLs separated by commas).
     #[arg(long, value_name = "URL", env = "GALLEY_NOTIFY", value_delimiter = ',')]
     notify: Vec<String>,
     #[command(flatten)]

@@ -205,7 +205,7 @@ pub fn execute(
 }
 
 /// The `--set` params with `extra`, and the secrets file, each of whose values is masked
-/// (and in GitHub Actions registered with ::add-mask::) before anything is printed, whether or
+/// (and in GitHub Actions registered with `::add-mask::`) before anything is printed, whether or
 /// not the recipe reads it. With `--locked`, the libraries must agree with galley.lock.
 fn run_inputs(args: &RunArgs, extra: Map, masker: &Masker) -> Result<RunInputs, Report> {
     let mut params = params_from(&args.set)

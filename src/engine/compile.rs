@@ -67,6 +67,8 @@ enum Open {
 
 /// The recipe cut into (first line, text) pieces at line ends that follow a `;` ending a
 /// top-level statement, each at least `CHUNK` bytes (but the last).
+// One state machine over the bytes: its states read best side by side.
+#[allow(clippy::too_many_lines)]
 fn chunks(text: &str) -> Vec<(usize, &str)> {
     let bytes = text.as_bytes();
     let mut pieces = Vec::new();
@@ -84,7 +86,7 @@ fn chunks(text: &str) -> Vec<(usize, &str)> {
         match mode {
             Mode::Code => match b {
                 b'\n' if open.is_empty() && last == b';' && i + 1 - start >= CHUNK => {
-                    pieces.push((start_line, &text[start..i + 1]));
+                    pieces.push((start_line, &text[start..=i]));
                     start = i + 1;
                     start_line = line;
                 }

@@ -208,7 +208,10 @@ pub fn tasks(ast: &AST) -> Vec<(String, Vec<String>, String)> {
                 .join(" ");
             (
                 f.name.to_string(),
-                f.params.iter().map(|p| p.to_string()).collect(),
+                f.params
+                    .iter()
+                    .map(std::string::ToString::to_string)
+                    .collect(),
                 doc,
             )
         })

@@ -460,7 +460,7 @@ impl Failure {
         }
     }
 
-    /// Whether the old version serves again after this failure (the journal's "rolled_back").
+    /// Whether the old version serves again after this failure (the journal's "`rolled_back`").
     pub fn is_rolled_back(&self) -> bool {
         matches!(
             self,
@@ -575,7 +575,7 @@ pub fn last_lines(text: &str, n: usize) -> Vec<String> {
     let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
     lines[lines.len().saturating_sub(n)..]
         .iter()
-        .map(|l| l.to_string())
+        .map(std::string::ToString::to_string)
         .collect()
 }
 
@@ -710,7 +710,7 @@ mod tests {
     fn every_code_is_galley_s_and_written_once() {
         let mut texts: Vec<&str> = Code::ALL.iter().map(|c| c.as_str()).collect();
         assert!(texts.iter().all(|t| t.starts_with("galley::")));
-        texts.sort();
+        texts.sort_unstable();
         texts.dedup();
         assert_eq!(texts.len(), Code::ALL.len());
         assert_eq!(Code::Syntax.exit().code(), 2);

@@ -210,7 +210,7 @@ impl Github {
         }
     }
 
-    /// An error annotation (the first MAX_ANNOTATIONS; later ones are listed in the summary).
+    /// An error annotation (the first `MAX_ANNOTATIONS`; later ones are listed in the summary).
     pub fn error(
         &self,
         masker: &Masker,
@@ -317,7 +317,7 @@ impl Github {
             md.push_str("| host | result | time |\n| --- | --- | --- |\n");
             for (host, outcome) in &state.hosts {
                 let (word, took) = match outcome {
-                    Some((o, t)) => (o.word(), t.map(secs).unwrap_or_else(|| "-".into())),
+                    Some((o, t)) => (o.word(), t.map_or_else(|| "-".into(), secs)),
                     None => ("ran", "-".into()),
                 };
                 md.push_str(&format!("| {} | {word} | {took} |\n", cell(host)));

@@ -39,7 +39,7 @@ fn hash_inputs(
     let mut cmd = Command::new(
         ["sha256sum", "--"]
             .iter()
-            .map(|w| w.to_string())
+            .map(std::string::ToString::to_string)
             .chain(inputs.iter().cloned()),
     );
     cmd.dir = dir;

@@ -200,7 +200,7 @@ fn finish(
         items.len(),
         names.join(", ")
     );
-    let failed = names.iter().map(|n| n.to_string()).collect();
+    let failed = names.iter().map(std::string::ToString::to_string).collect();
     let (item, error) = failures.swap_remove(0);
     // The first failure is the report; it says on which item, and how many others failed.
     Err(Failure::Item(ItemFailure {

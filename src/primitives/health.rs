@@ -393,7 +393,7 @@ fn check_tcp(
         )?;
         return Ok(result);
     }
-    let (_, attempts) = poll(ctx, shown, &policy, || {
+    let ((), attempts) = poll(ctx, shown, &policy, || {
         let pid = guard.as_ref().map(Guard::alive).transpose()?;
         let connect = async {
             tokio::time::timeout(policy.timeout, tokio::net::TcpStream::connect(addr)).await

@@ -230,7 +230,7 @@ impl Known {
     /// The distinct function names.
     pub fn names(&self) -> Vec<&str> {
         let mut names: Vec<&str> = self.signatures.iter().map(|s| Self::name_of(s)).collect();
-        names.sort();
+        names.sort_unstable();
         names.dedup();
         names
     }
@@ -243,7 +243,7 @@ impl Known {
             .filter(|s| Self::name_of(s) == name)
             .map(String::as_str)
             .collect();
-        found.sort();
+        found.sort_unstable();
         found.dedup();
         found
     }
@@ -304,7 +304,7 @@ impl Walk {
                         let note = format!("in this call to `{name}`");
                         self.frames.push((self.key.clone(), *pos, note));
                         if !source.is_empty() {
-                            self.key = source.clone();
+                            self.key.clone_from(source);
                         }
                     }
                     current = inner;
@@ -313,7 +313,7 @@ impl Walk {
                     if cx.sources.get(path).is_some() {
                         let note = format!("while loading module `{path}`");
                         self.frames.push((self.key.clone(), *pos, note));
-                        self.key = path.clone();
+                        self.key.clone_from(path);
                     }
                     current = inner;
                 }

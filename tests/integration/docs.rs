@@ -47,14 +47,14 @@ health::tcp(addr: string, opts: map) -> map
 fn methods_and_properties_are_shown_on_their_type() {
     assert_eq!(
         docs(&["Repo.dir"]),
-        r#"== Repo ==
+        r"== Repo ==
 A git working copy on a host (host.git(dir)), driven through the git CLI with argv.
 
 repo.dir -> string
     The repo's folder.
     example: log(repo.dir);
 
-"#
+"
     );
     let out = docs(&["Host.write"]);
     assert!(

@@ -1,5 +1,8 @@
 //! Integration tests: the real `galley` binary against real git, processes and HTTP servers.
 
+// A scenario test reads top to bottom: setting up real servers, running, checking.
+#![allow(clippy::too_many_lines)]
+
 #[path = "../support/mod.rs"]
 mod support;
 
