@@ -6,7 +6,8 @@ use std::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::{print_report, RunArgs, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE};
-use crate::engine::{tasks, Galley};
+use crate::engine::tasks::unknown_task;
+use crate::engine::Galley;
 use crate::exec::{Ctx, Masker, Printer};
 use crate::primitives::values::{params_from, RunInputs, SecretsFile};
 use crate::report::Report;
@@ -228,31 +229,10 @@ pub fn execute(
         Err(report) => return usage(report, sources),
     };
     if let Some(task) = &args.task {
-        let known = tasks(&recipe.ast);
-        if !known
-            .iter()
-            .any(|(name, params, _)| name == task && params.is_empty())
-        {
-            let names: Vec<&str> = known
-                .iter()
-                .filter(|t| t.1.is_empty())
-                .map(|t| t.0.as_str())
-                .collect();
-            let near = crate::report::suggest(task, names.iter().copied())
-                .map(|n| format!("did you mean `{n}`? "))
-                .unwrap_or_default();
-            return usage(
-                Report::plain(
-                    "galley::unknown_task",
-                    format!("{} has no task `{task}`", args.file.display()),
-                    format!(
-                        "{near}tasks: {} (see `galley list {}`)",
-                        names.join(", "),
-                        args.file.display()
-                    ),
-                ),
-                sources,
-            );
+        let file = args.file.display().to_string();
+        let text = galley.text(&recipe);
+        if let Some(report) = unknown_task(&galley.engine, &recipe.ast, &text, &file, task) {
+            return usage(report, sources);
         }
     }
 

@@ -1,0 +1,106 @@
+//! Recipe functions that hide a built-in function or method. Rhai looks for a script function
+//! first, and calls one with N parameters both for `name(N args)` and, with `this` bound, for
+//! `value.name(N args)`: a recipe `fn stop()` takes the place of every `process.stop()`.
+
+use crate::engine::tasks::definitions;
+use crate::engine::{Galley, Recipe};
+use crate::report::{tidy_signature, Report};
+
+/// A warning for each function of `recipe` that hides a built-in one.
+pub fn shadowed(galley: &Galley, recipe: &Recipe) -> Vec<Report> {
+    let builtins: Vec<(String, usize, String)> = galley
+        .engine
+        .gen_fn_signatures(true)
+        .iter()
+        .filter_map(|s| parse(s))
+        .collect();
+    let text = galley.text(recipe);
+    definitions(&galley.engine, &text)
+        .into_iter()
+        .filter_map(|def| {
+            let n = def.params.len();
+            let mut hidden: Vec<String> = builtins
+                .iter()
+                .filter(|(name, arity, _)| *name == def.name && (*arity == n || *arity == n + 1))
+                .map(|(_, _, signature)| format!("`{signature}`"))
+                .collect();
+            hidden.sort();
+            hidden.dedup();
+            if hidden.is_empty() {
+                return None;
+            }
+            let own = format!("{}({})", def.name, def.params.join(", "));
+            let calls = if n == 0 {
+                format!("`{}()` and `x.{}()`", def.name, def.name)
+            } else {
+                format!("`{}(...)` and `x.{}(...)`", def.name, def.name)
+            };
+            let report = Report::plain(
+                "galley::shadowed_function",
+                format!(
+                    "the recipe function `{own}` hides the built-in {}",
+                    hidden.join(", ")
+                ),
+                format!(
+                    "Rhai calls a script function before a built-in one of the same name, so {calls} \
+                     with these arguments run the recipe's `{}` instead; give the recipe's function another name",
+                    def.name
+                ),
+            );
+            Some(
+                report
+                    .at(&galley.sources, &recipe.key, def.start, "defined here")
+                    .warning(),
+            )
+        })
+        .collect()
+}
+
+/// The name, parameter count and readable form of a built-in's signature; `None` for
+/// operators, property accessors and functions of a module (`health::http`), which no recipe
+/// function can hide.
+fn parse(signature: &str) -> Option<(String, usize, String)> {
+    let (name, rest) = signature.split_once('(')?;
+    let name = name.trim();
+    let plain = name.chars().next()?.is_alphabetic() || name.starts_with('_');
+    if !plain || !name.chars().all(|c| c.is_alphanumeric() || c == '_') {
+        return None;
+    }
+    let mut depth = 0usize;
+    let mut params = 0;
+    let mut any = false;
+    for c in rest.chars() {
+        match c {
+            '(' | '<' | '[' => depth += 1,
+            ')' if depth == 0 => break,
+            ')' | '>' | ']' => depth = depth.saturating_sub(1),
+            ',' if depth == 0 => params += 1,
+            c if !c.is_whitespace() => any = true,
+            _ => {}
+        }
+    }
+    let count = if any { params + 1 } else { 0 };
+    Some((name.to_string(), count, tidy_signature(signature)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_names_and_parameter_counts_of_signatures() {
+        assert_eq!(
+            parse("stop(_: &mut Process) -> Result<bool, Box<EvalAltResult>>"),
+            Some(("stop".into(), 1, "stop(Process)".into()))
+        );
+        assert_eq!(
+            parse("index_of(string: &mut ImmutableString, find: &str | ImmutableString | String, start: i64) -> i64")
+                .map(|p| p.1),
+            Some(3)
+        );
+        assert_eq!(parse("timestamp() -> Instant").map(|p| p.1), Some(0));
+        assert_eq!(parse("get$name(_: &mut Host) -> String"), None);
+        assert_eq!(parse("health::http(_: &str) -> Health"), None);
+        assert_eq!(parse("+(x: i64, y: i64) -> i64"), None);
+    }
+}
