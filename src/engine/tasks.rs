@@ -11,6 +11,8 @@ pub struct Definition {
     pub params: Vec<String>,
     /// The `fn` keyword (or `private`).
     pub start: Position,
+    /// The name.
+    pub name_at: Position,
     /// The `}` that closes the body.
     pub end: Position,
 }
@@ -45,7 +47,8 @@ pub fn definitions(engine: &Engine, text: &str) -> Vec<Definition> {
 
 /// Reads `name(params) { body }` after a `fn` keyword (or `Type.name(...)` for a method).
 fn definition(tokens: &mut Tokens, start: Position) -> Option<Definition> {
-    let mut name = match tokens.next()?.0 {
+    let (token, mut name_at) = tokens.next()?;
+    let mut name = match token {
         Token::Identifier(name) => name.to_string(),
         Token::StringConstant(name) => name.to_string(),
         _ => return None,
@@ -54,8 +57,9 @@ fn definition(tokens: &mut Tokens, start: Position) -> Option<Definition> {
     loop {
         match tokens.next()?.0 {
             Token::Period => {
-                if let Token::Identifier(method) = tokens.next()?.0 {
+                if let (Token::Identifier(method), at) = tokens.next()? {
                     name = method.to_string();
+                    name_at = at;
                 }
             }
             Token::Unit => break,
@@ -84,6 +88,7 @@ fn definition(tokens: &mut Tokens, start: Position) -> Option<Definition> {
         name,
         params,
         start,
+        name_at,
         end,
     })
 }

@@ -19,9 +19,14 @@ pub fn shadowed(galley: &Galley, recipe: &Recipe) -> Vec<Report> {
         .into_iter()
         .filter_map(|def| {
             let n = def.params.len();
-            let mut hidden: Vec<String> = builtins
-                .iter()
-                .filter(|(name, arity, _)| *name == def.name && (*arity == n || *arity == n + 1))
+            let name = def.name.as_str();
+            let same = |arity: usize| {
+                builtins
+                    .iter()
+                    .filter(move |(n, a, _)| n == name && *a == arity)
+            };
+            let mut hidden: Vec<String> = same(n)
+                .chain(same(n + 1))
                 .map(|(_, _, signature)| format!("`{signature}`"))
                 .collect();
             hidden.sort();
@@ -29,31 +34,48 @@ pub fn shadowed(galley: &Galley, recipe: &Recipe) -> Vec<Report> {
             if hidden.is_empty() {
                 return None;
             }
-            let own = format!("{}({})", def.name, def.params.join(", "));
-            let calls = if n == 0 {
-                format!("`{}()` and `x.{}()`", def.name, def.name)
-            } else {
-                format!("`{}(...)` and `x.{}(...)`", def.name, def.name)
-            };
+            let args = def.params.join(", ");
+            // The calls that now reach the recipe's function: as a method (the value becomes
+            // `this`) and as a plain function.
+            let mut calls = Vec::new();
+            if same(n + 1).next().is_some() {
+                calls.push(format!("`x.{}({args})`", def.name));
+            }
+            if same(n).next().is_some() {
+                calls.push(format!("`{}({args})`", def.name));
+            }
             let report = Report::plain(
                 "galley::shadowed_function",
                 format!(
-                    "the recipe function `{own}` hides the built-in {}",
-                    hidden.join(", ")
+                    "the recipe function `{}({args})` hides the built-in {}",
+                    def.name,
+                    listed(&hidden)
                 ),
                 format!(
-                    "Rhai calls a script function before a built-in one of the same name, so {calls} \
-                     with these arguments run the recipe's `{}` instead; give the recipe's function another name",
+                    "Rhai calls a recipe function before a built-in one with the same name and \
+                     number of arguments: {} now {} the recipe's `{}`; give it another name",
+                    calls.join(" and "),
+                    if calls.len() == 1 { "runs" } else { "run" },
                     def.name
                 ),
             );
             Some(
                 report
-                    .at(&galley.sources, &recipe.key, def.start, "defined here")
+                    .at(&galley.sources, &recipe.key, def.name_at, "defined here")
                     .warning(),
             )
         })
         .collect()
+}
+
+/// The first few signatures, and how many more there are.
+fn listed(signatures: &[String]) -> String {
+    const SHOWN: usize = 2;
+    let first = signatures[..signatures.len().min(SHOWN)].join(", ");
+    match signatures.len().saturating_sub(SHOWN) {
+        0 => first,
+        more => format!("{first} and {more} more"),
+    }
 }
 
 /// The name, parameter count and readable form of a built-in's signature; `None` for
