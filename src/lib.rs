@@ -3,6 +3,7 @@
 // A `Report` is built once, on the way out of a failed run: boxing it would buy nothing.
 #![allow(clippy::result_large_err)]
 
+pub mod api;
 pub mod cli;
 pub mod engine;
 pub mod error;

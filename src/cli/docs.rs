@@ -1,32 +1,299 @@
-//! `galley docs [FILTER]`: the recipe API, read from the engine itself.
+//! `galley docs [FILTER]`: the recipe API reference, printed from the catalog of the engine and
+//! the stdlib (`crate::api::catalog`), as text, markdown (docs/API.md) or JSON.
 
-use super::EXIT_OK;
+use super::{EXIT_OK, EXIT_USAGE};
+use crate::api::catalog::{Catalog, Function, OptionInfo};
+use crate::api::Kind;
 use crate::engine::Galley;
 use crate::exec::OutputMode;
-use crate::report::tidy_signature;
 
-pub fn docs(filter: Option<&str>) -> i32 {
+/// How `galley docs` prints.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    Text,
+    Markdown,
+    Json,
+}
+
+pub fn docs(filter: Option<&str>, format: Format) -> i32 {
     let (ctx, _runtime) = super::inspecting(OutputMode::Plain);
     let galley = Galley::inspecting(&ctx);
-    let mut signatures: Vec<String> = galley
-        .engine
-        .gen_fn_signatures(false)
-        .iter()
-        .map(|s| tidy_signature(s))
-        .map(|s| match s.strip_prefix("get$") {
-            // Property getters: `get$name(Host)` is read as `host.name`.
-            Some(getter) => {
-                let (name, on) = getter.split_once('(').unwrap_or((getter, ""));
-                format!("{}.{name}  (property)", on.trim_end_matches(')'))
-            }
-            None => s,
-        })
-        .filter(|s| filter.is_none_or(|f| s.split('(').next().unwrap_or_default().contains(f)))
-        .collect();
-    signatures.sort();
-    signatures.dedup();
-    for signature in signatures {
-        println!("{signature}");
+    let catalog = crate::api::catalog(&galley);
+    match render(&catalog, filter, format) {
+        Ok(text) => {
+            print!("{text}");
+            EXIT_OK
+        }
+        Err(message) => {
+            eprintln!("{message}");
+            EXIT_USAGE
+        }
     }
-    EXIT_OK
+}
+
+/// A part of the reference: its title, what it is, and its functions.
+struct Section<'a> {
+    title: String,
+    doc: String,
+    /// How a recipe gets at it (`import "galley/rolling" as rolling;`).
+    usage: Option<String>,
+    functions: Vec<&'a Function>,
+}
+
+/// The reference for the functions whose name contains `filter`, or an error naming it.
+pub fn render(catalog: &Catalog, filter: Option<&str>, format: Format) -> Result<String, String> {
+    let matches = |f: &Function| filter.is_none_or(|text| f.qualified().contains(text));
+    if let Some(text) = filter.filter(|_| !catalog.functions.iter().any(matches)) {
+        let names: Vec<String> = catalog.functions.iter().map(Function::qualified).collect();
+        let near = crate::report::suggest(text, names.iter().map(String::as_str))
+            .map(|n| format!(" (did you mean `{n}`?)"))
+            .unwrap_or_default();
+        return Err(format!(
+            "galley docs: no function matches `{text}`{near}; `galley docs` lists them all"
+        ));
+    }
+    if format == Format::Json {
+        let filtered = Catalog {
+            functions: catalog
+                .functions
+                .iter()
+                .filter(|f| matches(f))
+                .cloned()
+                .collect(),
+            ..catalog.clone()
+        };
+        return Ok(serde_json::to_string_pretty(&filtered).unwrap_or_default() + "\n");
+    }
+    let sections: Vec<Section> = sections(catalog)
+        .into_iter()
+        .map(|s| Section {
+            functions: s.functions.into_iter().filter(|f| matches(f)).collect(),
+            ..s
+        })
+        .filter(|s| !s.functions.is_empty())
+        .collect();
+    Ok(match format {
+        Format::Markdown => markdown(&sections),
+        _ => text(&sections),
+    })
+}
+
+/// Global functions, then each type with its methods, each module, each stdlib module.
+fn sections(catalog: &Catalog) -> Vec<Section<'_>> {
+    let receiver = |f: &Function| match f.kind {
+        Kind::Function => None,
+        _ => f.params.first().map(|p| p.ty.clone()),
+    };
+    let mut sections = vec![Section {
+        title: "Functions".into(),
+        doc: "Called by name anywhere in a recipe.".into(),
+        usage: None,
+        functions: catalog
+            .functions
+            .iter()
+            .filter(|f| f.module.is_none() && receiver(f).is_none())
+            .collect(),
+    }];
+    for ty in &catalog.types {
+        sections.push(Section {
+            title: ty.name.clone(),
+            doc: ty.doc.clone(),
+            usage: None,
+            functions: catalog
+                .functions
+                .iter()
+                .filter(|f| f.module.is_none() && receiver(f).as_deref() == Some(&ty.name))
+                .collect(),
+        });
+    }
+    for module in &catalog.modules {
+        sections.push(Section {
+            title: if module.stdlib {
+                format!("galley/{}", module.name)
+            } else {
+                format!("{}::", module.name)
+            },
+            doc: module.doc.clone(),
+            usage: module
+                .stdlib
+                .then(|| format!("import \"galley/{0}\" as {0};", module.name)),
+            functions: catalog
+                .functions
+                .iter()
+                .filter(|f| f.module.as_deref() == Some(&module.name) && f.stdlib == module.stdlib)
+                .collect(),
+        });
+    }
+    sections
+}
+
+/// The overloads of each name, in the order the names first appear.
+fn groups<'a>(functions: &[&'a Function]) -> Vec<Vec<&'a Function>> {
+    let mut groups: Vec<Vec<&Function>> = Vec::new();
+    for f in functions {
+        match groups
+            .iter_mut()
+            .find(|g| g[0].qualified() == f.qualified() && g[0].kind == f.kind)
+        {
+            Some(group) => group.push(f),
+            None => groups.push(vec![f]),
+        }
+    }
+    groups
+}
+
+/// How a recipe calls it: `health::http(url: string) -> map`, `host.run(...)`, `host.name`.
+fn signature(f: &Function) -> String {
+    let returns = match f.returns.as_str() {
+        "()" => String::new(),
+        ty => format!(" -> {ty}"),
+    };
+    let params = |skip: usize| {
+        f.params
+            .iter()
+            .skip(skip)
+            .map(|p| format!("{}: {}", p.name, p.ty))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let receiver = f.params.first().map(|p| p.name.as_str()).unwrap_or("value");
+    match (f.kind, &f.module) {
+        (Kind::Property, _) => format!("{receiver}.{}{returns}", f.name),
+        (Kind::Method, _) => format!("{receiver}.{}({}){returns}", f.name, params(1)),
+        (Kind::Function, Some(module)) => format!("{module}::{}({}){returns}", f.name, params(0)),
+        (Kind::Function, None) => format!("{}({}){returns}", f.name, params(0)),
+    }
+}
+
+/// Each distinct value of `field` over the overloads, in order.
+fn distinct<'a>(group: &[&'a Function], field: impl Fn(&'a Function) -> &'a str) -> Vec<&'a str> {
+    let mut seen: Vec<&str> = Vec::new();
+    for f in group {
+        let value = field(f);
+        if !value.is_empty() && !seen.contains(&value) {
+            seen.push(value);
+        }
+    }
+    seen
+}
+
+/// The option table of the overloads (the one that takes options).
+fn options<'a>(group: &[&'a Function]) -> &'a [OptionInfo] {
+    group
+        .iter()
+        .find(|f| !f.options.is_empty())
+        .map(|f| f.options.as_slice())
+        .unwrap_or(&[])
+}
+
+/// An option's type and default, as one column.
+fn option_type(o: &OptionInfo) -> String {
+    match (&o.default, o.required) {
+        (_, true) => format!("{}, required", o.ty),
+        (Some(default), _) => format!("{} = {default}", o.ty),
+        (None, _) => o.ty.clone(),
+    }
+}
+
+fn text(sections: &[Section]) -> String {
+    let mut out = String::new();
+    for section in sections {
+        out.push_str(&format!("== {} ==\n", section.title));
+        if !section.doc.is_empty() {
+            out.push_str(&format!("{}\n", section.doc));
+        }
+        if let Some(usage) = &section.usage {
+            out.push_str(&format!("{usage}\n"));
+        }
+        for group in groups(&section.functions) {
+            out.push('\n');
+            for f in &group {
+                out.push_str(&signature(f));
+                out.push('\n');
+            }
+            for doc in distinct(&group, |f| f.doc.as_str()) {
+                out.push_str(&format!("    {doc}\n"));
+            }
+            for example in distinct(&group, |f| f.example.as_str()) {
+                out.push_str(&format!("    example: {example}\n"));
+            }
+            let options = options(&group);
+            if !options.is_empty() {
+                out.push_str("    options:\n");
+                let key_width = options.iter().map(|o| o.key.len()).max().unwrap_or(0);
+                let type_width = options
+                    .iter()
+                    .map(|o| option_type(o).len())
+                    .max()
+                    .unwrap_or(0);
+                for o in options {
+                    out.push_str(&format!(
+                        "      {:key_width$}  {:type_width$}  {}\n",
+                        o.key,
+                        option_type(o),
+                        o.doc
+                    ));
+                }
+            }
+        }
+        out.push('\n');
+    }
+    out
+}
+
+/// A markdown table cell: pipes escaped, so a type like `string | array` stays in its column.
+fn cell(text: &str) -> String {
+    text.replace('|', "\\|")
+}
+
+fn markdown(sections: &[Section]) -> String {
+    let mut out = String::from(
+        "# The recipe API\n\n\
+         Generated from the engine by `galley docs --format markdown` (a test fails when this file \
+         is stale; regenerate it with `galley docs --format markdown > docs/API.md`). \
+         `galley docs FILTER` prints the same for the functions whose name contains FILTER.\n",
+    );
+    for section in sections {
+        out.push_str(&format!("\n## {}\n\n", section.title));
+        if !section.doc.is_empty() {
+            out.push_str(&format!("{}\n\n", section.doc));
+        }
+        if let Some(usage) = &section.usage {
+            out.push_str(&format!("```rhai\n{usage}\n```\n\n"));
+        }
+        for group in groups(&section.functions) {
+            out.push_str(&format!("### `{}`\n\n```\n", group[0].qualified()));
+            for f in &group {
+                out.push_str(&signature(f));
+                out.push('\n');
+            }
+            out.push_str("```\n\n");
+            for doc in distinct(&group, |f| f.doc.as_str()) {
+                out.push_str(&format!("{doc}\n\n"));
+            }
+            for example in distinct(&group, |f| f.example.as_str()) {
+                out.push_str(&format!("```rhai\n{example}\n```\n\n"));
+            }
+            let options = options(&group);
+            if !options.is_empty() {
+                out.push_str("| option | type | default | |\n| --- | --- | --- | --- |\n");
+                for o in options {
+                    let default = match (&o.default, o.required) {
+                        (_, true) => "required".to_string(),
+                        (Some(default), _) => cell(default),
+                        (None, _) => String::new(),
+                    };
+                    out.push_str(&format!(
+                        "| `{}` | {} | {} | {} |\n",
+                        o.key,
+                        cell(&o.ty),
+                        default,
+                        cell(&o.doc)
+                    ));
+                }
+                out.push('\n');
+            }
+        }
+    }
+    out
 }

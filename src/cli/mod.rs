@@ -80,12 +80,20 @@ Exit codes: 0 no errors (warnings allowed), 2 an error was found or bad command 
         #[command(flatten)]
         output: OutputArgs,
     },
-    /// Print the recipe API: every function Galley adds to Rhai, with its arguments.
-    #[command(after_help = "Examples:\n  galley docs            every function\n  \
-galley docs health     only names containing `health`")]
+    /// Print the recipe API: every function Galley adds to Rhai and every stdlib module, with
+    /// parameters, return type, doc, example and options.
+    #[command(
+        after_help = "Examples:\n  galley docs                     every function\n  \
+galley docs health              only names containing `health`\n  \
+galley docs --format markdown   the reference as docs/API.md has it\n\n\
+A filter that matches nothing exits with 2."
+    )]
     Docs {
-        /// Show only functions whose name contains this text.
+        /// Show only functions whose name (`health::http`, `Host.run`, `rolling::deploy`) contains this text.
         filter: Option<String>,
+        /// text, markdown (docs/API.md) or json (the catalog, for tools).
+        #[arg(long, value_enum, default_value = "text")]
+        format: docs::Format,
     },
     /// List a recipe's tasks (its top-level functions) with their doc comments.
     #[command(
@@ -371,7 +379,7 @@ pub fn main() -> i32 {
             output,
         } => check::check(&files, locked.locked, output.mode(), format),
         Commands::List { file, output } => list::list(&file, output.mode()),
-        Commands::Docs { filter } => docs::docs(filter.as_deref()),
+        Commands::Docs { filter, format } => docs::docs(filter.as_deref(), format),
         Commands::Disconnect => disconnect::disconnect(),
         Commands::History { app, limit, json } => history::history(app.as_deref(), limit, json),
         Commands::Rollback { app, to, output } => {

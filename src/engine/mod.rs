@@ -34,6 +34,8 @@ pub struct Galley {
     pub engine: Engine,
     pub sources: Sources,
     pub max_operations: u64,
+    /// The recipe API as registered (`crate::api::catalog` reads it).
+    pub api: crate::api::Registered,
     /// Ctrl-C or SIGTERM: also stops a long compile.
     cancel: tokio_util::sync::CancellationToken,
 }
@@ -71,11 +73,12 @@ impl Galley {
         let cancel = ctx.cancel.clone();
         engine.on_progress(move |_| cancel.is_cancelled().then(|| "interrupted".into()));
         share_global_constants(&mut engine);
-        primitives::register_all(&mut engine, ctx, inputs);
+        let api = primitives::register_all(&mut engine, ctx, inputs);
         Galley {
             engine,
             sources,
             max_operations,
+            api,
             cancel: ctx.cancel.clone(),
         }
     }

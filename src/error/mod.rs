@@ -78,6 +78,8 @@ pub enum Failure {
         key: String,
         valid: Vec<String>,
     },
+    /// An options map without a key that the function needs.
+    MissingOption { function: String, key: String },
     /// An option (or argument) of the wrong type or form.
     BadValue {
         function: String,
@@ -223,6 +225,7 @@ impl Failure {
             Failure::MissingSecret { .. } => "galley::secret",
             Failure::MissingEnv { .. } => "galley::env",
             Failure::UnknownOption { .. } => "galley::unknown_option",
+            Failure::MissingOption { .. } => "galley::missing_option",
             Failure::BadValue { .. } => "galley::bad_value",
             Failure::InvalidValue { .. } => "galley::invalid_value",
             Failure::ImportNotLiteral => "galley::import_not_literal",
@@ -298,6 +301,9 @@ impl Failure {
                     help = format!("did you mean `{near}`? {help}");
                 }
                 help
+            }
+            Failure::MissingOption { function, key } => {
+                format!("add `{key}: ...` to the options; `galley docs {function}` describes it")
             }
             Failure::BadValue { expected, .. } => format!("pass {expected}"),
             Failure::InvalidValue { what, rule, .. } => format!("a valid {what}: {rule}"),
@@ -463,6 +469,9 @@ impl fmt::Display for Failure {
             Failure::MissingEnv { name } => write!(f, "environment variable `{name}` is not set"),
             Failure::UnknownOption { function, key, .. } => {
                 write!(f, "unknown option `{key}` for {function}")
+            }
+            Failure::MissingOption { function, key } => {
+                write!(f, "{function} needs the option `{key}`")
             }
             Failure::BadValue {
                 function,

@@ -5,11 +5,12 @@
 
 use std::sync::Arc;
 
-use rhai::{Dynamic, Engine, FnPtr, Map, Module, NativeCallContext};
+use rhai::{Dynamic, FnPtr, Map, NativeCallContext};
 
 use super::host::Host;
 use super::local::LocalTransport;
 use super::options::Opts;
+use crate::api::{opt, Api, OptionSpec, Spec, Type};
 use crate::error::{Failure, RhaiResult};
 use crate::exec::{Command, Ctx};
 
@@ -74,7 +75,7 @@ fn step(
     opts: Map,
     body: FnPtr,
 ) -> RhaiResult<Dynamic> {
-    let opts = Opts::new("cache::step", opts, &["on", "inputs", "dir"])?;
+    let opts = Opts::new("cache::step", opts, STEP_OPTIONS)?;
     let host = match opts.get("on") {
         None => Host::new(Arc::new(LocalTransport), ctx.clone()),
         Some(value) => value.clone().try_cast::<Host>().ok_or_else(|| {
@@ -113,17 +114,29 @@ fn step(
     Ok(result)
 }
 
+const STEP_OPTIONS: &[OptionSpec] = &[
+    opt("on", Type::Custom("Host"), "local()", "the host whose files are hashed and where the record is kept"),
+    opt("inputs", Type::Strings, "", "the files whose change reruns the step (required), relative to `dir`"),
+    opt("dir", Type::String, "", "the folder the inputs are in (default: the login folder over ssh, the current folder locally)"),
+];
+
 /// Registers the `cache` module.
-pub fn register(engine: &mut Engine, ctx: &Arc<Ctx>) {
-    let mut module = Module::new();
+pub fn register(api: &mut Api, ctx: &Arc<Ctx>) {
+    api.module(
+        "cache",
+        "Skip a step whose input files have not changed since it last succeeded on that host.",
+    );
     let c = ctx.clone();
-    module.set_native_fn(
-        "step",
+    api.register(
+        Spec::function("step", &[("name", "string"), ("opts", "map"), ("body", "fn")], "any")
+            .module("cache")
+            .doc("Runs the closure unless the inputs' hashes on the host match those recorded after its last success there; returns the closure's value (or () when skipped).")
+            .example(r#"cache::step("deps", #{ on: web, inputs: ["uv.lock"], dir: "/srv/app" }, || web.run("uv sync", #{ dir: "/srv/app" }));"#)
+            .options(STEP_OPTIONS),
         move |call: NativeCallContext, name: &str, opts: Map, body: FnPtr| {
             step(&c, &call, name, opts, body)
         },
     );
-    engine.register_static_module("cache", module.into());
 }
 
 #[cfg(test)]

@@ -3,17 +3,22 @@
 
 use std::sync::Arc;
 
-use rhai::{Engine, Module};
-
 use super::options::bad_value;
+use crate::api::{Api, Spec};
 use crate::exec::Ctx;
 
 /// Registers the `ci` module.
-pub fn register(engine: &mut Engine, ctx: &Arc<Ctx>) {
-    let mut module = Module::new();
+pub fn register(api: &mut Api, ctx: &Arc<Ctx>) {
+    api.module(
+        "ci",
+        "Values a recipe hands to the CI steps after it (GitHub Actions: `$GITHUB_OUTPUT`).",
+    );
     let c = ctx.clone();
-    module.set_native_fn(
-        "output",
+    api.register(
+        Spec::function("output", &[("name", "string"), ("value", "any")], "()")
+            .module("ci")
+            .doc("Sets a CI output: in GitHub Actions `steps.<id>.outputs.<name>`; elsewhere it is printed.")
+            .example(r#"ci::output("url", `https://${host.name}/`);"#),
         move |call: rhai::NativeCallContext, name: &str, value: rhai::Dynamic| {
             // `$GITHUB_OUTPUT` is `name=value` lines: a name holding `=` or a newline breaks it.
             let plain = !name.is_empty()
@@ -34,5 +39,4 @@ pub fn register(engine: &mut Engine, ctx: &Arc<Ctx>) {
             Ok(())
         },
     );
-    engine.register_static_module("ci", module.into());
 }

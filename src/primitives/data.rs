@@ -1,20 +1,26 @@
 //! `yaml::` and `json::`: parse text into Rhai values and back.
 
-use rhai::{Dynamic, Engine, EvalAltResult, Module, NativeCallContext};
+use rhai::{Dynamic, EvalAltResult, NativeCallContext};
 use serde_json::Value;
 
 use super::at_call;
+use crate::api::{Api, Spec};
 use crate::error::Failure;
 
 type Parse = fn(&str) -> Result<Value, String>;
 type Render = fn(&Value) -> Result<String, String>;
 
-/// A data format: its module name, its label in errors, its parser and its named renderers.
+/// A renderer: its function name, what it does and an example call.
+type Renderer = (&'static str, Render, &'static str, &'static str);
+
+/// A data format: its module name, its label in errors, its parser (with an example call) and
+/// its named renderers.
 type Format = (
     &'static str,
     &'static str,
     Parse,
-    &'static [(&'static str, Render)],
+    &'static str,
+    &'static [Renderer],
 );
 
 const FORMATS: &[Format] = &[
@@ -22,21 +28,32 @@ const FORMATS: &[Format] = &[
         "yaml",
         "YAML",
         |text| serde_norway::from_str(text).map_err(|e| e.to_string()),
-        &[("to_string", |v| {
-            serde_norway::to_string(v).map_err(|e| e.to_string())
-        })],
+        r#"let config = yaml::parse(host.read("/srv/app/config.yml"));"#,
+        &[(
+            "to_string",
+            |v| serde_norway::to_string(v).map_err(|e| e.to_string()),
+            "Renders a value (map, array, scalar) as YAML text.",
+            r#"host.write("/srv/app/config.yml", yaml::to_string(config));"#,
+        )],
     ),
     (
         "json",
         "JSON",
         |text| serde_json::from_str(text).map_err(|e| e.to_string()),
+        r#"let pkg = json::parse(local().read("package.json"));"#,
         &[
-            ("to_string", |v| {
-                serde_json::to_string(v).map_err(|e| e.to_string())
-            }),
-            ("to_pretty", |v| {
-                serde_json::to_string_pretty(v).map_err(|e| e.to_string())
-            }),
+            (
+                "to_string",
+                |v| serde_json::to_string(v).map_err(|e| e.to_string()),
+                "Renders a value (map, array, scalar) as compact JSON text.",
+                r#"host.write("/srv/app/meta.json", json::to_string(#{ sha: sha }));"#,
+            ),
+            (
+                "to_pretty",
+                |v| serde_json::to_string_pretty(v).map_err(|e| e.to_string()),
+                "Renders a value as indented JSON text.",
+                r#"log(json::to_pretty(params));"#,
+            ),
         ],
     ),
 ];
@@ -59,17 +76,35 @@ fn render(label: &str, render: Render, value: &Dynamic) -> Result<String, Box<Ev
 }
 
 /// Registers the `yaml` and `json` modules.
-pub fn register(engine: &mut Engine) {
-    for &(name, label, parser, renderers) in FORMATS {
-        let mut module = Module::new();
-        module.set_native_fn("parse", move |call: NativeCallContext, text: &str| {
-            parse(label, parser, text).map_err(|e| at_call(&call, e))
-        });
-        for &(function, renderer) in renderers {
-            module.set_native_fn(function, move |call: NativeCallContext, value: Dynamic| {
-                render(label, renderer, &value).map_err(|e| at_call(&call, e))
-            });
+pub fn register(api: &mut Api) {
+    api.module(
+        "yaml",
+        "YAML text to Rhai values (maps, arrays, scalars) and back.",
+    );
+    api.module(
+        "json",
+        "JSON text to Rhai values (maps, arrays, scalars) and back.",
+    );
+    for &(name, label, parser, example, renderers) in FORMATS {
+        api.register(
+            Spec::function("parse", &[("text", "string")], "any")
+                .module(name)
+                .doc("Parses the text into maps, arrays and scalars; an error names the line and column.")
+                .example(example),
+            move |call: NativeCallContext, text: &str| {
+                parse(label, parser, text).map_err(|e| at_call(&call, e))
+            },
+        );
+        for &(function, renderer, doc, example) in renderers {
+            api.register(
+                Spec::function(function, &[("value", "any")], "string")
+                    .module(name)
+                    .doc(doc)
+                    .example(example),
+                move |call: NativeCallContext, value: Dynamic| {
+                    render(label, renderer, &value).map_err(|e| at_call(&call, e))
+                },
+            );
         }
-        engine.register_static_module(name, module.into());
     }
 }

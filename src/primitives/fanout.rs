@@ -16,6 +16,7 @@ use rhai::{Array, Dynamic, EvalAltResult, FnPtr, Map, NativeCallContext};
 use super::at_call;
 use super::host::Host;
 use super::options::{bad_value, Opts};
+use crate::api::{opt, Api, OptionSpec, Spec, Type};
 use crate::error::{Failure, RhaiResult};
 use crate::exec::output::{Outcome, SummaryRow};
 use crate::exec::Ctx;
@@ -329,11 +330,7 @@ fn rolling(
     opts: Map,
     f: FnPtr,
 ) -> RhaiResult<Array> {
-    let opts = Opts::new(
-        "rolling",
-        opts,
-        &["batch", "max_failures", "before", "after"],
-    )?;
+    let opts = Opts::new("rolling", opts, ROLLING_OPTIONS)?;
     let batch = opts.int("batch")?.unwrap_or(1).max(1) as usize;
     let tolerated = tolerance(&opts, items.len())?;
     let before = closure(&opts, "before")?;
@@ -386,23 +383,60 @@ fn stopped_by_hook(
     Err(err)
 }
 
+const ROLLING_OPTIONS: &[OptionSpec] = &[
+    opt("batch", Type::Int, "1", "how many items run at once"),
+    opt(
+        "max_failures",
+        Type::Other("int | string"),
+        "0",
+        "failures tolerated before it stops: a count (1) or a share of the items (\"25%\")",
+    ),
+    opt(
+        "before",
+        Type::Fn,
+        "",
+        "called with each batch's items before the batch runs (|items| ...)",
+    ),
+    opt(
+        "after",
+        Type::Fn,
+        "",
+        "called after each batch with the items that succeeded (|items| ...)",
+    ),
+];
+
+const ROLLING: Spec = Spec::function(
+    "rolling",
+    &[("items", "array"), ("opts", "map"), ("f", "fn")],
+    "array",
+)
+.doc("Runs the closure for the items a batch at a time, each item on a thread of its own; stops after the batch in which more than `max_failures` failed, and returns the closures' results in order.")
+.example(r#"rolling(fleet, #{ batch: 2, max_failures: 1 }, |h| h.run("systemctl restart app"));"#)
+.options(ROLLING_OPTIONS);
+
 /// Registers `parallel` and `rolling`.
-pub fn register(engine: &mut rhai::Engine, ctx: &Arc<Ctx>) {
+pub fn register(api: &mut Api, ctx: &Arc<Ctx>) {
     let c = ctx.clone();
-    engine.register_fn(
-        "parallel",
+    api.register(
+        Spec::function("parallel", &[("items", "array"), ("f", "fn")], "array")
+            .doc("Runs the closure for every item at once (at most --max-parallel), each on a thread of its own, then prints who succeeded; returns the results in order and fails if any item failed.")
+            .example(r#"parallel(fleet, |h| h.git("/srv/app").pull());"#),
         move |call: NativeCallContext, items: Array, f: FnPtr| parallel(&c, call, items, f),
     );
     let c = ctx.clone();
-    engine.register_fn(
-        "rolling",
+    api.register(
+        ROLLING,
         move |call: NativeCallContext, items: Array, opts: Map, f: FnPtr| {
             rolling(&c, call, items, opts, f)
         },
     );
     let c = ctx.clone();
-    engine.register_fn(
-        "rolling",
+    api.register(
+        Spec {
+            params: &[("items", "array"), ("f", "fn")],
+            options: &[],
+            ..ROLLING
+        },
         move |call: NativeCallContext, items: Array, f: FnPtr| {
             rolling(&c, call, items, Map::new(), f)
         },

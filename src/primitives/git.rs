@@ -1,11 +1,12 @@
 //! `Repo`: git on a host through the `git` CLI, always with argv.
 
 use globset::Glob;
-use rhai::{Array, Dynamic, Engine, Map};
+use rhai::{Array, Dynamic, Map};
 
 use super::host::Host;
 use super::options::{string_list, Opts};
 use super::validate;
+use crate::api::{opt, Api, OptionSpec, Spec, Type};
 use crate::error::{last_lines, STDERR_TAIL};
 use crate::error::{Failure, RhaiResult};
 use crate::exec::{Action, Command, Output};
@@ -209,88 +210,175 @@ impl Repo {
     }
 }
 
+const CLONE_OPTIONS: &[OptionSpec] = &[opt(
+    "branch",
+    Type::String,
+    "the remote's default branch",
+    "the branch to check out",
+)];
+
+const CLONE: Spec = Spec::method(
+    "clone",
+    &[("repo", "Repo"), ("url", "string"), ("opts", "map")],
+    "()",
+)
+.doc("Clones `url` into the repo's folder (which must not exist yet).")
+.example(r#"h.git("/srv/app").clone("https://github.com/acme/app.git", #{ branch: "main" });"#)
+.options(CLONE_OPTIONS);
+
+const REPO: &[(&str, &str)] = &[("repo", "Repo")];
+
+const REQUIRE_BRANCH: Spec = Spec::method(
+    "require_branch",
+    &[("repo", "Repo"), ("patterns", "array")],
+    "string",
+)
+.doc("Fails unless the current branch matches one of the glob patterns; returns the branch.")
+.example(r#"repo.require_branch(["main", "release/*"]);"#);
+
 /// Registers `host.git(dir)` and the `Repo` methods.
-pub fn register(engine: &mut Engine) {
-    let r = |f: Failure| f.into_rhai();
-    engine.register_type_with_name::<Repo>("Repo");
-    engine.register_fn("to_string", |g: &mut Repo| {
-        format!("Repo({} on {})", g.dir, g.host.name())
-    });
-    engine.register_fn("git", |h: &mut Host, dir: &str| Repo {
-        host: h.clone(),
-        dir: dir.to_string(),
-    });
-    engine.register_get("dir", |g: &mut Repo| g.dir.clone());
-    engine.register_fn("clone", move |g: &mut Repo, url: &str| {
-        g.clone_into_dir(url, None).map_err(r)
-    });
-    engine.register_fn(
-        "clone",
-        move |g: &mut Repo, url: &str, opts: Map| -> RhaiResult<()> {
-            let opts = Opts::new("clone", opts, &["branch"]).map_err(r)?;
-            let branch = opts.string("branch").map_err(r)?;
-            g.clone_into_dir(url, branch.as_deref()).map_err(r)
+pub fn register(api: &mut Api) {
+    api.register_type::<Repo>(
+        "Repo",
+        "A git working copy on a host (host.git(dir)), driven through the git CLI with argv.",
+    );
+    api.register(
+        Spec::method("to_string", REPO, "string")
+            .doc("The repo as text: `Repo(DIR on HOST)`.")
+            .example("log(repo.to_string());"),
+        |g: &mut Repo| format!("Repo({} on {})", g.dir, g.host.name()),
+    );
+    api.register(
+        Spec::method("git", &[("host", "Host"), ("dir", "string")], "Repo")
+            .doc("The git working copy in `dir` on the host (nothing runs until a method is called).")
+            .example(r#"let repo = local().git("/srv/app");"#),
+        |h: &mut Host, dir: &str| Repo {
+            host: h.clone(),
+            dir: dir.to_string(),
         },
     );
-    engine.register_fn("fetch", move |g: &mut Repo| {
-        g.change(
-            &["fetch", "--prune"],
-            "fetching",
-            "check that the remote is reachable from the host",
+    api.register(
+        Spec::property(REPO, "dir", "string")
+            .doc("The repo's folder.")
+            .example("log(repo.dir);"),
+        |g: &mut Repo| g.dir.clone(),
+    );
+    api.register(
+        CLONE.without_options(),
+        |g: &mut Repo, url: &str| -> RhaiResult<()> { Ok(g.clone_into_dir(url, None)?) },
+    );
+    api.register(
+        CLONE,
+        |g: &mut Repo, url: &str, opts: Map| -> RhaiResult<()> {
+            let opts = Opts::new("clone", opts, CLONE_OPTIONS)?;
+            let branch = opts.string("branch")?;
+            Ok(g.clone_into_dir(url, branch.as_deref())?)
+        },
+    );
+    api.register(
+        Spec::method("fetch", REPO, "()")
+            .doc("`git fetch --prune` from the remote.")
+            .example("repo.fetch();"),
+        |g: &mut Repo| -> RhaiResult<()> {
+            g.change(
+                &["fetch", "--prune"],
+                "fetching",
+                "check that the remote is reachable from the host",
+            )?;
+            Ok(())
+        },
+    );
+    api.register(
+        Spec::method("switch_to", &[("repo", "Repo"), ("branch", "string")], "()")
+            .doc("Switches to a branch (`git switch`; `switch` is a Rhai keyword).")
+            .example(r#"repo.switch_to("main");"#),
+        |g: &mut Repo, branch: &str| -> RhaiResult<()> {
+            g.check_branch(branch)?;
+            g.change(
+                &["switch", "--", branch],
+                &format!("switching to `{branch}`"),
+                "check that the branch exists (fetch first) and that the working copy has no conflicting changes",
+            )?;
+            Ok(())
+        },
+    );
+    api.register(
+        Spec::method("pull", REPO, "()")
+            .doc("Pulls the current branch, fast-forward only: a branch that has diverged is an error that says so.")
+            .example("repo.pull();"),
+        |g: &mut Repo| -> RhaiResult<()> { Ok(g.pull()?) },
+    );
+    api.register(
+        Spec::method("checkout", &[("repo", "Repo"), ("sha", "string")], "string")
+            .doc("Checks out a commit (a sha or any name git resolves to one) as a detached HEAD; returns its full sha.")
+            .example(r#"repo.checkout(params.sha);"#),
+        |g: &mut Repo, sha: &str| -> RhaiResult<String> { Ok(g.checkout(sha)?) },
+    );
+    api.register(
+        Spec::method("sha", REPO, "string")
+            .doc("The full sha of HEAD.")
+            .example("let sha = repo.sha();"),
+        |g: &mut Repo| -> RhaiResult<String> {
+            Ok(g.query(&["rev-parse", "HEAD"], "reading HEAD")?)
+        },
+    );
+    api.register(
+        Spec::method("short_sha", REPO, "string")
+            .doc("The short sha of HEAD.")
+            .example(r#"log(`at ${repo.short_sha()}`);"#),
+        |g: &mut Repo| -> RhaiResult<String> {
+            Ok(g.query(&["rev-parse", "--short", "HEAD"], "reading HEAD")?)
+        },
+    );
+    api.register(
+        Spec::method("branch", REPO, "string")
+            .doc("The current branch (\"\" on a detached HEAD).")
+            .example("let branch = repo.branch();"),
+        |g: &mut Repo| -> RhaiResult<String> { Ok(g.branch()?) },
+    );
+    api.register(
+        Spec::method("is_clean", REPO, "bool")
+            .doc("Whether the working copy has no changes (`git status --porcelain` is empty).")
+            .example(r#"if !repo.is_clean() { throw "local changes"; }"#),
+        |g: &mut Repo| -> RhaiResult<bool> {
+            Ok(g.query(&["status", "--porcelain"], "reading the status")?
+                .is_empty())
+        },
+    );
+    api.register(
+        Spec::method(
+            "changed",
+            &[("repo", "Repo"), ("from", "string"), ("to", "string")],
+            "array",
         )
-        .map(|_| ())
-        .map_err(r)
-    });
-    engine.register_fn("switch_to", move |g: &mut Repo, branch: &str| {
-        g.check_branch(branch).map_err(r)?;
-        g.change(
-            &["switch", "--", branch],
-            &format!("switching to `{branch}`"),
-            "check that the branch exists (fetch first) and that the working copy has no conflicting changes",
-        )
-        .map(|_| ())
-        .map_err(r)
-    });
-    engine.register_fn("pull", move |g: &mut Repo| g.pull().map_err(r));
-    engine.register_fn("checkout", move |g: &mut Repo, sha: &str| {
-        g.checkout(sha).map_err(r)
-    });
-    engine.register_fn("sha", move |g: &mut Repo| {
-        g.query(&["rev-parse", "HEAD"], "reading HEAD").map_err(r)
-    });
-    engine.register_fn("short_sha", move |g: &mut Repo| {
-        g.query(&["rev-parse", "--short", "HEAD"], "reading HEAD")
-            .map_err(r)
-    });
-    engine.register_fn("branch", move |g: &mut Repo| g.branch().map_err(r));
-    engine.register_fn("is_clean", move |g: &mut Repo| {
-        g.query(&["status", "--porcelain"], "reading the status")
-            .map(|s| s.is_empty())
-            .map_err(r)
-    });
-    engine.register_fn(
-        "changed",
-        move |g: &mut Repo, from: &str, to: &str| -> RhaiResult<Array> {
-            validate::git_revision(from).map_err(r)?;
-            validate::git_revision(to).map_err(r)?;
+        .doc("The files changed between two revisions (`git diff --name-only FROM..TO`).")
+        .example(r#"if repo.changed(old, repo.sha()).contains("uv.lock") { h.run("uv sync"); }"#),
+        |g: &mut Repo, from: &str, to: &str| -> RhaiResult<Array> {
+            validate::git_revision(from)?;
+            validate::git_revision(to)?;
             let range = format!("{from}..{to}");
-            let out = g
-                .query(
-                    &["diff", "--name-only", "--end-of-options", &range, "--"],
-                    &format!("listing changes in {range}"),
-                )
-                .map_err(r)?;
+            let out = g.query(
+                &["diff", "--name-only", "--end-of-options", &range, "--"],
+                &format!("listing changes in {range}"),
+            )?;
             Ok(out.lines().map(|l| Dynamic::from(l.to_string())).collect())
         },
     );
-    engine.register_fn(
-        "require_branch",
-        move |g: &mut Repo, patterns: Array| -> RhaiResult<String> {
+    api.register(
+        REQUIRE_BRANCH,
+        |g: &mut Repo, patterns: Array| -> RhaiResult<String> {
             let patterns = string_list(&Dynamic::from(patterns)).unwrap_or_default();
-            g.require_branch(&patterns).map_err(r)
+            Ok(g.require_branch(&patterns)?)
         },
     );
-    engine.register_fn("require_branch", move |g: &mut Repo, pattern: &str| {
-        g.require_branch(&[pattern.to_string()]).map_err(r)
-    });
+    api.register(
+        Spec {
+            params: &[("repo", "Repo"), ("pattern", "string")],
+            ..REQUIRE_BRANCH
+        }
+        .example(r#"repo.require_branch("main");"#),
+        |g: &mut Repo, pattern: &str| -> RhaiResult<String> {
+            Ok(g.require_branch(&[pattern.to_string()])?)
+        },
+    );
 }

@@ -3,7 +3,7 @@
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use rhai::{Dynamic, Engine, Map, Module, NativeCallContext};
+use rhai::{Dynamic, Map, NativeCallContext};
 
 use super::at_call;
 use super::host::Host;
@@ -11,16 +11,71 @@ use super::host::Host;
 use super::listen::{listener, Listener};
 use super::options::Opts;
 use super::process::Service;
+use crate::api::{opt, Api, OptionSpec, Spec, Type};
 use crate::error::Failure;
 use crate::exec::{Action, Ctx};
 
 /// How much of the last response body a failure shows.
 const BODY_SHOWN: usize = 500;
 
-const HTTP_OPTIONS: &[&str] = &[
-    "on", "expect", "contains", "timeout", "retries", "interval", "service",
+const ON: OptionSpec = opt(
+    "on",
+    Type::Custom("Host"),
+    "local()",
+    "check from this host: the endpoint is reached through its ssh connection",
+);
+const TIMEOUT: OptionSpec = opt(
+    "timeout",
+    Type::Duration,
+    "\"5s\"",
+    "how long one attempt may take",
+);
+const RETRIES: OptionSpec = opt(
+    "retries",
+    Type::Int,
+    "30",
+    "how many attempts before it fails",
+);
+const INTERVAL: OptionSpec = opt(
+    "interval",
+    Type::Duration,
+    "\"1s\"",
+    "the pause between attempts",
+);
+const SERVICE: OptionSpec = opt(
+    "service",
+    Type::Custom("Service"),
+    "",
+    "an answer counts only while this service's process runs and listens on the port; fails at once when it exits",
+);
+
+const HTTP_OPTIONS: &[OptionSpec] = &[
+    ON,
+    opt(
+        "expect",
+        Type::Int,
+        "200",
+        "the status code that counts as healthy",
+    ),
+    opt("contains", Type::String, "", "text the body must contain"),
+    TIMEOUT,
+    RETRIES,
+    INTERVAL,
+    SERVICE,
 ];
-const TCP_OPTIONS: &[&str] = &["on", "timeout", "retries", "interval", "service"];
+const TCP_OPTIONS: &[OptionSpec] = &[ON, TIMEOUT, RETRIES, INTERVAL, SERVICE];
+
+const HTTP: Spec = Spec::function("http", &[("url", "string"), ("opts", "map")], "map")
+    .module("health")
+    .doc("Polls an HTTP endpoint until it answers with the expected status (and text); returns #{ status, body, attempts }.")
+    .example(r#"health::http("http://127.0.0.1:8000/health", #{ on: web, retries: 10, interval: "500ms" });"#)
+    .options(HTTP_OPTIONS);
+
+const TCP: Spec = Spec::function("tcp", &[("addr", "string"), ("opts", "map")], "map")
+    .module("health")
+    .doc("Polls a TCP address (HOST:PORT) until it accepts a connection; returns #{ attempts }.")
+    .example(r#"health::tcp("127.0.0.1:5432", #{ on: db, timeout: "2s" });"#)
+    .options(TCP_OPTIONS);
 
 /// How often and how long to try.
 struct Policy {
@@ -359,23 +414,25 @@ fn check_tcp(
 }
 
 /// Registers the `health` module.
-pub fn register(engine: &mut Engine, ctx: &Arc<Ctx>) {
-    let mut module = Module::new();
-    for (name, check) in [
-        ("http", http as fn(&Ctx, &str, Map) -> Result<Map, Failure>),
-        ("tcp", tcp),
+pub fn register(api: &mut Api, ctx: &Arc<Ctx>) {
+    api.module("health", "Health checks that wait for an endpoint to answer, from the local machine or through a host.");
+    for (spec, check) in [
+        (HTTP, http as fn(&Ctx, &str, Map) -> Result<Map, Failure>),
+        (TCP, tcp),
     ] {
         let c = ctx.clone();
-        module.set_native_fn(name, move |call: NativeCallContext, target: &str| {
-            check(&c, target, Map::new()).map_err(|f| at_call(&call, f.into_rhai()))
-        });
+        api.register(
+            spec.without_options(),
+            move |call: NativeCallContext, target: &str| {
+                check(&c, target, Map::new()).map_err(|f| at_call(&call, f.into_rhai()))
+            },
+        );
         let c = ctx.clone();
-        module.set_native_fn(
-            name,
+        api.register(
+            spec,
             move |call: NativeCallContext, target: &str, opts: Map| {
                 check(&c, target, opts).map_err(|f| at_call(&call, f.into_rhai()))
             },
         );
     }
-    engine.register_static_module("health", module.into());
 }

@@ -4,9 +4,10 @@
 
 use std::sync::Arc;
 
-use rhai::{Dynamic, Engine, Map};
+use rhai::{Dynamic, Map};
 
 use super::options::{to_command, Opts};
+use crate::api::{opt, Api, OptionSpec, Spec, Type};
 use crate::error::{last_lines, STDERR_TAIL};
 use crate::error::{Failure, RhaiResult};
 use crate::exec::{Action, Command, Ctx, Output};
@@ -266,7 +267,57 @@ pub fn output_map(out: &Output) -> Map {
     map
 }
 
-const RUN_OPTIONS: &[&str] = &["dir", "env", "check", "timeout", "quiet", "stdin", "sudo"];
+const RUN_OPTIONS: &[OptionSpec] = &[
+    opt(
+        "dir",
+        Type::String,
+        "",
+        "the folder to run in (default: the login folder, or the working folder for local())",
+    ),
+    opt(
+        "env",
+        Type::Env,
+        "",
+        "environment variables for the command: #{ NAME: \"value\" }",
+    ),
+    opt(
+        "check",
+        Type::Bool,
+        "true",
+        "fail the recipe when the command exits non-zero; false returns the result instead",
+    ),
+    opt(
+        "timeout",
+        Type::Duration,
+        "",
+        "kill the command's process group after this long (default: no limit)",
+    ),
+    opt(
+        "quiet",
+        Type::Bool,
+        "false",
+        "do not print the command or stream its output",
+    ),
+    opt(
+        "stdin",
+        Type::String,
+        "",
+        "text written to the command's standard input",
+    ),
+    opt(
+        "sudo",
+        Type::Bool,
+        "false",
+        "run through `sudo -n` (the variables of `env` reach it through stdin)",
+    ),
+];
+
+const WRITE_OPTIONS: &[OptionSpec] = &[opt(
+    "mode",
+    Type::Other("string | int"),
+    "the old file's mode, or \"0644\"",
+    "the file's permissions: an octal string such as \"0640\" or a number such as 0o640",
+)];
 
 fn run(host: &Host, cmd: Dynamic, opts: Map) -> RhaiResult<Map> {
     let opts = Opts::new("run", opts, RUN_OPTIONS)?;
@@ -300,7 +351,7 @@ fn run(host: &Host, cmd: Dynamic, opts: Map) -> RhaiResult<Map> {
 }
 
 fn write(host: &Host, path: &str, text: &str, opts: Map) -> RhaiResult<()> {
-    let opts = Opts::new("write", opts, &["mode"])?;
+    let opts = Opts::new("write", opts, WRITE_OPTIONS)?;
     let mode = match opts.get("mode") {
         None => None,
         Some(v) => Some(parse_mode(v).ok_or_else(|| {
@@ -327,82 +378,171 @@ fn parse_mode(v: &Dynamic) -> Option<u32> {
         .filter(|m| *m <= 0o7777)
 }
 
+const HOST: &[(&str, &str)] = &[("host", "Host")];
+
+const RUN: Spec = Spec::method(
+    "run",
+    &[("host", "Host"), ("command", "string | array"), ("opts", "map")],
+    "map",
+)
+.doc("Runs a command on the host: an argv array runs as is, a string runs with `sh -c`; returns #{ code, ok, stdout, stderr, duration } and fails on a non-zero exit unless `check: false`.")
+.example(r#"let out = local().run(["git", "rev-parse", "HEAD"], #{ dir: "/srv/app", quiet: true });"#)
+.options(RUN_OPTIONS);
+
+const WRITE: Spec = Spec::method(
+    "write",
+    &[
+        ("host", "Host"),
+        ("path", "string"),
+        ("text", "string"),
+        ("opts", "map"),
+    ],
+    "()",
+)
+.doc("Writes a text file on the host atomically (a temporary file renamed into place).")
+.example(r#"local().write("/srv/app/.env", "PORT=8000\n", #{ mode: "0640" });"#)
+.options(WRITE_OPTIONS);
+
+const PATH: &[(&str, &str)] = &[("host", "Host"), ("path", "string")];
+
 /// Registers the `Host` type, `local()` and the host methods.
-pub fn register(engine: &mut Engine, ctx: &Arc<Ctx>) {
-    engine.register_type_with_name::<Host>("Host");
-    engine.register_fn("to_string", |h: &mut Host| format!("Host({})", h.name()));
-    engine.register_get("name", |h: &mut Host| h.name().to_string());
+pub fn register(api: &mut Api, ctx: &Arc<Ctx>) {
+    api.register_type::<Host>(
+        "Host",
+        "A machine recipes act on: local() or ssh::connect(...); every domain (git, process, docker, nginx) starts from one.",
+    );
+    api.register(
+        Spec::method("to_string", HOST, "string")
+            .doc("The host as text: `Host(NAME)`.")
+            .example(r#"log(local().to_string());"#),
+        |h: &mut Host| format!("Host({})", h.name()),
+    );
+    api.register(
+        Spec::property(HOST, "name", "string")
+            .doc("The host's name, printed before each of its lines (`local`, or the ssh target).")
+            .example(r#"log(`deploying to ${host.name}`);"#),
+        |h: &mut Host| h.name().to_string(),
+    );
 
     let local_ctx = ctx.clone();
-    engine.register_fn("local", move || {
-        Host::new(Arc::new(super::local::LocalTransport), local_ctx.clone())
-    });
+    api.register(
+        Spec::function("local", &[], "Host")
+            .doc("The machine Galley runs on.")
+            .example("let here = local();"),
+        move || Host::new(Arc::new(super::local::LocalTransport), local_ctx.clone()),
+    );
 
-    engine.register_fn("run", |h: &mut Host, cmd: Dynamic| run(h, cmd, Map::new()));
-    engine.register_fn("run", |h: &mut Host, cmd: Dynamic, opts: Map| {
+    api.register(RUN.without_options(), |h: &mut Host, cmd: Dynamic| {
+        run(h, cmd, Map::new())
+    });
+    api.register(RUN, |h: &mut Host, cmd: Dynamic, opts: Map| {
         run(h, cmd, opts)
     });
-    engine.register_fn("write", |h: &mut Host, path: &str, text: &str| {
-        write(h, path, text, Map::new())
-    });
-    engine.register_fn(
-        "write",
-        |h: &mut Host, path: &str, text: &str, opts: Map| write(h, path, text, opts),
+    api.register(
+        WRITE.without_options(),
+        |h: &mut Host, path: &str, text: &str| write(h, path, text, Map::new()),
     );
-    engine.register_fn("read", |h: &mut Host, path: &str| {
-        h.read_text(path).map_err(Failure::into_rhai)
+    api.register(WRITE, |h: &mut Host, path: &str, text: &str, opts: Map| {
+        write(h, path, text, opts)
     });
-    engine.register_fn("exists", |h: &mut Host, path: &str| {
-        h.exists(path).map_err(Failure::into_rhai)
-    });
-    engine.register_fn("mkdir", |h: &mut Host, path: &str| {
-        h.perform(Action::Mkdir {
-            path: path.to_string(),
-        })
-        .map(|_| ())
-        .map_err(Failure::into_rhai)
-    });
-    engine.register_fn("remove", |h: &mut Host, path: &str| {
-        h.perform(Action::Remove {
-            path: path.to_string(),
-        })
-        .map(|_| ())
-        .map_err(Failure::into_rhai)
-    });
-    engine.register_fn("upload", |h: &mut Host, local: &str, remote: &str| {
-        h.perform(Action::Upload {
-            local: local.to_string(),
-            remote: remote.to_string(),
-        })
-        .map(|_| ())
-        .map_err(Failure::into_rhai)
-    });
-    engine.register_fn("download", |h: &mut Host, remote: &str, local: &str| {
-        h.perform(Action::Download {
-            remote: remote.to_string(),
-            local: local.to_string(),
-        })
-        .map(|_| ())
-        .map_err(Failure::into_rhai)
-    });
-    engine.register_fn("forward", |h: &mut Host, port: i64| {
-        let port = u16::try_from(port).ok().filter(|p| *p > 0).ok_or_else(|| {
-            super::options::bad_value(
-                "forward",
-                "the port",
-                "a port number (1-65535)",
-                &Dynamic::from(port),
+    api.register(
+        Spec::method("read", PATH, "string")
+            .doc("Reads a text file on the host (also in a dry run: reading changes nothing).")
+            .example(r#"let config = host.read("/etc/app/config.yml");"#),
+        |h: &mut Host, path: &str| -> RhaiResult<String> { Ok(h.read_text(path)?) },
+    );
+    api.register(
+        Spec::method("exists", PATH, "bool")
+            .doc("Whether a path exists on the host (a dangling symlink counts).")
+            .example(r#"if !host.exists("/srv/app") { host.mkdir("/srv/app"); }"#),
+        |h: &mut Host, path: &str| -> RhaiResult<bool> { Ok(h.exists(path)?) },
+    );
+    api.register(
+        Spec::method("mkdir", PATH, "()")
+            .doc("Creates a folder on the host, with its parents.")
+            .example(r#"host.mkdir("/srv/app/releases");"#),
+        |h: &mut Host, path: &str| perform(h, Action::Mkdir { path: path.into() }),
+    );
+    api.register(
+        Spec::method("remove", PATH, "()")
+            .doc("Removes a file on the host; a missing file is not an error.")
+            .example(r#"host.remove("/srv/app/maintenance.html");"#),
+        |h: &mut Host, path: &str| perform(h, Action::Remove { path: path.into() }),
+    );
+    api.register(
+        Spec::method(
+            "upload",
+            &[("host", "Host"), ("local", "string"), ("remote", "string")],
+            "()",
+        )
+        .doc("Copies a local file to the host, atomically, keeping its mode.")
+        .example(r#"host.upload("dist/app.tar.gz", "/srv/app/app.tar.gz");"#),
+        |h: &mut Host, local: &str, remote: &str| {
+            perform(
+                h,
+                Action::Upload {
+                    local: local.into(),
+                    remote: remote.into(),
+                },
             )
-            .into_rhai()
-        })?;
-        h.forward(port).map_err(Failure::into_rhai)
-    });
-    engine.register_fn("symlink", |h: &mut Host, target: &str, link: &str| {
-        h.perform(Action::Symlink {
-            target: target.to_string(),
-            link: link.to_string(),
-        })
-        .map(|_| ())
-        .map_err(Failure::into_rhai)
-    });
+        },
+    );
+    api.register(
+        Spec::method(
+            "download",
+            &[("host", "Host"), ("remote", "string"), ("local", "string")],
+            "()",
+        )
+        .doc("Copies a file from the host to a local path, atomically.")
+        .example(r#"host.download("/var/log/app.log", "app.log");"#),
+        |h: &mut Host, remote: &str, local: &str| {
+            perform(
+                h,
+                Action::Download {
+                    remote: remote.into(),
+                    local: local.into(),
+                },
+            )
+        },
+    );
+    api.register(
+        Spec::method("forward", &[("host", "Host"), ("port", "int")], "string")
+            .doc("A local address (`127.0.0.1:PORT`) that reaches `127.0.0.1:port` on the host, through the ssh connection.")
+            .example(r#"health::http(`http://${host.forward(8000)}/health`);"#),
+        |h: &mut Host, port: i64| -> RhaiResult<String> {
+            let port = u16::try_from(port).ok().filter(|p| *p > 0).ok_or_else(|| {
+                super::options::bad_value(
+                    "forward",
+                    "the port",
+                    "a port number (1-65535)",
+                    &Dynamic::from(port),
+                )
+            })?;
+            Ok(h.forward(port)?)
+        },
+    );
+    api.register(
+        Spec::method(
+            "symlink",
+            &[("host", "Host"), ("target", "string"), ("link", "string")],
+            "()",
+        )
+        .doc("Points `link` at `target` on the host, atomically replacing an existing link.")
+        .example(r#"host.symlink("/srv/app/releases/42", "/srv/app/current");"#),
+        |h: &mut Host, target: &str, link: &str| {
+            perform(
+                h,
+                Action::Symlink {
+                    target: target.into(),
+                    link: link.into(),
+                },
+            )
+        },
+    );
+}
+
+/// Performs a file action for a recipe.
+fn perform(host: &Host, action: Action) -> RhaiResult<()> {
+    host.perform(action)?;
+    Ok(())
 }

@@ -38,22 +38,29 @@ pub fn at_call(
     err
 }
 
-/// Registers every primitive.
-pub fn register_all(engine: &mut Engine, ctx: &Arc<Ctx>, inputs: values::RunInputs) {
-    host::register(engine, ctx);
-    ssh::register(engine, ctx);
-    fanout::register(engine, ctx);
-    process::register(engine);
-    docker::register(engine);
-    nginx::register(engine);
-    deploy::register(engine, ctx);
-    git::register(engine);
-    health::register(engine, ctx);
-    data::register(engine);
-    flow::register(engine, ctx);
-    ci::register(engine, ctx);
-    cache::register(engine, ctx);
-    notify::register(engine, ctx);
-    values::register(engine, ctx, inputs);
-    crate::report::register(engine);
+/// Registers every primitive; returns the description of what was registered.
+pub fn register_all(
+    engine: &mut Engine,
+    ctx: &Arc<Ctx>,
+    inputs: values::RunInputs,
+) -> crate::api::Registered {
+    let mut api = crate::api::Api::new(engine);
+    host::register(&mut api, ctx);
+    ssh::register(&mut api, ctx);
+    fanout::register(&mut api, ctx);
+    process::register(&mut api);
+    docker::register(&mut api);
+    nginx::register(&mut api);
+    deploy::register(&mut api, ctx);
+    git::register(&mut api);
+    health::register(&mut api, ctx);
+    data::register(&mut api);
+    flow::register(&mut api, ctx);
+    ci::register(&mut api, ctx);
+    cache::register(&mut api, ctx);
+    notify::register(&mut api, ctx);
+    values::register(&mut api, ctx, inputs);
+    crate::report::register(&mut api);
+    options::register(&mut api);
+    api.finish()
 }

@@ -4,13 +4,14 @@
 
 use std::time::{Duration, Instant};
 
-use rhai::{Array, Dynamic, Engine, Map};
+use rhai::{Array, Dynamic, Map};
 
 use super::host::Host;
 use super::options::Opts;
 use super::validate;
-use crate::error::Failure;
+use crate::api::{opt, Api, OptionSpec, Spec, Type};
 use crate::error::{last_lines, STDERR_TAIL};
+use crate::error::{Failure, RhaiResult};
 use crate::exec::Command;
 
 /// How long a reload may take for the old workers to finish their requests.
@@ -102,11 +103,7 @@ pub fn parse(text: &str) -> Vec<String> {
 
 impl Nginx {
     fn new(host: Host, opts: Map) -> Result<Self, Failure> {
-        let opts = Opts::new(
-            "nginx",
-            opts,
-            &["conf_dir", "bin", "prefix", "conf", "pidfile"],
-        )?;
+        let opts = Opts::new("nginx", opts, NGINX_OPTIONS)?;
         let prefix = opts.string("prefix")?;
         let pidfile = match (opts.string("pidfile")?, &prefix) {
             (Some(pidfile), _) => pidfile,
@@ -253,40 +250,95 @@ impl Nginx {
     }
 }
 
+const NGINX_OPTIONS: &[OptionSpec] = &[
+    opt(
+        "conf_dir",
+        Type::String,
+        "\"/etc/nginx/conf.d\"",
+        "where upstream files (upstream-NAME.conf) are written",
+    ),
+    opt("bin", Type::String, "\"nginx\"", "the nginx program"),
+    opt("prefix", Type::String, "", "nginx's prefix folder (-p)"),
+    opt(
+        "conf",
+        Type::String,
+        "",
+        "nginx's main configuration file (-c)",
+    ),
+    opt(
+        "pidfile",
+        Type::String,
+        "\"/run/nginx.pid\" (PREFIX/logs/nginx.pid with a prefix)",
+        "the master's pidfile, to find its workers",
+    ),
+];
+
+const NGINX: Spec = Spec::method("nginx", &[("host", "Host"), ("opts", "map")], "Nginx")
+    .doc("The nginx on the host, whose upstreams Galley writes and reloads.")
+    .example(r#"let lb = host.nginx(#{ conf_dir: "/etc/nginx/conf.d" });"#)
+    .options(NGINX_OPTIONS);
+
+const NGINX_SELF: &[(&str, &str)] = &[("nginx", "Nginx")];
+
 /// Registers `h.nginx(...)` and its methods.
-pub fn register(engine: &mut Engine) {
-    let r = Failure::into_rhai;
-    engine.register_type_with_name::<Nginx>("Nginx");
-    engine.register_fn("nginx", move |h: &mut Host| {
-        Nginx::new(h.clone(), Map::new()).map_err(r)
+pub fn register(api: &mut Api) {
+    api.register_type::<Nginx>(
+        "Nginx",
+        "An nginx on a host (host.nginx(...)): upstream files, `nginx -t`, reloads that wait for the old workers.",
+    );
+    api.register(
+        NGINX.without_options(),
+        |h: &mut Host| -> RhaiResult<Nginx> { Ok(Nginx::new(h.clone(), Map::new())?) },
+    );
+    api.register(NGINX, |h: &mut Host, opts: Map| -> RhaiResult<Nginx> {
+        Ok(Nginx::new(h.clone(), opts)?)
     });
-    engine.register_fn("nginx", move |h: &mut Host, opts: Map| {
-        Nginx::new(h.clone(), opts).map_err(r)
-    });
-    engine.register_fn("upstream", move |n: &mut Nginx, name: &str, servers: Array| {
-        let servers = servers
-            .iter()
-            .map(|s| {
-                Server::from(s).ok_or_else(|| {
-                    super::options::bad_value(
-                        "upstream",
-                        "each server",
-                        "\"127.0.0.1:3031\" or #{ server: \"127.0.0.1:3031\", weight: 5, backup: false }",
-                        s,
-                    )
-                    .into_rhai()
+    api.register(
+        Spec::method("upstream", &[("nginx", "Nginx"), ("name", "string"), ("servers", "array")], "()")
+            .doc("Writes the upstream NAME (file upstream-NAME.conf) with these servers, checks it with `nginx -t` (the old file goes back if the check fails) and reloads, waiting for the old workers to finish their requests.")
+            .example(r#"lb.upstream("web", ["127.0.0.1:3031", #{ server: "127.0.0.1:3032", weight: 5, backup: false }]);"#),
+        |n: &mut Nginx, name: &str, servers: Array| -> RhaiResult<()> {
+            let servers = servers
+                .iter()
+                .map(|s| {
+                    Server::from(s).ok_or_else(|| {
+                        super::options::bad_value(
+                            "upstream",
+                            "each server",
+                            "\"127.0.0.1:3031\" or #{ server: \"127.0.0.1:3031\", weight: 5, backup: false }",
+                            s,
+                        )
+                    })
                 })
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        n.upstream(name, &servers).map_err(r)
-    });
-    engine.register_fn("test", move |n: &mut Nginx| n.test().map_err(r));
-    engine.register_fn("reload", move |n: &mut Nginx| n.reload().map_err(r));
-    engine.register_fn("current_upstream", move |n: &mut Nginx, name: &str| {
-        n.current_upstream(name)
-            .map(|s| s.into_iter().map(Dynamic::from).collect::<Array>())
-            .map_err(r)
-    });
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(n.upstream(name, &servers)?)
+        },
+    );
+    api.register(
+        Spec::method("test", NGINX_SELF, "()")
+            .doc(
+                "Checks nginx's configuration (`nginx -t`); the failure carries nginx's own words.",
+            )
+            .example("lb.test();"),
+        |n: &mut Nginx| -> RhaiResult<()> { Ok(n.test()?) },
+    );
+    api.register(
+        Spec::method("reload", NGINX_SELF, "()")
+            .doc("Reloads nginx and waits until every worker that ran before has exited.")
+            .example("lb.reload();"),
+        |n: &mut Nginx| -> RhaiResult<()> { Ok(n.reload()?) },
+    );
+    api.register(
+        Spec::method("current_upstream", &[("nginx", "Nginx"), ("name", "string")], "array")
+            .doc("The server addresses the upstream NAME lists now (empty when Galley has not written it).")
+            .example(r#"let serving = lb.current_upstream("web");"#),
+        |n: &mut Nginx, name: &str| -> RhaiResult<Array> {
+            Ok(n.current_upstream(name)?
+                .into_iter()
+                .map(Dynamic::from)
+                .collect())
+        },
+    );
 }
 
 #[cfg(test)]

@@ -5,11 +5,12 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use rhai::{Dynamic, Engine, Map, Module, NativeCallContext};
+use rhai::{Map, NativeCallContext};
 
 use super::deploy::journal::Record;
 use super::options::{bad_value, Opts};
-use crate::error::Failure;
+use crate::api::{opt, Api, OptionSpec, Spec, Type};
+use crate::error::{Failure, RhaiResult};
 use crate::exec::Ctx;
 
 /// How long a webhook may take unless the recipe says otherwise.
@@ -151,11 +152,7 @@ pub fn deploy_finished(ctx: &Ctx, record: &Record) {
 }
 
 fn webhook_from(url: &str, opts: Map) -> Result<Webhook, Failure> {
-    let opts = Opts::new(
-        "notify::webhook",
-        opts,
-        &["text", "json", "headers", "timeout"],
-    )?;
+    let opts = Opts::new("notify::webhook", opts, WEBHOOK_OPTIONS)?;
     let body = match (opts.get("json"), opts.string("text")?) {
         (Some(json), _) => serde_json::to_value(json).map_err(|_| {
             bad_value(
@@ -181,28 +178,64 @@ fn webhook_from(url: &str, opts: Map) -> Result<Webhook, Failure> {
     })
 }
 
+const WEBHOOK_OPTIONS: &[OptionSpec] = &[
+    opt(
+        "text",
+        Type::String,
+        "",
+        "the message, sent as #{ text } (what Slack and most chat webhooks take)",
+    ),
+    opt(
+        "json",
+        Type::Other("map | array"),
+        "",
+        "the body to send instead, as JSON",
+    ),
+    opt(
+        "headers",
+        Type::Env,
+        "",
+        "extra HTTP headers: #{ Authorization: \"Bearer ...\" }",
+    ),
+    opt(
+        "timeout",
+        Type::Duration,
+        "\"10s\"",
+        "how long the request may take",
+    ),
+];
+
 /// Registers the `notify` module.
-pub fn register(engine: &mut Engine, ctx: &Arc<Ctx>) {
-    let mut module = Module::new();
+pub fn register(api: &mut Api, ctx: &Arc<Ctx>) {
+    api.module("notify", "Webhooks: tell a chat or another service about a deploy. A failed post is a warning, never a failed run.");
     let c = ctx.clone();
-    module.set_native_fn(
-        "webhook",
-        move |call: NativeCallContext, url: &str, opts: Map| {
+    api.register(
+        Spec::function("webhook", &[("url", "string"), ("opts", "map")], "bool")
+            .module("notify")
+            .doc("POSTs a message (or a JSON body) to a webhook, every secret masked; true when the server answered 2xx.")
+            .example(r#"notify::webhook(secret("HOOK_URL"), #{ text: `deployed ${sha}` });"#)
+            .options(WEBHOOK_OPTIONS),
+        move |call: NativeCallContext, url: &str, opts: Map| -> RhaiResult<bool> {
             let hook = webhook_from(url, opts).map_err(|f| super::at_call(&call, f.into_rhai()))?;
-            Ok(Dynamic::from(post(&c, &hook)))
+            Ok(post(&c, &hook))
         },
     );
     let c = ctx.clone();
-    module.set_native_fn("slack", move |url: &str, text: &str| {
-        let hook = Webhook {
-            url: url.to_string(),
-            body: serde_json::json!({ "text": text }),
-            headers: Vec::new(),
-            timeout: DEFAULT_TIMEOUT,
-        };
-        Ok(Dynamic::from(post(&c, &hook)))
-    });
-    engine.register_static_module("notify", module.into());
+    api.register(
+        Spec::function("slack", &[("url", "string"), ("text", "string")], "bool")
+            .module("notify")
+            .doc("POSTs `#{ text }` to a Slack (or compatible) incoming webhook; true when it answered 2xx.")
+            .example(r#"notify::slack(secret("SLACK_HOOK"), "deploy finished");"#),
+        move |url: &str, text: &str| {
+            let hook = Webhook {
+                url: url.to_string(),
+                body: serde_json::json!({ "text": text }),
+                headers: Vec::new(),
+                timeout: DEFAULT_TIMEOUT,
+            };
+            post(&c, &hook)
+        },
+    );
 }
 
 #[cfg(test)]

@@ -3,22 +3,40 @@
 
 use std::time::Duration;
 
-use rhai::{Dynamic, Map};
+use rhai::{Dynamic, Map, NativeCallContext};
 
-use crate::error::Failure;
+use crate::api::catalog::OptionInfo;
+use crate::api::{Api, OptionSpec, Spec, Type};
+use crate::error::{Failure, RhaiResult};
 use crate::exec::Command;
 
-/// An options map checked against the keys a function accepts.
+/// An options map checked against the table of the function it is for.
 pub struct Opts {
     function: String,
     map: Map,
 }
 
 impl Opts {
-    /// Checks `map` for keys outside `valid`.
-    pub fn new(function: &str, map: Map, valid: &[&str]) -> Result<Self, Failure> {
-        if let Some(key) = map.keys().find(|k| !valid.contains(&k.as_str())) {
-            let mut valid: Vec<String> = valid.iter().map(|s| s.to_string()).collect();
+    /// Checks `map` against `table`: every key known, every required one given, every value
+    /// of its declared type.
+    pub fn new(function: &str, map: Map, table: &[OptionSpec]) -> Result<Self, Failure> {
+        Opts::against(
+            function,
+            map,
+            &table
+                .iter()
+                .map(|o| (o.key, o.ty, o.required))
+                .collect::<Vec<_>>(),
+        )
+    }
+
+    /// `new` for a table of (key, type, required).
+    fn against(function: &str, map: Map, table: &[(&str, Type, bool)]) -> Result<Self, Failure> {
+        if let Some(key) = map
+            .keys()
+            .find(|k| !table.iter().any(|o| o.0 == k.as_str()))
+        {
+            let mut valid: Vec<String> = table.iter().map(|o| o.0.to_string()).collect();
             valid.sort();
             return Err(Failure::UnknownOption {
                 function: function.to_string(),
@@ -26,10 +44,50 @@ impl Opts {
                 valid,
             });
         }
-        Ok(Opts {
+        let opts = Opts {
             function: function.to_string(),
             map,
-        })
+        };
+        for &(key, ty, required) in table {
+            if opts.get(key).is_some() {
+                opts.check(key, ty)?;
+            } else if required {
+                return Err(Failure::MissingOption {
+                    function: function.to_string(),
+                    key: key.to_string(),
+                });
+            }
+        }
+        Ok(opts)
+    }
+
+    /// Checks the value of `key` (given) with the reader of its type, so the report is the
+    /// one that reading it would give.
+    fn check(&self, key: &str, ty: Type) -> Result<(), Failure> {
+        let is = |ok: bool, expected: &str| match self.get(key) {
+            Some(v) if !ok => Err(self.bad(key, expected, v)),
+            _ => Ok(()),
+        };
+        let v = self.get(key).cloned().unwrap_or_default();
+        match ty {
+            Type::String => self.string(key).map(drop),
+            Type::Bool => self.bool(key).map(drop),
+            Type::Int => self.int(key).map(drop),
+            Type::Number => is(v.is_int() || v.is_float(), "a number"),
+            Type::Duration => self.duration(key).map(drop),
+            Type::Strings => self.strings(key).map(drop),
+            Type::Env => self.string_map(key).map(drop),
+            Type::Command => self.command(key).map(drop),
+            Type::Array => is(v.is_array(), "an array"),
+            Type::Map => is(v.is_map(), "a map"),
+            Type::Fn => is(v.is_fnptr(), "a closure such as |h| ..."),
+            // Galley's types are registered under their Rust names.
+            Type::Custom(name) => is(
+                v.type_name().rsplit("::").next() == Some(name),
+                ty.expected(),
+            ),
+            Type::Other(_) => Ok(()),
+        }
     }
 
     fn bad(&self, key: &str, expected: &str, got: &Dynamic) -> Failure {
@@ -113,6 +171,106 @@ impl Opts {
             Some(v) => to_command(&self.function, key, v).map(Some),
         }
     }
+}
+
+/// The option table of a function written in Rhai: `#{ KEY: #{ type: "duration", default: "30s",
+/// required: false, doc: "..." }, ... }` (type one of `Type::names()`; default, required and
+/// doc may be left out).
+pub fn script_table(function: &str, table: &Map) -> Result<Vec<OptionInfo>, Failure> {
+    let bad = |what: String, expected: String, got: &Dynamic| {
+        bad_value("options::check", &what, &expected, got)
+    };
+    let mut options = Vec::new();
+    for (key, entry) in table {
+        let what = format!("the table entry `{key}` of {function}");
+        let Some(entry) = entry.read_lock::<Map>() else {
+            return Err(bad(
+                what,
+                "a map such as #{ type: \"string\", doc: \"...\" }".into(),
+                entry,
+            ));
+        };
+        let field = |name: &str| entry.get(name).filter(|v| !v.is_unit());
+        let ty = field("type").cloned().unwrap_or_else(|| "any".into());
+        let Some(ty) = ty
+            .clone()
+            .into_string()
+            .ok()
+            .and_then(|t| Type::from_name(&t))
+        else {
+            return Err(bad(
+                format!("{what}: its type"),
+                format!("one of {}", Type::names().join(", ")),
+                &ty,
+            ));
+        };
+        let default = field("default").map(|v| {
+            if v.is_string() {
+                format!("{:?}", scalar_to_string(v))
+            } else {
+                v.to_string()
+            }
+        });
+        options.push(OptionInfo {
+            key: key.to_string(),
+            ty: ty.name().to_string(),
+            default,
+            required: field("required").is_some_and(|v| v.as_bool().unwrap_or(false)),
+            doc: field("doc").map(scalar_to_string).unwrap_or_default(),
+        });
+    }
+    Ok(options)
+}
+
+/// `options::check(function, opts, table)`: checks a Rhai function's options map like a native
+/// one's, and gives it back with the defaults of the keys it leaves out.
+fn check(function: &str, map: Map, table: &Map) -> Result<Map, Failure> {
+    let options = script_table(function, table)?;
+    let checked: Vec<(&str, Type, bool)> = options
+        .iter()
+        .map(|o| {
+            let ty = Type::from_name(&o.ty).unwrap_or(Type::Other("any"));
+            (o.key.as_str(), ty, o.required)
+        })
+        .collect();
+    let mut opts = Opts::against(function, map, &checked)?.map;
+    for (key, entry) in table {
+        let default = entry
+            .read_lock::<Map>()
+            .and_then(|e| e.get("default").cloned())
+            .filter(|v| !v.is_unit());
+        if let (Some(default), false) = (
+            default,
+            opts.get(key.as_str()).is_some_and(|v| !v.is_unit()),
+        ) {
+            opts.insert(key.clone(), default);
+        }
+    }
+    Ok(opts)
+}
+
+/// `options::check`.
+const CHECK: Spec = Spec::function(
+    "check",
+    &[("function", "string"), ("opts", "map"), ("table", "map")],
+    "map",
+)
+.module("options")
+.doc("Checks the options map of a function written in Rhai against its table, like the native functions check theirs (unknown key with did-you-mean, missing required key, wrong type); returns the map with the defaults of the keys left out.")
+.example(r#"let opts = options::check("mylib::deploy", opts, #{ app: #{ type: "string", required: true, doc: "the app" }, timeout: #{ type: "duration", default: "30s", doc: "how long to wait" } });"#);
+
+/// Registers the `options` module.
+pub fn register(api: &mut Api) {
+    api.module(
+        "options",
+        "Option tables for functions written in Rhai (libraries, the stdlib).",
+    );
+    api.register(
+        CHECK,
+        |call: NativeCallContext, function: &str, opts: Map, table: Map| -> RhaiResult<Map> {
+            check(function, opts, &table).map_err(|f| super::at_call(&call, f.into_rhai()))
+        },
+    );
 }
 
 /// A `BadValue` failure naming what was given.
@@ -263,7 +421,11 @@ mod tests {
     fn rejects_unknown_keys_with_the_valid_ones() {
         let mut map = Map::new();
         map.insert("tiemout".into(), Dynamic::from("1s"));
-        let err = Opts::new("run", map, &["timeout", "dir"]).err().unwrap();
+        let table = [
+            crate::api::opt("timeout", Type::Duration, "", "how long"),
+            crate::api::opt("dir", Type::String, "", "where"),
+        ];
+        let err = Opts::new("run", map, &table).err().unwrap();
         assert_eq!(err.to_string(), "unknown option `tiemout` for run");
         assert!(err.help().contains("did you mean `timeout`?"));
     }

@@ -5,10 +5,11 @@
 
 use std::time::{Duration, Instant};
 
-use rhai::{Dynamic, Engine, Map};
+use rhai::{Dynamic, Map};
 
 use super::host::Host;
 use super::options::Opts;
+use crate::api::{opt, Api, OptionSpec, Spec, Type};
 use crate::error::STDERR_TAIL;
 use crate::error::{Failure, RhaiResult};
 use crate::exec::{Action, Command};
@@ -53,11 +54,7 @@ impl Service {
     fn new(host: Host, name: &str, opts: Map) -> Result<Self, Failure> {
         // The name becomes the default pidfile and log names, and the process's mark.
         super::validate::safe_name("service name", name)?;
-        let opts = Opts::new(
-            "process",
-            opts,
-            &["cmd", "dir", "env", "env_file", "pidfile", "log"],
-        )?;
+        let opts = Opts::new("process", opts, PROCESS_OPTIONS)?;
         let mut command = opts.command("cmd")?.ok_or_else(|| Failure::Other {
             message: format!("process `{name}` needs a command"),
             help: "pass #{ cmd: [\"./app\", \"--port\", \"8080\"] } (or a shell string)".into(),
@@ -381,55 +378,160 @@ pub fn parse_env_file(text: &str) -> Vec<(String, String)> {
 }
 
 fn stop_timeout(opts: Map) -> Result<Duration, Failure> {
-    let opts = Opts::new("stop", opts, &["timeout"])?;
+    let opts = Opts::new("stop", opts, STOP_OPTIONS)?;
     Ok(opts.duration("timeout")?.unwrap_or(DEFAULT_STOP_TIMEOUT))
 }
 
+const PROCESS_OPTIONS: &[OptionSpec] = &[
+    opt(
+        "cmd",
+        Type::Command,
+        "",
+        "the command (required): an argv array, or a shell string (a simple one is exec'd)",
+    ),
+    opt(
+        "dir",
+        Type::String,
+        "",
+        "the folder it runs in; relative pidfile, log and env_file paths are in it",
+    ),
+    opt(
+        "env",
+        Type::Env,
+        "",
+        "environment variables: #{ NAME: \"value\" }",
+    ),
+    opt(
+        "env_file",
+        Type::String,
+        "",
+        "a file of NAME=value lines read at each start",
+    ),
+    opt(
+        "pidfile",
+        Type::String,
+        "\"NAME.pid\"",
+        "where its pid is kept",
+    ),
+    opt(
+        "log",
+        Type::String,
+        "\"NAME.log\"",
+        "the file its output goes to",
+    ),
+];
+
+const STOP_OPTIONS: &[OptionSpec] = &[opt(
+    "timeout",
+    Type::Duration,
+    "\"10s\"",
+    "how long to wait after SIGTERM before SIGKILL",
+)];
+
+const LOGS_OPTIONS: &[OptionSpec] = &[opt("tail", Type::Int, "50", "how many of the last lines")];
+
+const SERVICE: &[(&str, &str)] = &[("service", "Service")];
+
+const STOP: Spec = Spec::method("stop", &[("service", "Service"), ("opts", "map")], "bool")
+    .doc("Stops the service: SIGTERM to its process group, SIGKILL after `timeout`; returns whether it was running (one that is not is no error).")
+    .example(r#"app.stop(#{ timeout: "30s" });"#)
+    .options(STOP_OPTIONS);
+
+const LOGS: Spec = Spec::method("logs", &[("service", "Service"), ("opts", "map")], "string")
+    .doc("The last lines of the service's log.")
+    .example(r#"log(app.logs(#{ tail: 20 }));"#)
+    .options(LOGS_OPTIONS);
+
 /// Registers `host.process(...)` and the `Service` methods.
-pub fn register(engine: &mut Engine) {
-    let r = |f: Failure| f.into_rhai();
-    engine.register_type_with_name::<Service>("Service");
-    engine.register_fn("to_string", |s: &mut Service| {
-        format!("Service({} on {})", s.name, s.host.name())
-    });
-    engine.register_fn("process", move |h: &mut Host, name: &str, opts: Map| {
-        Service::new(h.clone(), name, opts).map_err(r)
-    });
-    engine.register_fn("start", move |s: &mut Service| s.start().map_err(r));
-    engine.register_fn("stop", move |s: &mut Service| {
-        s.stop(DEFAULT_STOP_TIMEOUT).map_err(r)
-    });
-    engine.register_fn("stop", move |s: &mut Service, opts: Map| {
-        s.stop(stop_timeout(opts).map_err(r)?).map_err(r)
-    });
-    engine.register_fn("restart", move |s: &mut Service| -> RhaiResult<i64> {
-        s.stop(DEFAULT_STOP_TIMEOUT).map_err(r)?;
-        s.start().map_err(r)
-    });
-    engine.register_fn("is_running", move |s: &mut Service| {
-        s.pid().map(|p| p.is_some()).map_err(r)
-    });
-    engine.register_fn("pid", move |s: &mut Service| -> RhaiResult<Dynamic> {
-        Ok(s.pid()
-            .map_err(r)?
-            .map(Dynamic::from)
-            .unwrap_or(Dynamic::UNIT))
-    });
-    engine.register_get("pidfile", |s: &mut Service| s.pidfile.clone());
-    engine.register_get("host", |s: &mut Service| s.host.clone());
-    engine.register_get("name", |s: &mut Service| s.name.clone());
-    engine.register_get("log", |s: &mut Service| s.log.clone());
-    engine.register_fn("logs", move |s: &mut Service| {
-        s.log_tail(50).map(|l| l.join("\n")).map_err(r)
-    });
-    engine.register_fn(
-        "logs",
-        move |s: &mut Service, opts: Map| -> RhaiResult<String> {
-            let opts = Opts::new("logs", opts, &["tail"]).map_err(r)?;
-            let tail = opts.int("tail").map_err(r)?.unwrap_or(50).max(0) as usize;
-            s.log_tail(tail).map(|l| l.join("\n")).map_err(r)
+pub fn register(api: &mut Api) {
+    api.register_type::<Service>(
+        "Service",
+        "An app started in the background on a host (host.process(...)), tracked by a pidfile and outliving Galley.",
+    );
+    api.register(
+        Spec::method("to_string", SERVICE, "string")
+            .doc("The service as text: `Service(NAME on HOST)`.")
+            .example("log(app.to_string());"),
+        |s: &mut Service| format!("Service({} on {})", s.name, s.host.name()),
+    );
+    api.register(
+        Spec::method("process", &[("host", "Host"), ("name", "string"), ("opts", "map")], "Service")
+            .doc("A background process on the host, started and stopped by Galley; nothing runs until `start`.")
+            .example(r#"let app = local().process("web", #{ cmd: ["./app", "--port", "8000"], dir: "/srv/app" });"#)
+            .options(PROCESS_OPTIONS),
+        |h: &mut Host, name: &str, opts: Map| -> RhaiResult<Service> {
+            Ok(Service::new(h.clone(), name, opts)?)
         },
     );
+    api.register(
+        Spec::method("start", SERVICE, "int")
+            .doc("Starts the service unless it runs already; fails if it exits within 300 ms. Returns its pid.")
+            .example("app.start();"),
+        |s: &mut Service| -> RhaiResult<i64> { Ok(s.start()?) },
+    );
+    api.register(
+        STOP.without_options(),
+        |s: &mut Service| -> RhaiResult<bool> { Ok(s.stop(DEFAULT_STOP_TIMEOUT)?) },
+    );
+    api.register(STOP, |s: &mut Service, opts: Map| -> RhaiResult<bool> {
+        Ok(s.stop(stop_timeout(opts)?)?)
+    });
+    api.register(
+        Spec::method("restart", SERVICE, "int")
+            .doc("Stops the service (if it runs) and starts it again; returns the new pid.")
+            .example("app.restart();"),
+        |s: &mut Service| -> RhaiResult<i64> {
+            s.stop(DEFAULT_STOP_TIMEOUT)?;
+            Ok(s.start()?)
+        },
+    );
+    api.register(
+        Spec::method("is_running", SERVICE, "bool")
+            .doc("Whether the service's process is alive (its pidfile names a live process of this service).")
+            .example(r#"if !app.is_running() { app.start(); }"#),
+        |s: &mut Service| -> RhaiResult<bool> { Ok(s.pid()?.is_some()) },
+    );
+    api.register(
+        Spec::method("pid", SERVICE, "int | ()")
+            .doc("The pid of the running service, or () when it is not running.")
+            .example(r#"log(`pid: ${app.pid()}`);"#),
+        |s: &mut Service| -> RhaiResult<Dynamic> {
+            Ok(s.pid()?.map(Dynamic::from).unwrap_or(Dynamic::UNIT))
+        },
+    );
+    api.register(
+        Spec::property(SERVICE, "pidfile", "string")
+            .doc("The path of the service's pidfile.")
+            .example("log(app.pidfile);"),
+        |s: &mut Service| s.pidfile.clone(),
+    );
+    api.register(
+        Spec::property(SERVICE, "host", "Host")
+            .doc("The host the service runs on.")
+            .example("log(app.host.name);"),
+        |s: &mut Service| s.host.clone(),
+    );
+    api.register(
+        Spec::property(SERVICE, "name", "string")
+            .doc("The service's name.")
+            .example("log(app.name);"),
+        |s: &mut Service| s.name.clone(),
+    );
+    api.register(
+        Spec::property(SERVICE, "log", "string")
+            .doc("The path of the service's log file.")
+            .example("log(app.log);"),
+        |s: &mut Service| s.log.clone(),
+    );
+    api.register(
+        LOGS.without_options(),
+        |s: &mut Service| -> RhaiResult<String> { Ok(s.log_tail(50)?.join("\n")) },
+    );
+    api.register(LOGS, |s: &mut Service, opts: Map| -> RhaiResult<String> {
+        let opts = Opts::new("logs", opts, LOGS_OPTIONS)?;
+        let tail = opts.int("tail")?.unwrap_or(50).max(0) as usize;
+        Ok(s.log_tail(tail)?.join("\n"))
+    });
 }
 
 #[cfg(test)]

@@ -3,10 +3,11 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use rhai::{Dynamic, Engine, Map};
+use rhai::{Dynamic, Map};
 
 use super::process::parse_env_file;
-use crate::error::Failure;
+use crate::api::{Api, Spec};
+use crate::error::{Failure, RhaiResult};
 use crate::exec::Ctx;
 
 /// Where `secret(name)` looks after the environment.
@@ -66,12 +67,12 @@ pub struct RunInputs {
 }
 
 /// Registers `params`, `task`, `recipe_dir()`, `env` and `secret`.
-pub fn register(engine: &mut Engine, ctx: &Arc<Ctx>, inputs: RunInputs) {
+pub fn register(api: &mut Api, ctx: &Arc<Ctx>, inputs: RunInputs) {
     let params = Dynamic::from_map(inputs.params);
     let task = Dynamic::from(inputs.task);
     // A variable resolver, so that tasks (functions, which do not see the top-level scope) read these too.
     #[allow(deprecated)] // `on_var` is marked volatile, not going away.
-    engine.on_var(move |name, _, _| {
+    api.engine().on_var(move |name, _, _| {
         Ok(match name {
             "params" => Some(params.clone()),
             "task" => Some(task.clone()),
@@ -79,34 +80,53 @@ pub fn register(engine: &mut Engine, ctx: &Arc<Ctx>, inputs: RunInputs) {
         })
     });
     let recipe_dir = inputs.recipe_dir;
-    engine.register_fn("recipe_dir", move || recipe_dir.clone());
+    api.register(
+        Spec::function("recipe_dir", &[], "string")
+            .doc("The folder of the recipe file, for paths next to it.")
+            .example(r#"local().upload(recipe_dir() + "/app.env", "/srv/app/app.env");"#),
+        move || recipe_dir.clone(),
+    );
     let secrets = inputs.secrets;
 
-    engine.register_fn("env", |name: &str| {
-        std::env::var(name).map_err(|_| Failure::MissingEnv { name: name.into() }.into_rhai())
+    const ENV: Spec = Spec::function("env", &[("name", "string")], "string")
+        .doc("An environment variable; fails when it is not set.")
+        .example(r#"let token = env("DEPLOY_TOKEN");"#);
+    api.register(ENV, |name: &str| -> RhaiResult<String> {
+        Ok(std::env::var(name).map_err(|_| Failure::MissingEnv { name: name.into() })?)
     });
-    engine.register_fn("env", |name: &str, default: &str| {
-        std::env::var(name).unwrap_or_else(|_| default.to_string())
-    });
+    api.register(
+        Spec {
+            params: &[("name", "string"), ("default", "string")],
+            ..ENV
+        }
+        .doc("An environment variable, or `default` when it is not set.")
+        .example(r#"let port = env("PORT", "8000");"#),
+        |name: &str, default: &str| std::env::var(name).unwrap_or_else(|_| default.to_string()),
+    );
 
     let ctx = ctx.clone();
     let secrets = Arc::new(secrets);
-    engine.register_fn("secret", move |name: &str| {
-        let value = std::env::var(name)
-            .ok()
-            .or_else(|| secrets.values.get(name).cloned());
-        let Some(value) = value else {
-            return Err(Failure::MissingSecret {
-                name: name.into(),
-                secrets_file: secrets.path.clone(),
+    api.register(
+        Spec::function("secret", &[("name", "string")], "string")
+            .doc("A secret from the environment or the --secrets file; its value is masked in every output from then on.")
+            .example(r#"let password = secret("DB_PASSWORD");"#),
+        move |name: &str| -> RhaiResult<String> {
+            let value = std::env::var(name)
+                .ok()
+                .or_else(|| secrets.values.get(name).cloned());
+            let Some(value) = value else {
+                return Err(Failure::MissingSecret {
+                    name: name.into(),
+                    secrets_file: secrets.path.clone(),
+                }
+                .into());
+            };
+            if !ctx.printer.masker().add(&value) {
+                ctx.printer.warn(&format!(
+                    "secret `{name}` is shorter than 3 characters and cannot be masked"
+                ));
             }
-            .into_rhai());
-        };
-        if !ctx.printer.masker().add(&value) {
-            ctx.printer.warn(&format!(
-                "secret `{name}` is shorter than 3 characters and cannot be masked"
-            ));
-        }
-        Ok(value)
-    });
+            Ok(value)
+        },
+    );
 }

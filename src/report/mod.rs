@@ -445,10 +445,22 @@ fn tidy_types(text: &str) -> String {
     text
 }
 
-/// A signature without its Rust return type, for help lines and `galley docs`.
+/// A signature without its return type and parameter names, for help lines.
 pub fn tidy_signature(signature: &str) -> String {
     let without_return = signature.split(" -> ").next().unwrap_or(signature);
-    tidy_types(without_return)
+    let typed = match (without_return.find('('), without_return.rfind(')')) {
+        (Some(open), Some(close)) if open < close => format!(
+            "{}({})",
+            &without_return[..open],
+            without_return[open + 1..close]
+                .split(", ")
+                .map(|p| p.split_once(": ").map_or(p, |(_, ty)| ty))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+        _ => without_return.to_string(),
+    };
+    tidy_types(&typed)
 }
 
 fn unknown_function(signature: &str, known: &Known) -> Report {
@@ -475,11 +487,31 @@ fn unknown_function(signature: &str, known: &Known) -> Report {
 }
 
 /// Lets recipes inspect a caught failure: `catch (e) { e.message }`.
-pub fn register(engine: &mut Engine) {
-    engine.register_type_with_name::<Failure>("Failure");
-    engine.register_fn("to_string", |f: &mut Failure| f.to_string());
-    engine.register_get("message", |f: &mut Failure| f.to_string());
-    engine.register_get("code", |f: &mut Failure| f.code().to_string());
+pub fn register(api: &mut crate::api::Api) {
+    use crate::api::Spec;
+    const FAILURE: &[(&str, &str)] = &[("failure", "Failure")];
+    api.register_type::<Failure>(
+        "Failure",
+        "What a Galley function throws: `catch (e)` gets it, with its message and code.",
+    );
+    api.register(
+        Spec::method("to_string", FAILURE, "string")
+            .doc("The failure's message.")
+            .example("try { host.run(\"false\"); } catch (e) { log(e.to_string()); }"),
+        |f: &mut Failure| f.to_string(),
+    );
+    api.register(
+        Spec::property(FAILURE, "message", "string")
+            .doc("The failure's message.")
+            .example("try { host.run(\"false\"); } catch (e) { log(e.message); }"),
+        |f: &mut Failure| f.to_string(),
+    );
+    api.register(
+        Spec::property(FAILURE, "code", "string")
+            .doc("The failure's stable code, such as \"galley::command_failed\" (docs/reports.md).")
+            .example("try { host.run(\"false\"); } catch (e) { if e.code == \"galley::timeout\" { log(\"too slow\"); } }"),
+        |f: &mut Failure| f.code().to_string(),
+    );
 }
 
 #[cfg(test)]

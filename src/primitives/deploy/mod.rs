@@ -7,10 +7,11 @@ pub mod lock;
 use std::sync::Arc;
 use std::time::Instant;
 
-use rhai::{Dynamic, Engine, EvalAltResult, FnPtr, Map, Module, NativeCallContext};
+use rhai::{Dynamic, EvalAltResult, FnPtr, Map, NativeCallContext};
 
 use super::host::Host;
 use super::options::Opts;
+use crate::api::{opt, Api, OptionSpec, Spec, Type};
 use crate::error::{Failure, RhaiResult};
 use crate::exec::Ctx;
 
@@ -39,13 +40,7 @@ fn hosts_of(opts: &Opts) -> Result<Vec<Host>, Failure> {
 }
 
 fn run(ctx: &Ctx, call: &NativeCallContext, opts: Map, body: FnPtr) -> RhaiResult<Dynamic> {
-    let opts = Opts::new(
-        "deploy::run",
-        opts,
-        &[
-            "app", "host", "hosts", "strategy", "sha", "branch", "image", "release", "replicas",
-        ],
-    )?;
+    let opts = Opts::new("deploy::run", opts, RUN_OPTIONS)?;
     let app = opts.string("app")?.ok_or_else(|| {
         Failure::Other {
             message: "deploy::run needs the app's name".into(),
@@ -209,22 +204,92 @@ fn rolled_back(app: &str, cause: &Dynamic, note: &str) -> Failure {
     }
 }
 
+const RUN_OPTIONS: &[OptionSpec] = &[
+    opt(
+        "app",
+        Type::String,
+        "",
+        "the app's name (required): the lock and the journal are per app",
+    ),
+    opt(
+        "host",
+        Type::Custom("Host"),
+        "",
+        "the host it deploys to (or `hosts`)",
+    ),
+    opt(
+        "hosts",
+        Type::Array,
+        "",
+        "the hosts it deploys to, each locked",
+    ),
+    opt(
+        "strategy",
+        Type::String,
+        "",
+        "the strategy's name, for the journal",
+    ),
+    opt(
+        "sha",
+        Type::Other("string | fn"),
+        "",
+        "the version deployed, for the journal; a closure gives it once the deploy ran",
+    ),
+    opt(
+        "branch",
+        Type::Other("string | fn"),
+        "",
+        "the branch deployed, for the journal",
+    ),
+    opt(
+        "image",
+        Type::Other("string | fn"),
+        "",
+        "the image deployed, for the journal",
+    ),
+    opt(
+        "release",
+        Type::String,
+        "",
+        "the release id (galley/releases), for the journal",
+    ),
+    opt(
+        "replicas",
+        Type::Other("int | fn"),
+        "",
+        "the replicas deployed (galley/swarm), for the journal",
+    ),
+];
+
 /// Registers the `deploy` module.
-pub fn register(engine: &mut Engine, ctx: &Arc<Ctx>) {
-    let mut module = Module::new();
+pub fn register(api: &mut Api, ctx: &Arc<Ctx>) {
+    api.module(
+        "deploy",
+        "The deploy lock and journal that every strategy wraps its work in.",
+    );
     let c = ctx.clone();
-    module.set_native_fn(
-        "run",
+    api.register(
+        Spec::function("run", &[("meta", "map"), ("body", "fn")], "any")
+            .module("deploy")
+            .doc("Runs the closure holding the app's deploy lock on each host, and writes one journal record whatever happens (success, failure, rollback, Ctrl-C); returns the closure's value.")
+            .example(r#"deploy::run(#{ app: "web", host: web, strategy: "custom" }, || web.run("./deploy.sh"));"#)
+            .options(RUN_OPTIONS),
         move |call: NativeCallContext, opts: Map, body: FnPtr| run(&c, &call, opts, body),
     );
-    module.set_native_fn(
-        "rolled_back",
+    api.register(
+        Spec::function("rolled_back", &[("app", "string"), ("cause", "any"), ("note", "string")], "Failure")
+            .module("deploy")
+            .doc("The failure a strategy throws after it put the old version back: `cause` is what went wrong, `note` what was restored.")
+            .example(r#"throw deploy::rolled_back("web", e, "the old container serves again");"#),
         |app: &str, cause: Dynamic, note: &str| -> RhaiResult<Dynamic> {
             Ok(Dynamic::from(rolled_back(app, &cause, note)))
         },
     );
-    module.set_native_fn(
-        "unlock",
+    api.register(
+        Spec::function("unlock", &[("host", "Host"), ("app", "string")], "string | ()")
+            .module("deploy")
+            .doc("Clears the app's deploy lock on the host; returns who held it, or () when it was not locked.")
+            .example(r#"deploy::unlock(web, "web");"#),
         |call: NativeCallContext, host: Host, app: &str| -> RhaiResult<Dynamic> {
             let cleared =
                 super::validate::safe_name("app name", app).and_then(|()| lock::clear(&host, app));
@@ -235,7 +300,6 @@ pub fn register(engine: &mut Engine, ctx: &Arc<Ctx>) {
             }
         },
     );
-    engine.register_static_module("deploy", module.into());
 }
 
 #[cfg(test)]

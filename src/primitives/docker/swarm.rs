@@ -18,11 +18,12 @@ use bollard::query_parameters::{
     InspectServiceOptions, LeaveSwarmOptions, ListTasksOptions, LogsOptions, UpdateServiceOptions,
 };
 use futures_util::StreamExt;
-use rhai::{Array, Dynamic, Engine, Map};
+use rhai::{Array, Dynamic, Map};
 
 use super::client::{is_missing, DockerHost};
-use crate::error::Failure;
+use crate::api::{opt, Api, OptionSpec, Spec, Type};
 use crate::error::SwarmProblem;
+use crate::error::{Failure, RhaiResult};
 use crate::exec::action::quote;
 use crate::exec::Action;
 use crate::primitives::host::Host;
@@ -138,7 +139,7 @@ impl Swarm {
 
     /// Makes this node the first manager of a new swarm; a node in a swarm already is left as it is.
     fn init(&self, opts: Map) -> Result<Map, Failure> {
-        let opts = Opts::new("init", opts, &["advertise_addr", "listen_addr"])?;
+        let opts = Opts::new("init", opts, INIT_OPTIONS)?;
         let advertise = opts.string("advertise_addr")?;
         let listen = opts.string("listen_addr")?;
         if self.info()?.local_node_state == Some(LocalNodeState::ACTIVE) {
@@ -174,7 +175,7 @@ impl Swarm {
 
     /// Leaves the swarm (`force` to leave as the last manager); a node in no swarm is left alone.
     fn leave(&self, opts: Map) -> Result<(), Failure> {
-        let opts = Opts::new("leave", opts, &["force"])?;
+        let opts = Opts::new("leave", opts, LEAVE_OPTIONS)?;
         let force = opts.bool("force")?.unwrap_or(false);
         if self.info()?.local_node_state != Some(LocalNodeState::ACTIVE) {
             return Ok(());
@@ -623,64 +624,188 @@ impl SwarmService {
     }
 }
 
+const INIT_OPTIONS: &[OptionSpec] = &[
+    opt(
+        "advertise_addr",
+        Type::String,
+        "",
+        "the address other nodes reach this manager at",
+    ),
+    opt(
+        "listen_addr",
+        Type::String,
+        "\"0.0.0.0:2377\"",
+        "where the manager listens",
+    ),
+];
+const LEAVE_OPTIONS: &[OptionSpec] = &[opt(
+    "force",
+    Type::Bool,
+    "false",
+    "leave even as the last manager",
+)];
+const TASKS_OPTIONS: &[OptionSpec] = &[opt(
+    "all",
+    Type::Bool,
+    "false",
+    "with the finished and failed tasks",
+)];
+const LOGS_OPTIONS: &[OptionSpec] = &[opt(
+    "tail",
+    Type::Int,
+    "all",
+    "how many of the last lines of each task",
+)];
+const ROLLBACK_OPTIONS: &[OptionSpec] = &[opt(
+    "timeout",
+    Type::Duration,
+    "\"5m\"",
+    "how long to wait for the rollback to converge",
+)];
+
+const SWARM: &[(&str, &str)] = &[("swarm", "Swarm")];
+const SERVICE: &[(&str, &str)] = &[("service", "SwarmService")];
+const SERVICE_OPTS: &[(&str, &str)] = &[("service", "SwarmService"), ("opts", "map")];
+
+const INIT: Spec = Spec::method("init", &[("swarm", "Swarm"), ("opts", "map")], "map")
+    .doc("Makes this node the first manager of a new swarm (a node in one already is left as it is); returns the status.")
+    .example(r#"sw.init(#{ advertise_addr: "10.0.0.1" });"#)
+    .options(INIT_OPTIONS);
+const LEAVE: Spec = Spec::method("leave", &[("swarm", "Swarm"), ("opts", "map")], "()")
+    .doc("Leaves the swarm; a node in no swarm is left alone.")
+    .example(r#"sw.leave(#{ force: true });"#)
+    .options(LEAVE_OPTIONS);
+const TASKS: Spec = Spec::method("tasks", SERVICE_OPTS, "array")
+    .doc("The service's tasks: #{ id, name, slot, image, state, desired_state, error, message, node, container, ports }.")
+    .example(r#"let tasks = web.tasks(#{ all: true });"#)
+    .options(TASKS_OPTIONS);
+const LOGS: Spec = Spec::method("logs", SERVICE_OPTS, "string")
+    .doc("Every task's output.")
+    .example(r#"log(web.logs(#{ tail: 50 }));"#)
+    .options(LOGS_OPTIONS);
+const ROLLBACK: Spec = Spec::method("rollback", SERVICE_OPTS, "()")
+    .doc("Swarm's server-side rollback to the previous spec, waited for.")
+    .example("web.rollback();")
+    .options(ROLLBACK_OPTIONS);
+
 /// Registers the `Swarm` and `SwarmService` types and `h.swarm()`.
-pub fn register(engine: &mut Engine) {
-    let r = Failure::into_rhai;
-    engine.register_type_with_name::<Swarm>("Swarm");
-    engine.register_type_with_name::<SwarmService>("SwarmService");
-    engine.register_fn("to_string", |s: &mut Swarm| {
-        format!("Swarm({})", s.docker.endpoint)
+pub fn register(api: &mut Api) {
+    api.register_type::<Swarm>(
+        "Swarm",
+        "Docker Swarm on a manager (host.swarm()), through the same Engine API client as host.docker().",
+    );
+    api.register_type::<SwarmService>(
+        "SwarmService",
+        "A Swarm service (swarm.service(name)): deployed, scaled and rolled back by Swarm, with Galley's deadline and reports.",
+    );
+    api.register(
+        Spec::method("to_string", SWARM, "string")
+            .doc("The swarm as text: `Swarm(ENDPOINT)`.")
+            .example("log(sw.to_string());"),
+        |s: &mut Swarm| format!("Swarm({})", s.docker.endpoint),
+    );
+    api.register(
+        Spec::method("to_string", SERVICE, "string")
+            .doc("The service as text: `SwarmService(NAME on HOST)`.")
+            .example("log(web.to_string());"),
+        |s: &mut SwarmService| format!("SwarmService({} on {})", s.name, s.docker.host.name()),
+    );
+    api.register(
+        Spec::method("swarm", &[("host", "Host")], "Swarm")
+            .doc("Docker Swarm on the host (a manager, for most methods).")
+            .example(r#"let sw = ssh::connect("deploy@manager-1").swarm();"#),
+        |h: &mut Host| -> RhaiResult<Swarm> { Ok(Swarm::connect(h)?) },
+    );
+    api.register(INIT.without_options(), |s: &mut Swarm| -> RhaiResult<Map> {
+        Ok(s.init(Map::new())?)
     });
-    engine.register_fn("to_string", |s: &mut SwarmService| {
-        format!("SwarmService({} on {})", s.name, s.docker.host.name())
+    api.register(INIT, |s: &mut Swarm, opts: Map| -> RhaiResult<Map> {
+        Ok(s.init(opts)?)
     });
-    engine.register_fn("swarm", move |h: &mut Host| Swarm::connect(h).map_err(r));
-    engine.register_fn("init", move |s: &mut Swarm| s.init(Map::new()).map_err(r));
-    engine.register_fn("init", move |s: &mut Swarm, opts: Map| {
-        s.init(opts).map_err(r)
+    api.register(
+        Spec::method("status", SWARM, "map")
+            .doc("The node's swarm state: #{ state, role, node_id, node_addr, managers, workers, nodes }.")
+            .example(r#"if sw.status().role != "manager" { throw "not a manager"; }"#),
+        |s: &mut Swarm| -> RhaiResult<Map> { Ok(s.status()?) },
+    );
+    api.register(LEAVE.without_options(), |s: &mut Swarm| -> RhaiResult<()> {
+        Ok(s.leave(Map::new())?)
     });
-    engine.register_fn("status", move |s: &mut Swarm| s.status().map_err(r));
-    engine.register_fn("leave", move |s: &mut Swarm| s.leave(Map::new()).map_err(r));
-    engine.register_fn("leave", move |s: &mut Swarm, opts: Map| {
-        s.leave(opts).map_err(r)
+    api.register(LEAVE, |s: &mut Swarm, opts: Map| -> RhaiResult<()> {
+        Ok(s.leave(opts)?)
     });
-    engine.register_fn("service", move |s: &mut Swarm, name: &str| {
-        s.service(name).map_err(r)
-    });
-    engine.register_fn("deploy", move |s: &mut SwarmService, opts: Map| {
-        s.deploy(opts).map_err(r)
-    });
-    engine.register_fn("status", move |s: &mut SwarmService| s.status().map_err(r));
-    engine.register_fn("tasks", move |s: &mut SwarmService| {
-        s.tasks(false).map_err(r)
-    });
-    engine.register_fn("tasks", move |s: &mut SwarmService, opts: Map| {
-        let all = Opts::new("tasks", opts, &["all"])
-            .and_then(|o| o.bool("all"))
-            .map_err(r)?
-            .unwrap_or(false);
-        s.tasks(all).map_err(r)
-    });
-    engine.register_fn("logs", move |s: &mut SwarmService| s.logs(None).map_err(r));
-    engine.register_fn("logs", move |s: &mut SwarmService, opts: Map| {
-        let tail = Opts::new("logs", opts, &["tail"])
-            .and_then(|o| o.int("tail"))
-            .map_err(r)?;
-        s.logs(tail.map(|n| n.max(0) as u64)).map_err(r)
-    });
-    engine.register_fn("scale", move |s: &mut SwarmService, n: i64| {
-        s.scale(n).map_err(r)
-    });
-    engine.register_fn("rollback", move |s: &mut SwarmService| {
-        s.rollback(CONVERGE_TIMEOUT).map_err(r)
-    });
-    engine.register_fn("rollback", move |s: &mut SwarmService, opts: Map| {
-        let timeout = Opts::new("rollback", opts, &["timeout"])
-            .and_then(|o| o.duration("timeout"))
-            .map_err(r)?;
-        s.rollback(timeout.unwrap_or(CONVERGE_TIMEOUT)).map_err(r)
-    });
-    engine.register_fn("rm", move |s: &mut SwarmService| s.rm().map_err(r));
+    api.register(
+        Spec::method(
+            "service",
+            &[("swarm", "Swarm"), ("name", "string")],
+            "SwarmService",
+        )
+        .doc("The service NAME (it need not exist yet).")
+        .example(r#"let web = sw.service("web");"#),
+        |s: &mut Swarm, name: &str| -> RhaiResult<SwarmService> { Ok(s.service(name)?) },
+    );
+    api.register(
+        Spec::method("deploy", SERVICE_OPTS, "map")
+            .doc("Creates or updates the service with the full spec and waits until the rollout converges (or rolls it back past `timeout`); returns #{ service, image, replicas, created, seconds, tasks }.")
+            .example(r#"web.deploy(#{ image: "registry.example.com/web:" + sha, replicas: 3, ports: ["8080:80"] });"#)
+            .options(spec::DEPLOY_OPTIONS),
+        |s: &mut SwarmService, opts: Map| -> RhaiResult<Map> { Ok(s.deploy(opts)?) },
+    );
+    api.register(
+        Spec::method("status", SERVICE, "map")
+            .doc("The service's state: #{ exists, name, id, image, replicas, running, update: #{ state, message } }.")
+            .example("let s = web.status();"),
+        |s: &mut SwarmService| -> RhaiResult<Map> { Ok(s.status()?) },
+    );
+    api.register(
+        TASKS.without_options(),
+        |s: &mut SwarmService| -> RhaiResult<Array> { Ok(s.tasks(false)?) },
+    );
+    api.register(
+        TASKS,
+        |s: &mut SwarmService, opts: Map| -> RhaiResult<Array> {
+            let all = Opts::new("tasks", opts, TASKS_OPTIONS)?.bool("all")?;
+            Ok(s.tasks(all.unwrap_or(false))?)
+        },
+    );
+    api.register(
+        LOGS.without_options(),
+        |s: &mut SwarmService| -> RhaiResult<String> { Ok(s.logs(None)?) },
+    );
+    api.register(
+        LOGS,
+        |s: &mut SwarmService, opts: Map| -> RhaiResult<String> {
+            let tail = Opts::new("logs", opts, LOGS_OPTIONS)?.int("tail")?;
+            Ok(s.logs(tail.map(|n| n.max(0) as u64))?)
+        },
+    );
+    api.register(
+        Spec::method(
+            "scale",
+            &[("service", "SwarmService"), ("replicas", "int")],
+            "()",
+        )
+        .doc("Sets the number of replicas and waits until that many tasks run.")
+        .example("web.scale(5);"),
+        |s: &mut SwarmService, n: i64| -> RhaiResult<()> { Ok(s.scale(n)?) },
+    );
+    api.register(
+        ROLLBACK.without_options(),
+        |s: &mut SwarmService| -> RhaiResult<()> { Ok(s.rollback(CONVERGE_TIMEOUT)?) },
+    );
+    api.register(
+        ROLLBACK,
+        |s: &mut SwarmService, opts: Map| -> RhaiResult<()> {
+            let timeout = Opts::new("rollback", opts, ROLLBACK_OPTIONS)?.duration("timeout")?;
+            Ok(s.rollback(timeout.unwrap_or(CONVERGE_TIMEOUT))?)
+        },
+    );
+    api.register(
+        Spec::method("rm", SERVICE, "()")
+            .doc("Removes the service; a missing one is not an error.")
+            .example("web.rm();"),
+        |s: &mut SwarmService| -> RhaiResult<()> { Ok(s.rm()?) },
+    );
 }
 
 #[cfg(test)]

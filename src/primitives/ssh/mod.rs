@@ -9,26 +9,72 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::Duration;
 
-use rhai::{Array, Dynamic, Engine, Map, Module, NativeCallContext};
+use rhai::{Array, Dynamic, Map, NativeCallContext};
 
 use super::at_call;
 use super::host::Host;
 use super::options::{bad_value, Opts};
+use crate::api::{opt, Api, OptionSpec, Spec, Type};
 use crate::error::Failure;
 use crate::exec::Ctx;
 use master::{Destination, MasterOptions};
 use transport::{Connection, SshTransport};
 
-const CONNECT_OPTIONS: &[&str] = &[
-    "identity",
-    "known_hosts",
-    "known_hosts_file",
-    "jump",
-    "sudo",
-    "connect_timeout",
-    "persist",
-    "name",
-    "state_dir",
+const CONNECT_OPTIONS: &[OptionSpec] = &[
+    opt(
+        "identity",
+        Type::String,
+        "",
+        "private key file (`IdentitiesOnly=yes` when given); default: ssh's defaults and agent",
+    ),
+    opt(
+        "known_hosts",
+        Type::String,
+        "\"strict\"",
+        "\"accept-new\" adds a host seen for the first time; a changed key is refused either way",
+    ),
+    opt(
+        "known_hosts_file",
+        Type::String,
+        "\"~/.ssh/known_hosts\"",
+        "the file host keys are checked against",
+    ),
+    opt(
+        "jump",
+        Type::Other("string | array"),
+        "",
+        "a bastion, or a list of them (ProxyJump)",
+    ),
+    opt(
+        "sudo",
+        Type::Bool,
+        "false",
+        "run every command through `sudo -n --`, and the sftp server too",
+    ),
+    opt(
+        "connect_timeout",
+        Type::Duration,
+        "\"10s\"",
+        "TCP connect timeout (the handshake gets 10 s more)",
+    ),
+    opt(
+        "persist",
+        Type::Other("duration | bool"),
+        "\"5m\"",
+        "how long an idle connection stays for the next run; false: close it at the end of the run",
+    ),
+    opt(
+        "name",
+        Type::String,
+        "the destination",
+        "the prefix of the host's output lines",
+    ),
+    opt(
+        "state_dir",
+        Type::String,
+        "\"$XDG_STATE_HOME/galley\" on the host",
+        "Galley's state folder on the host (deploy locks, journal): absolute, or ~/...",
+    ),
 ];
 
 /// How long an idle master connection stays up for the next run, unless `persist` says otherwise.
@@ -223,18 +269,37 @@ fn hosts(ctx: &Arc<Ctx>, targets: Array, opts: Map) -> Result<Array, Failure> {
     Ok(hosts)
 }
 
+const CONNECT: Spec = Spec::function(
+    "connect",
+    &[("target", "string"), ("opts", "map")],
+    "Host",
+)
+.module("ssh")
+.doc("A host reached over ssh (`user@host:port`), through one multiplexed master connection that later runs reuse while it persists.")
+.example(r#"let web = ssh::connect("deploy@web1:22", #{ identity: "~/.ssh/deploy", known_hosts: "accept-new" });"#)
+.options(CONNECT_OPTIONS);
+
+const HOSTS: Spec = Spec::function("hosts", &[("targets", "array"), ("opts", "map")], "array")
+    .module("ssh")
+    .doc("Connects to several hosts at once (in parallel), with the same options; returns an array of Host.")
+    .example(r#"let fleet = ssh::hosts(["deploy@web1", "deploy@web2"], #{ sudo: true });"#)
+    .options(CONNECT_OPTIONS);
+
 /// Registers the `ssh` module.
-pub fn register(engine: &mut Engine, ctx: &Arc<Ctx>) {
-    let mut module = Module::new();
+pub fn register(api: &mut Api, ctx: &Arc<Ctx>) {
+    api.module("ssh", "Hosts reached over ssh: one multiplexed master connection per host, sftp for files, forwards for tunnels.");
     let c = ctx.clone();
-    module.set_native_fn("connect", move |call: NativeCallContext, target: &str| {
-        Settings::from("ssh::connect", Map::new())
-            .and_then(|s| connect(&c, "ssh::connect", target, &s))
-            .map_err(|f| at_call(&call, f.into_rhai()))
-    });
+    api.register(
+        CONNECT.without_options(),
+        move |call: NativeCallContext, target: &str| {
+            Settings::from("ssh::connect", Map::new())
+                .and_then(|s| connect(&c, "ssh::connect", target, &s))
+                .map_err(|f| at_call(&call, f.into_rhai()))
+        },
+    );
     let c = ctx.clone();
-    module.set_native_fn(
-        "connect",
+    api.register(
+        CONNECT,
         move |call: NativeCallContext, target: &str, opts: Map| {
             Settings::from("ssh::connect", opts)
                 .and_then(|s| connect(&c, "ssh::connect", target, &s))
@@ -242,15 +307,17 @@ pub fn register(engine: &mut Engine, ctx: &Arc<Ctx>) {
         },
     );
     let c = ctx.clone();
-    module.set_native_fn("hosts", move |call: NativeCallContext, targets: Array| {
-        hosts(&c, targets, Map::new()).map_err(|f| at_call(&call, f.into_rhai()))
-    });
+    api.register(
+        HOSTS.without_options(),
+        move |call: NativeCallContext, targets: Array| {
+            hosts(&c, targets, Map::new()).map_err(|f| at_call(&call, f.into_rhai()))
+        },
+    );
     let c = ctx.clone();
-    module.set_native_fn(
-        "hosts",
+    api.register(
+        HOSTS,
         move |call: NativeCallContext, targets: Array, opts: Map| {
             hosts(&c, targets, opts).map_err(|f| at_call(&call, f.into_rhai()))
         },
     );
-    engine.register_static_module("ssh", module.into());
 }

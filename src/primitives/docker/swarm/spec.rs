@@ -13,40 +13,82 @@ use bollard::models::{
 };
 use rhai::{Dynamic, Map};
 
+use crate::api::{opt, OptionSpec, Type};
 use crate::error::Failure;
 use crate::exec::action::quote;
 use crate::primitives::options::{bad_value, format_duration, Opts};
 
 /// The options `deploy` takes.
-pub const DEPLOY_OPTIONS: &[&str] = &[
-    "image",
-    "replicas",
-    "command",
-    "env",
-    "env_file",
-    "secrets",
-    "ports",
-    "labels",
-    "networks",
-    "constraints",
-    "healthcheck",
-    "update",
-    "rollback",
-    "stop_grace_period",
-    "force",
-    "timeout",
+pub const DEPLOY_OPTIONS: &[OptionSpec] = &[
+    opt("image", Type::String, "", "the image (required), best pinned by digest: \"registry/app@sha256:...\""),
+    opt("replicas", Type::Int, "the running service's, or 1", "how many tasks"),
+    opt("command", Type::Command, "", "the command, instead of the image's"),
+    opt("env", Type::Env, "", "environment variables: #{ MODE: \"prod\" }"),
+    opt("env_file", Type::String, "", "a file of NAME=value lines on the manager (its values are masked)"),
+    opt("secrets", Type::Other("map | array"), "", "#{ NAME: secret(\"NAME\") } stored as Docker secrets, or the names of existing ones; mounted at /run/secrets/NAME"),
+    opt("ports", Type::Strings, "", "published ports: \"8080:80\", \"80\" or \"mode=host,target=PORT[,published=PORT]\""),
+    opt("labels", Type::Env, "", "service labels"),
+    opt("networks", Type::Strings, "", "the networks to join"),
+    opt("constraints", Type::Strings, "", "placement constraints: [\"node.role == worker\"]"),
+    opt("healthcheck", Type::Other("map | \"none\""), "the image's", "#{ test, interval, timeout, retries, start_period }, or \"none\""),
+    opt("update", Type::Map, "Docker's", "how tasks are replaced: #{ parallelism, delay, order, failure_action, monitor, max_failure_ratio }"),
+    opt("rollback", Type::Map, "Docker's", "how a rollback replaces tasks, the same keys as `update`"),
+    opt("stop_grace_period", Type::Duration, "", "how long a task has to stop before it is killed"),
+    opt("force", Type::Bool, "false", "restart every task even if nothing changed"),
+    opt("timeout", Type::Duration, "\"5m\"", "the deadline of the rollout; past it the service is rolled back"),
 ];
 
-const POLICY_OPTIONS: &[&str] = &[
-    "parallelism",
-    "delay",
-    "order",
-    "failure_action",
-    "monitor",
-    "max_failure_ratio",
+const POLICY_OPTIONS: &[OptionSpec] = &[
+    opt("parallelism", Type::Int, "1", "tasks replaced at once"),
+    opt("delay", Type::Duration, "", "the pause between batches"),
+    opt(
+        "order",
+        Type::String,
+        "",
+        "\"start-first\" or \"stop-first\"",
+    ),
+    opt(
+        "failure_action",
+        Type::String,
+        "",
+        "\"pause\", \"continue\" (or \"rollback\" for update)",
+    ),
+    opt(
+        "monitor",
+        Type::Duration,
+        "",
+        "how long a new task is watched for failure",
+    ),
+    opt(
+        "max_failure_ratio",
+        Type::Other("number"),
+        "",
+        "the share of failed tasks tolerated, 0 to 1",
+    ),
 ];
 
-const HEALTH_OPTIONS: &[&str] = &["test", "interval", "timeout", "retries", "start_period"];
+const HEALTH_OPTIONS: &[OptionSpec] = &[
+    opt(
+        "test",
+        Type::Other("string | array"),
+        "",
+        "the check: a shell string or an argv array",
+    ),
+    opt("interval", Type::Duration, "", "time between checks"),
+    opt("timeout", Type::Duration, "", "how long one check may take"),
+    opt(
+        "retries",
+        Type::Int,
+        "",
+        "failures before the task is unhealthy",
+    ),
+    opt(
+        "start_period",
+        Type::Duration,
+        "",
+        "start-up time during which failures do not count",
+    ),
+];
 
 /// How Swarm replaces tasks during an update or a rollback.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -92,7 +134,12 @@ fn nanos(d: Duration) -> i64 {
     i64::try_from(d.as_nanos()).unwrap_or(i64::MAX)
 }
 
-fn sub_options(function: &str, opts: &Opts, key: &str, valid: &[&str]) -> Result<Opts, Failure> {
+fn sub_options(
+    function: &str,
+    opts: &Opts,
+    key: &str,
+    valid: &[OptionSpec],
+) -> Result<Opts, Failure> {
     let map = match opts.get(key) {
         None => Map::new(),
         Some(v) => v
