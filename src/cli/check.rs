@@ -56,6 +56,10 @@ pub fn check(files: &[PathBuf], locked: bool, mode: OutputMode, format: Format) 
 /// Everything wrong with one recipe file.
 fn check_file(ctx: &std::sync::Arc<crate::exec::Ctx>, file: &Path, locked: bool) -> Vec<Report> {
     let mut galley = Galley::inspecting(ctx);
+    // Unoptimized, the AST keeps every call and the position of each key of a literal map.
+    galley
+        .engine
+        .set_optimization_level(rhai::OptimizationLevel::None);
     let mut reports = Vec::new();
     if let Err(report) = libraries_in_sync(file, locked) {
         reports.push(report);

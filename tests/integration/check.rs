@@ -215,8 +215,7 @@ fn a_function_named_like_a_method_is_a_warning_naming_both() {
     assert_eq!(
         run.stdout,
         "index.rhai:1:4: warning: the recipe function `index_of(text, part)` hides the built-in \
-         `index_of(array: array, filter: Fn)`, `index_of(array: array, filter: Fn, start: int)` \
-         and 8 more [galley::shadowed_function]\n"
+         `index_of(array, Dynamic)`, `index_of(array, Dynamic, int)` and 8 more [galley::shadowed_function]\n"
     );
 }
 
@@ -308,4 +307,101 @@ fn json_format_gives_one_object_per_problem() {
 
     sb.run(&["check", "deploy.rhai", "--format", "xml"])
         .expect_code(2);
+}
+
+#[test]
+fn wrong_arity_literal_types_and_option_keys_are_found_before_running() {
+    let sb = Sandbox::new();
+    sb.write(
+        "args.rhai",
+        "import \"galley/rolling\" as rolling;\nlet h = local();\nlet repo = h.git();\nhealth::http(8000);\nh.run([\"make\"], #{ timout: \"5m\", quiet: \"yes\" });\nrolling::deploy();\n",
+    );
+    let run = sb
+        .run(&["check", "args.rhai", "--output", "plain"])
+        .expect_code(2);
+    assert_eq!(
+        run.stderr,
+        "galley::wrong_arguments
+
+  x `.git(...)` is given 0 arguments, but it takes 1
+   ,-[args.rhai:3:14]
+ 2 | let h = local();
+ 3 | let repo = h.git();
+   :              ^|^
+   :               `-- this call
+ 4 | health::http(8000);
+   `----
+  help: it takes: Host.git(dir: string); `galley docs git` describes it
+
+galley::wrong_arguments
+
+  x `health::http` takes a string as `url`, not an int (8000)
+   ,-[args.rhai:4:14]
+ 3 | let repo = h.git();
+ 4 | health::http(8000);
+   :              ^^|^
+   :                `-- this argument
+ 5 | h.run([\"make\"], #{ timout: \"5m\", quiet: \"yes\" });
+   `----
+  help: it takes: health::http(url: string); health::http(url: string, opts: map); `galley docs
+        health` describes it
+
+galley::unknown_option
+
+  x unknown option `timout` for run
+   ,-[args.rhai:5:20]
+ 4 | health::http(8000);
+ 5 | h.run([\"make\"], #{ timout: \"5m\", quiet: \"yes\" });
+   :                    ^^^|^^
+   :                       `-- this option
+ 6 | rolling::deploy();
+   `----
+  help: did you mean `timeout`? valid options: check, dir, env, quiet, stdin, sudo, timeout
+
+galley::bad_value
+
+  x run: option `quiet` must be true or false, got string \"yes\"
+   ,-[args.rhai:5:34]
+ 4 | health::http(8000);
+ 5 | h.run([\"make\"], #{ timout: \"5m\", quiet: \"yes\" });
+   :                                  ^^|^^
+   :                                    `-- this option
+ 6 | rolling::deploy();
+   `----
+  help: pass true or false
+
+galley::wrong_arguments
+
+  x `rolling::deploy` is given 0 arguments, but it takes 1
+   ,-[args.rhai:6:10]
+ 5 | h.run([\"make\"], #{ timout: \"5m\", quiet: \"yes\" });
+ 6 | rolling::deploy();
+   :          ^^^|^^
+   :             `-- this call
+   `----
+  help: it takes: rolling::deploy(opts: any); `galley docs rolling` describes it
+
+"
+    );
+
+    // The same calls with what they take pass; values known only when the recipe runs are
+    // checked then, and a recipe function of the same name is the recipe's business.
+    sb.write(
+        "fine.rhai",
+        "let h = local();\nlet dir = \"app\";\nlet repo = h.git(dir);\nhealth::http(`http://127.0.0.1:${8000}/`, #{ retries: 3 });\n\
+         h.run([\"make\"], #{ timeout: dir, quiet: true, env: #{ CI: \"1\" } });\n\
+         fn checkout() { }\nlet s = \"abc\".index_of(\"b\");\n",
+    );
+    let run = sb
+        .run(&["check", "fine.rhai", "--format", "gnu"])
+        .expect_code(0);
+    assert_eq!(run.stdout, "");
+
+    let run = sb
+        .run(&["check", "args.rhai", "--format", "gnu"])
+        .expect_code(2);
+    assert_eq!(
+        run.stdout.lines().nth(2),
+        Some("args.rhai:5:20: error: unknown option `timout` for run [galley::unknown_option]")
+    );
 }

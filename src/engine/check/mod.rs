@@ -1,6 +1,8 @@
 //! `galley check`: finds mistakes in a recipe before anything runs — modules that do not load,
-//! unknown functions, undefined variables and recipe functions that hide built-in ones.
+//! unknown functions, calls with the wrong arguments or option keys, undefined variables and
+//! recipe functions that hide built-in ones.
 
+mod arguments;
 mod calls;
 mod shadowing;
 mod variables;
@@ -19,6 +21,7 @@ pub fn problems(galley: &mut Galley, recipe: &Recipe) -> Vec<Report> {
     found.extend(calls::unknown_calls(galley, recipe));
     found.extend(variables::undefined_variables(galley, recipe));
     found.extend(shadowing::shadowed(galley, recipe));
+    found.extend(arguments::wrong_arguments(galley, recipe));
     // Reports without a place (none so far) come first; the sort is stable.
     found.sort_by_key(|r| r.location().map(|(_, line, column)| (line, column)));
     found
