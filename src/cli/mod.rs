@@ -95,10 +95,11 @@ A filter that matches nothing exits with 2."
         #[arg(long, value_enum, default_value = "text")]
         format: docs::Format,
     },
-    /// List a recipe's tasks (its top-level functions) with their doc comments.
+    /// List a recipe's tasks (its documented top-level functions) in source order.
     #[command(
-        after_help = "Example:\n  galley list deploy.rhai\n\nA task is a top-level `fn`; \
-its `///` doc comment is shown beside it. Run one with `galley run FILE TASK`."
+        after_help = "Example:\n  galley list deploy.rhai\n\nA task is a top-level `fn` with a \
+`///` doc comment, shown beside it; helpers without one, private functions and closures are not \
+listed. Run one with `galley run FILE TASK`."
     )]
     List {
         /// The recipe file.
