@@ -46,26 +46,29 @@ pub fn wrong_arguments(galley: &Galley, recipe: &Recipe) -> Vec<Report> {
     reports
 }
 
-/// A native overload as Rhai dispatches it: its namespace ("" for global) and parameter types.
-struct Native {
-    namespace: String,
-    name: String,
-    params: Vec<TypeId>,
-}
+/// The parameter types of each overload of each native function, as Rhai dispatches on them,
+/// by (namespace, "" for global; name).
+type Natives = HashMap<(String, String), Vec<Vec<TypeId>>>;
 
 /// Every native function of the engine, Rhai's packages included.
-fn natives(galley: &Galley) -> Vec<Native> {
-    galley.engine.collect_fn_metadata(
+fn natives(galley: &Galley) -> Natives {
+    let all = galley.engine.collect_fn_metadata(
         None,
         |info| {
-            info.script.is_none().then(|| Native {
-                namespace: info.namespace.to_string(),
-                name: info.metadata.name.to_string(),
-                params: info.metadata.param_types.to_vec(),
+            info.script.is_none().then(|| {
+                (
+                    (info.namespace.to_string(), info.metadata.name.to_string()),
+                    info.metadata.param_types.to_vec(),
+                )
             })
         },
         true,
-    )
+    );
+    let mut natives = Natives::new();
+    for (key, params) in all {
+        natives.entry(key).or_default().push(params);
+    }
+    natives
 }
 
 /// The stdlib module each import alias names: `import "galley/rolling" as r;` gives r -> rolling.
@@ -89,7 +92,7 @@ struct Checker<'a> {
     galley: &'a Galley,
     recipe: &'a Recipe,
     catalog: Catalog,
-    natives: Vec<Native>,
+    natives: Natives,
     stdlib: HashMap<String, String>,
     /// The recipe's own functions: Rhai calls them before any native one.
     own: Vec<String>,
@@ -216,13 +219,17 @@ impl Checker<'_> {
                         .all(|(i, p)| fits(i, &|s| s.fits_type(&p.ty)))
                 });
         }
-        let namespace = target.module.as_deref().unwrap_or_default();
+        let key = (
+            target.module.clone().unwrap_or_default(),
+            target.name.clone(),
+        );
         self.natives
-            .iter()
-            .filter(|n| n.namespace == namespace && n.name == target.name)
-            .filter(|n| n.params.len() == count)
-            .any(|n| {
-                n.params
+            .get(&key)
+            .into_iter()
+            .flatten()
+            .filter(|params| params.len() == count)
+            .any(|params| {
+                params
                     .iter()
                     .enumerate()
                     .all(|(i, t)| fits(i, &|s| s.fits_type_id(*t)))
