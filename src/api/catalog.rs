@@ -184,7 +184,10 @@ pub fn catalog(galley: &Galley) -> Catalog {
             doc: module_doc(text),
             stdlib: true,
         });
-        catalog.functions.extend(script_functions(name, &ast));
+        let mut functions = script_functions(name, &ast, &api.functions);
+        // In the order the module defines them.
+        functions.sort_by_key(|f| text.find(&format!("fn {}(", f.name)));
+        catalog.functions.extend(functions);
     }
     catalog
 }
@@ -198,16 +201,21 @@ fn module_doc(text: &str) -> String {
         .take_while(|l| !l.is_empty())
         .collect();
     let doc = lines.join(" ");
-    match doc.split_once(": ") {
-        Some((head, rest)) if head.starts_with("galley/") => rest.to_string(),
-        _ => doc,
-    }
+    let doc = match doc.split_once(": ") {
+        Some((head, rest)) if head.starts_with("galley/") => rest,
+        _ => doc.as_str(),
+    };
+    let mut chars = doc.chars();
+    chars
+        .next()
+        .map(|first| first.to_uppercase().chain(chars).collect())
+        .unwrap_or_default()
 }
 
 /// The public functions of a module compiled from Rhai, with their doc comments and the option
-/// tables they check.
-pub fn script_functions(module: &str, ast: &AST) -> Vec<Function> {
-    let tables = option_tables(ast);
+/// tables they check (`natives`: the native functions a table may extend with `like`).
+pub fn script_functions(module: &str, ast: &AST, natives: &[Spec]) -> Vec<Function> {
+    let tables = option_tables(ast, natives);
     ast.iter_functions()
         .filter(|f| f.access != rhai::FnAccess::Private && !f.name.starts_with("anon$"))
         .map(|f| {
@@ -263,19 +271,31 @@ pub fn script_functions(module: &str, ast: &AST) -> Vec<Function> {
         .collect()
 }
 
-/// Every `options::check("NAME", opts, #{ ... })` in `ast` whose table is a literal: (NAME, table).
-pub fn option_tables(ast: &AST) -> Vec<(String, Vec<OptionInfo>)> {
+/// Every `options::check("NAME", opts, #{ ... }[, "LIKE"])` in `ast` whose table is a literal:
+/// (NAME, its options, then those of the native function LIKE that the table does not list).
+pub fn option_tables(ast: &AST, natives: &[Spec]) -> Vec<(String, Vec<OptionInfo>)> {
     let mut found = Vec::new();
     ast.walk(&mut |path: &[ASTNode]| {
         if let Some(ASTNode::Expr(Expr::FnCall(call, _))) = path.last() {
             if call.namespace.to_string() == "options" && call.name == "check" {
-                let name = call.args.first().and_then(|a| a.get_literal_value(None));
-                let table = call.args.get(2).and_then(|a| a.get_literal_value(None));
+                let literal = |i: usize| call.args.get(i).and_then(|a| a.get_literal_value(None));
+                let name = literal(0).and_then(|n| n.into_string().ok());
+                let table = literal(2).and_then(|t| t.try_cast::<Map>());
+                let like = literal(3).and_then(|l| l.into_string().ok());
                 if let (Some(name), Some(table)) = (name, table) {
-                    if let (Ok(name), Some(table)) = (name.into_string(), table.try_cast::<Map>()) {
-                        if let Ok(table) = crate::primitives::options::script_table(&name, &table) {
-                            found.push((name, table));
+                    if let Ok(mut options) = crate::primitives::options::script_table(&name, &table)
+                    {
+                        let native = like.and_then(|like| {
+                            natives
+                                .iter()
+                                .find(|f| f.qualified() == like && !f.options.is_empty())
+                        });
+                        for o in native.map(|f| f.options).unwrap_or_default() {
+                            if !options.iter().any(|own| own.key == o.key) {
+                                options.push(OptionInfo::from(o));
+                            }
                         }
+                        found.push((name, options));
                     }
                 }
             }

@@ -7,6 +7,7 @@ pub mod catalog;
 mod types;
 
 use std::collections::BTreeMap;
+use std::sync::{Arc, OnceLock};
 
 use rhai::{Engine, FuncRegistration, Module, RhaiNativeFunc, Variant};
 
@@ -244,6 +245,8 @@ pub struct Api<'e> {
     engine: &'e mut Engine,
     modules: BTreeMap<&'static str, Module>,
     registered: Registered,
+    /// Every function, once registration is over, for natives that look others up.
+    later: Arc<OnceLock<Vec<Spec>>>,
 }
 
 impl<'e> Api<'e> {
@@ -253,6 +256,7 @@ impl<'e> Api<'e> {
             engine,
             modules: BTreeMap::new(),
             registered: Registered::default(),
+            later: Arc::default(),
         }
     }
 
@@ -312,11 +316,115 @@ impl<'e> Api<'e> {
         self.registered.functions.push(spec);
     }
 
+    /// Every function registered, filled in by `finish` (for a native that looks others up
+    /// when it is called).
+    pub fn functions_later(&self) -> Arc<OnceLock<Vec<Spec>>> {
+        self.later.clone()
+    }
+
     /// Registers the modules into the engine; returns what was registered.
     pub fn finish(self) -> Registered {
+        let _ = self.later.set(self.registered.functions.clone());
         for (name, module) in self.modules {
             self.engine.register_static_module(name, module.into());
         }
         self.registered
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::catalog::Function;
+    use crate::engine::Galley;
+
+    fn catalog() -> (super::Catalog, Galley) {
+        let (ctx, _runtime) = crate::cli::inspecting(crate::exec::OutputMode::Plain);
+        let galley = Galley::inspecting(&ctx);
+        (super::catalog(&galley), galley)
+    }
+
+    fn takes_options(f: &Function) -> bool {
+        f.params.iter().any(|p| p.name == "opts")
+    }
+
+    #[test]
+    fn every_function_has_a_doc_an_example_that_compiles_and_its_option_table() {
+        let (catalog, galley) = catalog();
+        assert!(catalog.functions.len() > 100, "{}", catalog.functions.len());
+        for f in &catalog.functions {
+            let name = f.qualified();
+            assert!(!f.doc.is_empty(), "{name} has no doc");
+            assert!(!f.example.is_empty(), "{name} has no example");
+            if let Err(e) = galley.engine.compile(&f.example) {
+                panic!("the example of {name} does not compile: {e}\n{}", f.example);
+            }
+            // A stdlib helper that is handed its strategy's options says whose they are.
+            let passed_on = f.stdlib && f.doc.contains("are those of");
+            if takes_options(f) && !passed_on {
+                assert!(
+                    !f.options.is_empty(),
+                    "{name} takes options but has no table"
+                );
+            }
+            for o in &f.options {
+                assert!(!o.doc.is_empty(), "option `{}` of {name} has no doc", o.key);
+            }
+        }
+        for t in &catalog.types {
+            assert!(!t.doc.is_empty(), "type {} has no doc", t.name);
+        }
+        for m in &catalog.modules {
+            assert!(!m.doc.is_empty(), "module {} has no doc", m.name);
+        }
+    }
+
+    #[test]
+    fn every_stdlib_strategy_is_listed_with_its_option_table() {
+        let (catalog, _) = catalog();
+        for (module, _) in crate::engine::stdlib::MODULES {
+            let deploy = catalog
+                .overloads(Some(module), "deploy")
+                .find(|f| f.stdlib)
+                .unwrap_or_else(|| panic!("{module}::deploy is not in the catalog"));
+            assert!(!deploy.options.is_empty(), "{module}::deploy has no table");
+            assert!(deploy.options.iter().any(|o| o.key == "app"), "{module}");
+        }
+        // swarm::deploy takes SwarmService.deploy's options without repeating them.
+        let swarm = catalog.options(Some("swarm"), "deploy").unwrap();
+        for key in ["app", "image", "replicas", "healthcheck", "timeout"] {
+            assert!(
+                swarm.iter().any(|o| o.key == key),
+                "swarm::deploy lacks {key}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_engine_knows_parameter_names_types_and_docs() {
+        let (_, galley) = catalog();
+        let signatures = galley.engine.gen_fn_signatures(false);
+        for expected in [
+            "run(host: Host, command: string|array, opts: map) -> map",
+            "health::http(url: string, opts: map) -> map",
+            "get$name(host: Host) -> string",
+        ] {
+            assert!(
+                signatures.iter().any(|s| s == expected),
+                "{expected} not in {signatures:#?}"
+            );
+        }
+        let definitions = galley
+            .engine
+            .definitions()
+            .include_standard_packages(false)
+            .single_file();
+        assert!(
+            definitions.contains("/// Runs a command on the host"),
+            "{definitions}"
+        );
+        assert!(
+            definitions.contains("/// - `timeout`: duration"),
+            "{definitions}"
+        );
     }
 }

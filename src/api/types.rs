@@ -34,7 +34,7 @@ const NAMED: &[(&str, Type)] = &[
     ("number", Type::Number),
     ("duration", Type::Duration),
     ("strings", Type::Strings),
-    ("env", Type::Env),
+    ("string map", Type::Env),
     ("command", Type::Command),
     ("array", Type::Array),
     ("map", Type::Map),

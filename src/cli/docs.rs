@@ -246,6 +246,19 @@ fn cell(text: &str) -> String {
     text.replace('|', "\\|")
 }
 
+/// The anchor GitHub gives a heading: lower case, punctuation dropped, spaces as dashes.
+fn anchor(title: &str) -> String {
+    title
+        .to_lowercase()
+        .chars()
+        .filter_map(|c| match c {
+            ' ' => Some('-'),
+            c if c.is_alphanumeric() || c == '-' || c == '_' => Some(c),
+            _ => None,
+        })
+        .collect()
+}
+
 fn markdown(sections: &[Section]) -> String {
     let mut out = String::from(
         "# The recipe API\n\n\
@@ -253,6 +266,13 @@ fn markdown(sections: &[Section]) -> String {
          is stale; regenerate it with `galley docs --format markdown > docs/API.md`). \
          `galley docs FILTER` prints the same for the functions whose name contains FILTER.\n",
     );
+    if sections.len() > 1 {
+        let contents: Vec<String> = sections
+            .iter()
+            .map(|s| format!("[{}](#{})", s.title, anchor(&s.title)))
+            .collect();
+        out.push_str(&format!("\nContents: {}.\n", contents.join(", ")));
+    }
     for section in sections {
         out.push_str(&format!("\n## {}\n\n", section.title));
         if !section.doc.is_empty() {

@@ -330,7 +330,9 @@ struct WatchArgs {
 }
 
 /// A dry-run context and its runtime, for commands that only inspect recipes (check, list, docs).
-fn inspecting(mode: OutputMode) -> (std::sync::Arc<crate::exec::Ctx>, tokio::runtime::Runtime) {
+pub(crate) fn inspecting(
+    mode: OutputMode,
+) -> (std::sync::Arc<crate::exec::Ctx>, tokio::runtime::Runtime) {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

@@ -173,34 +173,32 @@ impl Opts {
     }
 }
 
-/// The option table of a function written in Rhai: `#{ KEY: #{ type: "duration", default: "30s",
-/// required: false, doc: "..." }, ... }` (type one of `Type::names()`; default, required and
-/// doc may be left out).
+/// The option table of a function written in Rhai: `#{ KEY: #{ type: "duration", "default": "30s",
+/// required: false, doc: "..." }, ... }` (`default` is quoted: it is a reserved word in Rhai). The type is one of `Type::names()` or several joined by
+/// `|` ("string | fn"); default, required and doc may be left out.
 pub fn script_table(function: &str, table: &Map) -> Result<Vec<OptionInfo>, Failure> {
-    let bad = |what: String, expected: String, got: &Dynamic| {
-        bad_value("options::check", &what, &expected, got)
-    };
     let mut options = Vec::new();
     for (key, entry) in table {
         let what = format!("the table entry `{key}` of {function}");
         let Some(entry) = entry.read_lock::<Map>() else {
-            return Err(bad(
-                what,
-                "a map such as #{ type: \"string\", doc: \"...\" }".into(),
+            return Err(bad_value(
+                "options::check",
+                &what,
+                "a map such as #{ type: \"string\", doc: \"...\" }",
                 entry,
             ));
         };
         let field = |name: &str| entry.get(name).filter(|v| !v.is_unit());
         let ty = field("type").cloned().unwrap_or_else(|| "any".into());
-        let Some(ty) = ty
-            .clone()
-            .into_string()
-            .ok()
-            .and_then(|t| Type::from_name(&t))
-        else {
-            return Err(bad(
-                format!("{what}: its type"),
-                format!("one of {}", Type::names().join(", ")),
+        let known = ty.clone().into_string().ok().filter(|t| {
+            t.split('|')
+                .all(|alternative| Type::from_name(alternative.trim()).is_some())
+        });
+        let Some(ty) = known else {
+            return Err(bad_value(
+                "options::check",
+                &format!("{what}: its type"),
+                &format!("one or more of {} joined by |", Type::names().join(", ")),
                 &ty,
             ));
         };
@@ -213,51 +211,58 @@ pub fn script_table(function: &str, table: &Map) -> Result<Vec<OptionInfo>, Fail
         });
         options.push(OptionInfo {
             key: key.to_string(),
-            ty: ty.name().to_string(),
+            ty,
             default,
             required: field("required").is_some_and(|v| v.as_bool().unwrap_or(false)),
             doc: field("doc").map(scalar_to_string).unwrap_or_default(),
         });
     }
+    // A map has no order of its own: the required keys first, then by name.
+    options.sort_by_key(|o| !o.required);
     Ok(options)
 }
 
-/// `options::check(function, opts, table)`: checks a Rhai function's options map like a native
-/// one's, and gives it back with the defaults of the keys it leaves out.
-fn check(function: &str, map: Map, table: &Map) -> Result<Map, Failure> {
-    let options = script_table(function, table)?;
-    let checked: Vec<(&str, Type, bool)> = options
+/// `options::check(function, opts, table[, like])`: checks a Rhai function's options map like a
+/// native one's, against `table` plus the options of the native function `like` (its table
+/// wins for a key both have); gives the map back with the defaults of the keys it leaves out.
+fn check(function: &str, map: Map, table: &Map, like: &[OptionSpec]) -> Result<Map, Failure> {
+    let own = script_table(function, table)?;
+    let mut checked: Vec<(&str, Type, bool)> = own
         .iter()
         .map(|o| {
+            // A union is checked by the function itself.
             let ty = Type::from_name(&o.ty).unwrap_or(Type::Other("any"));
             (o.key.as_str(), ty, o.required)
         })
         .collect();
+    for native in like {
+        if !own.iter().any(|o| o.key == native.key) {
+            checked.push((native.key, native.ty, native.required));
+        }
+    }
     let mut opts = Opts::against(function, map, &checked)?.map;
     for (key, entry) in table {
         let default = entry
             .read_lock::<Map>()
             .and_then(|e| e.get("default").cloned())
             .filter(|v| !v.is_unit());
-        if let (Some(default), false) = (
-            default,
-            opts.get(key.as_str()).is_some_and(|v| !v.is_unit()),
-        ) {
-            opts.insert(key.clone(), default);
+        if let Some(default) = default {
+            if opts.get(key.as_str()).is_none_or(Dynamic::is_unit) {
+                opts.insert(key.clone(), default);
+            }
         }
     }
     Ok(opts)
 }
 
-/// `options::check`.
 const CHECK: Spec = Spec::function(
     "check",
-    &[("function", "string"), ("opts", "map"), ("table", "map")],
+    &[("function", "string"), ("map", "map"), ("table", "map")],
     "map",
 )
 .module("options")
-.doc("Checks the options map of a function written in Rhai against its table, like the native functions check theirs (unknown key with did-you-mean, missing required key, wrong type); returns the map with the defaults of the keys left out.")
-.example(r#"let opts = options::check("mylib::deploy", opts, #{ app: #{ type: "string", required: true, doc: "the app" }, timeout: #{ type: "duration", default: "30s", doc: "how long to wait" } });"#);
+.doc("Checks the options map of a function written in Rhai against its table, as the native functions check theirs (an unknown key with did-you-mean, a missing required key, a wrong type); returns the map with the defaults of the keys left out. `galley docs` shows the table.")
+.example(r#"let opts = options::check("mylib::deploy", opts, #{ app: #{ type: "string", required: true, doc: "the app" }, timeout: #{ type: "duration", "default": "30s", doc: "how long to wait" } });"#);
 
 /// Registers the `options` module.
 pub fn register(api: &mut Api) {
@@ -268,7 +273,32 @@ pub fn register(api: &mut Api) {
     api.register(
         CHECK,
         |call: NativeCallContext, function: &str, opts: Map, table: Map| -> RhaiResult<Map> {
-            check(function, opts, &table).map_err(|f| super::at_call(&call, f.into_rhai()))
+            check(function, opts, &table, &[]).map_err(|f| super::at_call(&call, f.into_rhai()))
+        },
+    );
+    let natives = api.functions_later();
+    api.register(
+        Spec {
+            params: &[("function", "string"), ("map", "map"), ("table", "map"), ("like", "string")],
+            ..CHECK
+        }
+        .doc("The same, also accepting every option of the native function `like` (\"SwarmService.deploy\"), for a function that passes them on.")
+        .example(r#"let opts = options::check("mylib::deploy", opts, #{ app: #{ type: "string", required: true } }, "SwarmService.deploy");"#),
+        move |call: NativeCallContext, function: &str, opts: Map, table: Map, like: &str| -> RhaiResult<Map> {
+            let like = natives
+                .get()
+                .and_then(|all| all.iter().find(|f| f.qualified() == like && !f.options.is_empty()))
+                .map(|f| f.options)
+                .ok_or_else(|| {
+                    bad_value(
+                        "options::check",
+                        "`like`",
+                        "the name of a native function that takes options, such as \"SwarmService.deploy\"",
+                        &Dynamic::from(like.to_string()),
+                    )
+                });
+            like.and_then(|like| check(function, opts, &table, like))
+                .map_err(|f| super::at_call(&call, f.into_rhai()))
         },
     );
 }

@@ -10,6 +10,7 @@ mod ci;
 mod cli;
 mod diff;
 mod docker;
+mod docs;
 mod dry_run;
 mod exact;
 mod fanout;
