@@ -379,7 +379,7 @@ galley::wrong_arguments
    :          ^^^|^^
    :             `-- this call
    `----
-  help: it takes: rolling::deploy(opts: any); `galley docs rolling` describes it
+  help: it takes: rolling::deploy(opts: map); `galley docs rolling` describes it
 
 "
     );
@@ -403,5 +403,44 @@ galley::wrong_arguments
     assert_eq!(
         run.stdout.lines().nth(2),
         Some("args.rhai:5:20: error: unknown option `timout` for run [galley::unknown_option]")
+    );
+}
+
+#[test]
+fn stdlib_strategies_have_their_options_checked_like_native_functions() {
+    let sb = Sandbox::new();
+    sb.write(
+        "strategy.rhai",
+        "import \"galley/rolling\" as rolling;\nimport \"galley/blue_green\" as bg;\n\
+         rolling::deploy(#{ hostz: [], batch: 2 });\n\
+         bg::deploy(#{ app: \"web\", host: local(), helth: \"5s\", nginx: (), start: |c| c, stop: |c| c });\n",
+    );
+    let run = sb
+        .run(&["check", "strategy.rhai", "--format", "gnu"])
+        .expect_code(2);
+    assert_eq!(
+        run.stdout,
+        "strategy.rhai:3:10: error: rolling::deploy needs the options `addr`, `app`, `hosts`, `nginx` and `update` [galley::missing_option]
+strategy.rhai:3:20: error: unknown option `hostz` for rolling::deploy [galley::unknown_option]
+strategy.rhai:4:42: error: unknown option `helth` for blue_green::deploy [galley::unknown_option]
+"
+    );
+    let run = sb
+        .run(&["check", "strategy.rhai", "--format", "json"])
+        .expect_code(2);
+    let helps: Vec<String> = run
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["help"].to_string())
+        .collect();
+    assert!(
+        helps[1].starts_with("\"did you mean `hosts`? valid options: "),
+        "{}",
+        helps[1]
+    );
+    assert!(
+        helps[2].starts_with("\"did you mean `health`? "),
+        "{}",
+        helps[2]
     );
 }

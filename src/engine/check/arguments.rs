@@ -333,16 +333,34 @@ impl Checker<'_> {
                 reports.push(self.at(report, *pos, "this option"));
             }
         }
-        for o in table.iter().filter(|o| o.required) {
-            if !entries.iter().any(|(k, ..)| *k == o.key) {
+        let missing: Vec<&str> = table
+            .iter()
+            .filter(|o| o.required && !entries.iter().any(|(k, ..)| *k == o.key))
+            .map(|o| o.key.as_str())
+            .collect();
+        let report = match missing.as_slice() {
+            [] => None,
+            [key] => {
                 let failure = Failure::MissingOption {
                     function: function.to_string(),
-                    key: o.key.clone(),
+                    key: key.to_string(),
                 };
-                let report = Report::plain(failure.code(), failure.to_string(), failure.help());
-                reports.push(self.at(report, call_pos, "this call"));
+                Some(Report::plain(
+                    failure.code(),
+                    failure.to_string(),
+                    failure.help(),
+                ))
             }
-        }
+            [first @ .., last] => Some(Report::plain(
+                "galley::missing_option",
+                format!(
+                    "{function} needs the options `{}` and `{last}`",
+                    first.join("`, `")
+                ),
+                format!("add them to the options; `galley docs {function}` describes them"),
+            )),
+        };
+        reports.extend(report.map(|r| self.at(r, call_pos, "this call")));
         reports
     }
 
