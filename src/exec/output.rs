@@ -270,7 +270,13 @@ impl Printer {
         if let Some(github) = &self.github {
             let at = report.location();
             let at = at.as_ref().map(|(f, l, c)| (f.as_str(), *l, *c));
-            github.error(&self.masker, report.code(), report.message(), at);
+            github.error(
+                &self.masker,
+                report.code(),
+                report.message(),
+                at,
+                report.is_warning(),
+            );
         }
     }
 
