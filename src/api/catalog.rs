@@ -45,7 +45,7 @@ pub struct Function {
     pub returns: String,
     pub doc: String,
     pub example: String,
-    /// The keys of its options map (its last parameter); empty when it takes none.
+    /// The keys of its options map (the parameter named `opts`); empty when it takes none.
     pub options: Vec<OptionInfo>,
     /// Defined by a stdlib module (in Rhai) rather than natively.
     pub stdlib: bool,

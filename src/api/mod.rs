@@ -80,7 +80,7 @@ pub struct Spec {
     pub doc: &'static str,
     /// One line of recipe code calling it.
     pub example: &'static str,
-    /// The keys of its options map (its last parameter), empty when it takes none.
+    /// The keys of its options map (the parameter named `opts`), empty when it takes none.
     pub options: &'static [OptionSpec],
 }
 
@@ -145,7 +145,7 @@ impl Spec {
         Spec { example, ..self }
     }
 
-    /// With the table of its options map (its last parameter).
+    /// With the table of its options map (the parameter named `opts`).
     pub const fn options(self, options: &'static [OptionSpec]) -> Spec {
         Spec { options, ..self }
     }
