@@ -151,7 +151,10 @@ impl Checker<'_> {
             return Vec::new();
         };
         let function = target.qualified();
-        match call.args.last() {
+        // The options map is the parameter named `opts` (not always the last one).
+        let opts = f.params.iter().position(|p| p.name == "opts");
+        let arg = opts.and_then(|i| i.checked_sub(usize::from(method)));
+        match arg.and_then(|i| call.args.get(i)) {
             Some(Expr::Map(map, _)) => {
                 let entries = map.0.iter().map(|(key, value)| {
                     (key.name.to_string(), value.get_literal_value(None), key.pos)
