@@ -23,7 +23,7 @@ pub fn wrong_arguments(galley: &Galley, recipe: &Recipe) -> Vec<Report> {
         recipe,
         catalog: crate::api::catalog(galley),
         natives: natives(galley),
-        stdlib: stdlib_aliases(recipe),
+        imports: imports(recipe),
         own: recipe
             .ast
             .iter_functions()
@@ -71,8 +71,9 @@ fn natives(galley: &Galley) -> Natives {
     natives
 }
 
-/// The stdlib module each import alias names: `import "galley/rolling" as r;` gives r -> rolling.
-fn stdlib_aliases(recipe: &Recipe) -> HashMap<String, String> {
+/// The stdlib module each import alias names (`import "galley/rolling" as r;` gives r ->
+/// rolling), `None` for the recipe's own modules.
+fn imports(recipe: &Recipe) -> HashMap<String, Option<String>> {
     recipe
         .ast
         .statements()
@@ -80,8 +81,8 @@ fn stdlib_aliases(recipe: &Recipe) -> HashMap<String, String> {
         .filter_map(|stmt| match stmt {
             Stmt::Import(import, _) => {
                 let path = import.0.get_literal_value(None)?.into_string().ok()?;
-                let module = path.strip_prefix("galley/")?;
-                Some((import.1.name.to_string(), module.to_string()))
+                let module = path.strip_prefix("galley/").map(str::to_string);
+                Some((import.1.name.to_string(), module))
             }
             _ => None,
         })
@@ -93,7 +94,7 @@ struct Checker<'a> {
     recipe: &'a Recipe,
     catalog: Catalog,
     natives: Natives,
-    stdlib: HashMap<String, String>,
+    imports: HashMap<String, Option<String>>,
     /// The recipe's own functions: Rhai calls them before any native one.
     own: Vec<String>,
 }
@@ -184,8 +185,10 @@ impl Checker<'_> {
                 return None;
             }
             (None, false)
-        } else if let Some(module) = self.stdlib.get(&namespace) {
-            (Some(module.clone()), true)
+        } else if let Some(module) = self.imports.get(&namespace) {
+            // A module of the recipe's own (even one named like Galley's): `check::calls`
+            // knows its functions.
+            (Some(module.clone()?), true)
         } else if self
             .catalog
             .modules
@@ -194,7 +197,6 @@ impl Checker<'_> {
         {
             (Some(namespace), false)
         } else {
-            // A module of the recipe's own: `check::calls` knows its functions.
             return None;
         };
         Some(Target {
