@@ -155,24 +155,9 @@ impl Checker<'_> {
         // The options map is the parameter named `opts` (not always the last one).
         let opts = f.params.iter().position(|p| p.name == "opts");
         let arg = opts.and_then(|i| i.checked_sub(usize::from(method)));
-        match arg.and_then(|i| call.args.get(i)) {
-            Some(Expr::Map(map, _)) => {
-                let entries = map.0.iter().map(|(key, value)| {
-                    (key.name.to_string(), value.get_literal_value(None), key.pos)
-                });
-                self.options(&function, &f.options, entries.collect(), pos)
-            }
-            // A map of constants that the optimizer folded (`check` compiles without it).
-            Some(Expr::DynamicConstant(value, at)) => match value.read_lock::<Map>() {
-                Some(map) => {
-                    let entries = map
-                        .iter()
-                        .map(|(k, v)| (k.to_string(), Some(v.clone()), *at));
-                    self.options(&function, &f.options, entries.collect(), pos)
-                }
-                None => Vec::new(),
-            },
-            _ => Vec::new(),
+        match arg.and_then(|i| call.args.get(i)).and_then(literal_entries) {
+            Some(entries) => self.options(&function, &f.options, entries, pos),
+            None => Vec::new(),
         }
     }
 
@@ -404,6 +389,25 @@ impl Checker<'_> {
                 _ => return Ok(()),
             }
         }
+    }
+}
+
+/// The entries of a literal map: key, value if it is a literal, position of the key.
+fn literal_entries(expr: &Expr) -> Option<Vec<(String, Option<Dynamic>, rhai::Position)>> {
+    match expr {
+        Expr::Map(map, _) => Some(
+            map.0
+                .iter()
+                .map(|(key, value)| (key.name.to_string(), value.get_literal_value(None), key.pos))
+                .collect(),
+        ),
+        // A map of constants that the optimizer folded (`check` compiles without it).
+        Expr::DynamicConstant(value, at) => value.read_lock::<Map>().map(|map| {
+            map.iter()
+                .map(|(k, v)| (k.to_string(), Some(v.clone()), *at))
+                .collect()
+        }),
+        _ => None,
     }
 }
 
