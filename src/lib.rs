@@ -5,6 +5,7 @@
 
 pub mod api;
 pub mod cli;
+pub mod duration;
 pub mod engine;
 pub mod error;
 pub mod exec;
@@ -12,3 +13,6 @@ pub mod libs;
 pub mod primitives;
 pub mod report;
 pub mod watch;
+
+#[cfg(test)]
+mod layout;

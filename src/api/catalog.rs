@@ -2,11 +2,10 @@
 //! the native functions as registered, and the stdlib's functions read from their compiled
 //! modules (doc comments, and the option tables they pass to `options::check`).
 
-use rhai::{ASTNode, Expr, Map, AST};
+use rhai::Engine;
 use serde::Serialize;
 
-use super::{Kind, OptionSpec, Spec};
-use crate::engine::{stdlib, Galley};
+use super::{Kind, OptionSpec, Registered, Spec};
 
 /// Every module, type and function a recipe can use.
 #[derive(Clone, Debug, Default, Serialize)]
@@ -69,6 +68,9 @@ pub struct OptionInfo {
     pub default: Option<String>,
     pub required: bool,
     pub doc: String,
+    /// The keys of a map-valued option that has a table of its own.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub keys: Vec<OptionInfo>,
 }
 
 impl Function {
@@ -123,6 +125,7 @@ impl From<&OptionSpec> for OptionInfo {
             default: (!o.default.is_empty()).then(|| o.default.to_string()),
             required: o.required,
             doc: o.doc.to_string(),
+            keys: o.keys.iter().map(OptionInfo::from).collect(),
         }
     }
 }
@@ -151,9 +154,18 @@ impl Catalog {
     }
 }
 
-/// The catalog of `galley`'s engine and the stdlib.
-pub fn catalog(galley: &Galley) -> Catalog {
-    let api = &galley.api;
+/// What a catalog is read from: an engine (`engine::Galley`), what was registered into it, and
+/// the Rhai modules it ships (the stdlib).
+pub trait Source {
+    fn engine(&self) -> &Engine;
+    fn registered(&self) -> &Registered;
+    /// Each module as (name, source text).
+    fn script_modules(&self) -> &[(&'static str, &'static str)];
+}
+
+/// The catalog of an engine (`crate::api::catalog(&galley)`) and its stdlib.
+pub fn catalog(source: &impl Source) -> Catalog {
+    let api = source.registered();
     let mut catalog = Catalog {
         modules: api
             .modules
@@ -174,133 +186,20 @@ pub fn catalog(galley: &Galley) -> Catalog {
             .collect(),
         functions: api.functions.iter().map(Function::from_spec).collect(),
     };
-    for (name, text) in stdlib::MODULES {
+    for (name, text) in source.script_modules() {
         // The stdlib is part of the binary and compiled by its tests: it always parses.
-        let Ok(ast) = galley.engine.compile(*text) else {
+        let Ok(ast) = source.engine().compile(*text) else {
             continue;
         };
         catalog.modules.push(ModuleInfo {
             name: name.to_string(),
-            doc: module_doc(text),
+            doc: super::script::module_doc(text),
             stdlib: true,
         });
-        let mut functions = script_functions(name, &ast, &api.functions);
+        let mut functions = super::script::script_functions(name, &ast, &api.functions);
         // In the order the module defines them.
         functions.sort_by_key(|f| text.find(&format!("fn {}(", f.name)));
         catalog.functions.extend(functions);
     }
     catalog
-}
-
-/// The first paragraph of the comment that opens a stdlib module, without its `galley/NAME:`.
-fn module_doc(text: &str) -> String {
-    let lines: Vec<&str> = text
-        .lines()
-        .map_while(|l| l.strip_prefix("//"))
-        .map(str::trim)
-        .take_while(|l| !l.is_empty())
-        .collect();
-    let doc = lines.join(" ");
-    let doc = match doc.split_once(": ") {
-        Some((head, rest)) if head.starts_with("galley/") => rest,
-        _ => doc.as_str(),
-    };
-    let mut chars = doc.chars();
-    chars
-        .next()
-        .map(|first| first.to_uppercase().chain(chars).collect())
-        .unwrap_or_default()
-}
-
-/// The public functions of a module compiled from Rhai, with their doc comments and the option
-/// tables they check (`natives`: the native functions a table may extend with `like`).
-pub fn script_functions(module: &str, ast: &AST, natives: &[Spec]) -> Vec<Function> {
-    let tables = option_tables(ast, natives);
-    ast.iter_functions()
-        .filter(|f| f.access != rhai::FnAccess::Private && !f.name.starts_with("anon$"))
-        .map(|f| {
-            let qualified = format!("{module}::{}", f.name);
-            let options = tables
-                .iter()
-                .find(|(name, _)| *name == qualified)
-                .map(|(_, table)| table.clone())
-                .unwrap_or_default();
-            let text: Vec<&str> = f
-                .comments
-                .iter()
-                .flat_map(|c| c.lines())
-                .map(|l| l.trim().trim_start_matches("///").trim())
-                .collect();
-            let example = text
-                .iter()
-                .find_map(|l| l.strip_prefix("Example:"))
-                .map(|e| e.trim().trim_matches('`').to_string())
-                .unwrap_or_default();
-            let doc = text
-                .iter()
-                .filter(|l| !l.is_empty() && !l.starts_with("Example:"))
-                .copied()
-                .collect::<Vec<_>>()
-                .join(" ");
-            let last = f.params.len().saturating_sub(1);
-            Function {
-                module: Some(module.to_string()),
-                name: f.name.to_string(),
-                kind: Kind::Function,
-                params: f
-                    .params
-                    .iter()
-                    .enumerate()
-                    .map(|(i, p)| Param {
-                        name: p.to_string(),
-                        ty: if i == last && !options.is_empty() {
-                            "map"
-                        } else {
-                            "any"
-                        }
-                        .to_string(),
-                    })
-                    .collect(),
-                returns: "any".to_string(),
-                doc,
-                example,
-                options,
-                stdlib: true,
-            }
-        })
-        .collect()
-}
-
-/// Every `options::check("NAME", opts, #{ ... }[, "LIKE"])` in `ast` whose table is a literal:
-/// (NAME, its options, then those of the native function LIKE that the table does not list).
-pub fn option_tables(ast: &AST, natives: &[Spec]) -> Vec<(String, Vec<OptionInfo>)> {
-    let mut found = Vec::new();
-    ast.walk(&mut |path: &[ASTNode]| {
-        if let Some(ASTNode::Expr(Expr::FnCall(call, _))) = path.last() {
-            if call.namespace.to_string() == "options" && call.name == "check" {
-                let literal = |i: usize| call.args.get(i).and_then(|a| a.get_literal_value(None));
-                let name = literal(0).and_then(|n| n.into_string().ok());
-                let table = literal(2).and_then(|t| t.try_cast::<Map>());
-                let like = literal(3).and_then(|l| l.into_string().ok());
-                if let (Some(name), Some(table)) = (name, table) {
-                    if let Ok(mut options) = crate::primitives::options::script_table(&name, &table)
-                    {
-                        let native = like.and_then(|like| {
-                            natives
-                                .iter()
-                                .find(|f| f.qualified() == like && !f.options.is_empty())
-                        });
-                        for o in native.map(|f| f.options).unwrap_or_default() {
-                            if !options.iter().any(|own| own.key == o.key) {
-                                options.push(OptionInfo::from(o));
-                            }
-                        }
-                        found.push((name, options));
-                    }
-                }
-            }
-        }
-        true
-    });
-    found
 }

@@ -4,6 +4,7 @@
 //! `galley docs`, `galley check` and the editor definitions all read the same description.
 
 pub mod catalog;
+pub mod script;
 mod types;
 
 use std::collections::BTreeMap;
@@ -12,7 +13,7 @@ use std::sync::{Arc, OnceLock};
 use rhai::{Engine, FuncRegistration, Module, RhaiNativeFunc, Variant};
 
 pub use catalog::{catalog, Catalog};
-pub use types::Type;
+pub use types::{describe, Type};
 
 /// One key of a function's options map.
 #[derive(Clone, Copy, Debug)]
@@ -24,6 +25,15 @@ pub struct OptionSpec {
     /// A call without this key is refused (`galley::missing_option`).
     pub required: bool,
     pub doc: &'static str,
+    /// The keys of a map-valued option (`update: #{ parallelism, ... }`), when it has a table.
+    pub keys: &'static [OptionSpec],
+}
+
+impl OptionSpec {
+    /// The same option, a map with the keys of `table`.
+    pub const fn with_keys(self, keys: &'static [OptionSpec]) -> OptionSpec {
+        OptionSpec { keys, ..self }
+    }
 }
 
 /// An option that may be left out.
@@ -39,6 +49,7 @@ pub const fn opt(
         default,
         required: false,
         doc,
+        keys: &[],
     }
 }
 
@@ -50,6 +61,7 @@ pub const fn required(key: &'static str, ty: Type, doc: &'static str) -> OptionS
         default: "",
         required: true,
         doc,
+        keys: &[],
     }
 }
 
@@ -329,102 +341,5 @@ impl<'e> Api<'e> {
             self.engine.register_static_module(name, module.into());
         }
         self.registered
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::catalog::Function;
-    use crate::engine::Galley;
-
-    fn catalog() -> (super::Catalog, Galley) {
-        let (ctx, _runtime) = crate::cli::inspecting(crate::exec::OutputMode::Plain);
-        let galley = Galley::inspecting(&ctx);
-        (super::catalog(&galley), galley)
-    }
-
-    fn takes_options(f: &Function) -> bool {
-        f.params.iter().any(|p| p.name == "opts")
-    }
-
-    #[test]
-    fn every_function_has_a_doc_an_example_that_compiles_and_its_option_table() {
-        let (catalog, galley) = catalog();
-        assert!(catalog.functions.len() > 100, "{}", catalog.functions.len());
-        for f in &catalog.functions {
-            let name = f.qualified();
-            assert!(!f.doc.is_empty(), "{name} has no doc");
-            assert!(!f.example.is_empty(), "{name} has no example");
-            if let Err(e) = galley.engine.compile(&f.example) {
-                panic!("the example of {name} does not compile: {e}\n{}", f.example);
-            }
-            // A stdlib helper that is handed its strategy's options says whose they are.
-            let passed_on = f.stdlib && f.doc.contains("are those of");
-            if takes_options(f) && !passed_on {
-                assert!(
-                    !f.options.is_empty(),
-                    "{name} takes options but has no table"
-                );
-            }
-            for o in &f.options {
-                assert!(!o.doc.is_empty(), "option `{}` of {name} has no doc", o.key);
-            }
-        }
-        for t in &catalog.types {
-            assert!(!t.doc.is_empty(), "type {} has no doc", t.name);
-        }
-        for m in &catalog.modules {
-            assert!(!m.doc.is_empty(), "module {} has no doc", m.name);
-        }
-    }
-
-    #[test]
-    fn every_stdlib_strategy_is_listed_with_its_option_table() {
-        let (catalog, _) = catalog();
-        for (module, _) in crate::engine::stdlib::MODULES {
-            let deploy = catalog
-                .overloads(Some(module), "deploy")
-                .find(|f| f.stdlib)
-                .unwrap_or_else(|| panic!("{module}::deploy is not in the catalog"));
-            assert!(!deploy.options.is_empty(), "{module}::deploy has no table");
-            assert!(deploy.options.iter().any(|o| o.key == "app"), "{module}");
-        }
-        // swarm::deploy takes SwarmService.deploy's options without repeating them.
-        let swarm = catalog.options(Some("swarm"), "deploy").unwrap();
-        for key in ["app", "image", "replicas", "healthcheck", "timeout"] {
-            assert!(
-                swarm.iter().any(|o| o.key == key),
-                "swarm::deploy lacks {key}"
-            );
-        }
-    }
-
-    #[test]
-    fn the_engine_knows_parameter_names_types_and_docs() {
-        let (_, galley) = catalog();
-        let signatures = galley.engine.gen_fn_signatures(false);
-        for expected in [
-            "run(host: Host, command: string|array, opts: map) -> map",
-            "health::http(url: string, opts: map) -> map",
-            "get$name(host: Host) -> string",
-        ] {
-            assert!(
-                signatures.iter().any(|s| s == expected),
-                "{expected} not in {signatures:#?}"
-            );
-        }
-        let definitions = galley
-            .engine
-            .definitions()
-            .include_standard_packages(false)
-            .single_file();
-        assert!(
-            definitions.contains("/// Runs a command on the host"),
-            "{definitions}"
-        );
-        assert!(
-            definitions.contains("/// - `timeout`: duration"),
-            "{definitions}"
-        );
     }
 }

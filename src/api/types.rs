@@ -1,5 +1,7 @@
 //! The types an option's value may have: what `galley docs` shows and what `Opts` checks.
 
+use rhai::Dynamic;
+
 /// The type of an option's value.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Type {
@@ -59,13 +61,24 @@ impl Type {
         }
     }
 
-    /// What a value of a custom type is, for a report on another value.
+    /// What a value of this type is, for a report on another value or a missing one.
     pub fn expected(&self) -> &'static str {
         match self {
+            Type::String => "a string",
+            Type::Bool => "true or false",
+            Type::Int => "a whole number",
+            Type::Number => "a number",
+            Type::Duration => "a duration such as \"30s\"",
+            Type::Strings => "an array of strings",
+            Type::Env => "a map such as #{ NAME: \"value\" }",
+            Type::Command => "an argv array or a shell string",
+            Type::Array => "an array",
+            Type::Map => "a map",
+            Type::Fn => "a closure such as |h| ...",
             Type::Custom("Host") => "a Host (local() or ssh::connect(...))",
             Type::Custom("Service") => "a Service (host.process(...))",
             Type::Custom("Nginx") => "an Nginx (host.nginx(...))",
-            _ => self.name(),
+            Type::Custom(name) | Type::Other(name) => name,
         }
     }
 
@@ -77,5 +90,23 @@ impl Type {
     /// The names a table may use, for the report when one names another.
     pub fn names() -> Vec<&'static str> {
         NAMED.iter().map(|(n, _)| *n).collect()
+    }
+}
+
+/// A short description of a value for error messages: its type and, when short, its value.
+pub fn describe(v: &Dynamic) -> String {
+    let text = v.to_string();
+    if text.len() <= 40 {
+        format!(
+            "{} {}",
+            v.type_name(),
+            if v.is_string() {
+                format!("{text:?}")
+            } else {
+                text
+            }
+        )
+    } else {
+        v.type_name().to_string()
     }
 }

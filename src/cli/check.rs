@@ -7,6 +7,7 @@ use super::{inspecting, print_report, run::libraries_in_sync, EXIT_OK, EXIT_USAG
 use crate::engine::check::problems;
 use crate::engine::Galley;
 use crate::exec::output::escape_control;
+use crate::exec::output::Reportable;
 use crate::exec::OutputMode;
 use crate::report::Report;
 

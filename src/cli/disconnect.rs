@@ -11,11 +11,7 @@ pub fn disconnect() -> i32 {
     let dir = match control_dir() {
         Ok(dir) => dir,
         Err(f) => {
-            print_report(
-                &Report::plain(f.code(), f.to_string(), f.help()),
-                OutputMode::Plain,
-                &Masker::default(),
-            );
+            print_report(&Report::failure(&f), OutputMode::Plain, &Masker::default());
             return EXIT_FAILED;
         }
     };

@@ -45,7 +45,7 @@ pub fn render(catalog: &Catalog, filter: Option<&str>, format: Format) -> Result
     let matches = |f: &Function| filter.is_none_or(|text| f.qualified().contains(text));
     if let Some(text) = filter.filter(|_| !catalog.functions.iter().any(matches)) {
         let names: Vec<String> = catalog.functions.iter().map(Function::qualified).collect();
-        let near = crate::report::suggest(text, names.iter().map(String::as_str))
+        let near = crate::error::suggest(text, names.iter().map(String::as_str))
             .map(|n| format!(" (did you mean `{n}`?)"))
             .unwrap_or_default();
         return Err(format!(
@@ -178,12 +178,21 @@ fn distinct<'a>(group: &[&'a Function], field: impl Fn(&'a Function) -> &'a str)
 }
 
 /// The option table of the overloads (the one that takes options).
-fn options<'a>(group: &[&'a Function]) -> &'a [OptionInfo] {
-    group
-        .iter()
-        .find(|f| !f.options.is_empty())
-        .map(|f| f.options.as_slice())
-        .unwrap_or(&[])
+/// The option table of the overloads (the one that takes options), a map-valued option's own
+/// keys after it as `option.key`.
+fn options<'a>(group: &[&'a Function]) -> Vec<(String, &'a OptionInfo)> {
+    fn rows<'a>(prefix: &str, options: &'a [OptionInfo], out: &mut Vec<(String, &'a OptionInfo)>) {
+        for o in options {
+            let key = format!("{prefix}{}", o.key);
+            out.push((key.clone(), o));
+            rows(&format!("{key}."), &o.keys, out);
+        }
+    }
+    let mut out = Vec::new();
+    if let Some(f) = group.iter().find(|f| !f.options.is_empty()) {
+        rows("", &f.options, &mut out);
+    }
+    out
 }
 
 /// An option's type and default, as one column.
@@ -220,16 +229,16 @@ fn text(sections: &[Section]) -> String {
             let options = options(&group);
             if !options.is_empty() {
                 out.push_str("    options:\n");
-                let key_width = options.iter().map(|o| o.key.len()).max().unwrap_or(0);
+                let key_width = options.iter().map(|(k, _)| k.len()).max().unwrap_or(0);
                 let type_width = options
                     .iter()
-                    .map(|o| option_type(o).len())
+                    .map(|(_, o)| option_type(o).len())
                     .max()
                     .unwrap_or(0);
-                for o in options {
+                for (key, o) in &options {
                     out.push_str(&format!(
                         "      {:key_width$}  {:type_width$}  {}\n",
-                        o.key,
+                        key,
                         option_type(o),
                         o.doc
                     ));
@@ -297,7 +306,7 @@ fn markdown(sections: &[Section]) -> String {
             let options = options(&group);
             if !options.is_empty() {
                 out.push_str("| option | type | default | |\n| --- | --- | --- | --- |\n");
-                for o in options {
+                for (key, o) in &options {
                     let default = match (&o.default, o.required) {
                         (_, true) => "required".to_string(),
                         (Some(default), _) => cell(default),
@@ -305,7 +314,7 @@ fn markdown(sections: &[Section]) -> String {
                     };
                     out.push_str(&format!(
                         "| `{}` | {} | {} | {} |\n",
-                        o.key,
+                        key,
                         cell(&o.ty),
                         default,
                         cell(&o.doc)
@@ -316,4 +325,106 @@ fn markdown(sections: &[Section]) -> String {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::OutputMode;
+    use crate::api::catalog::{Catalog, Function};
+    use crate::engine::Galley;
+
+    fn catalog() -> (Catalog, Galley) {
+        let (ctx, _runtime) = super::super::inspecting(OutputMode::Plain);
+        let galley = Galley::inspecting(&ctx);
+        (crate::api::catalog(&galley), galley)
+    }
+
+    fn takes_options(f: &Function) -> bool {
+        f.params.iter().any(|p| p.name == "opts")
+    }
+
+    #[test]
+    fn every_function_has_a_doc_an_example_that_compiles_and_its_option_table() {
+        let (catalog, galley) = catalog();
+        assert!(catalog.functions.len() > 100, "{}", catalog.functions.len());
+        for f in &catalog.functions {
+            let name = f.qualified();
+            assert!(!f.doc.is_empty(), "{name} has no doc");
+            assert!(!f.example.is_empty(), "{name} has no example");
+            if let Err(e) = galley.engine.compile(&f.example) {
+                panic!("the example of {name} does not compile: {e}\n{}", f.example);
+            }
+            // A stdlib helper that is handed its strategy's options says whose they are.
+            let passed_on = f.stdlib && f.doc.contains("are those of");
+            if takes_options(f) && !passed_on {
+                assert!(
+                    !f.options.is_empty(),
+                    "{name} takes options but has no table"
+                );
+            }
+            for o in f
+                .options
+                .iter()
+                .chain(f.options.iter().flat_map(|o| &o.keys))
+            {
+                assert!(!o.doc.is_empty(), "option `{}` of {name} has no doc", o.key);
+            }
+        }
+        for t in &catalog.types {
+            assert!(!t.doc.is_empty(), "type {} has no doc", t.name);
+        }
+        for m in &catalog.modules {
+            assert!(!m.doc.is_empty(), "module {} has no doc", m.name);
+        }
+    }
+
+    #[test]
+    fn every_stdlib_strategy_is_listed_with_its_option_table() {
+        let (catalog, _) = catalog();
+        for (module, _) in crate::engine::stdlib::MODULES {
+            let deploy = catalog
+                .overloads(Some(module), "deploy")
+                .find(|f| f.stdlib)
+                .unwrap_or_else(|| panic!("{module}::deploy is not in the catalog"));
+            assert!(!deploy.options.is_empty(), "{module}::deploy has no table");
+            assert!(deploy.options.iter().any(|o| o.key == "app"), "{module}");
+        }
+        // swarm::deploy takes SwarmService.deploy's options without repeating them.
+        let swarm = catalog.options(Some("swarm"), "deploy").unwrap();
+        for key in ["app", "image", "replicas", "healthcheck", "timeout"] {
+            assert!(
+                swarm.iter().any(|o| o.key == key),
+                "swarm::deploy lacks {key}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_engine_knows_parameter_names_types_and_docs() {
+        let (_, galley) = catalog();
+        let signatures = galley.engine.gen_fn_signatures(false);
+        for expected in [
+            "run(host: Host, command: string|array, opts: map) -> map",
+            "health::http(url: string, opts: map) -> map",
+            "get$name(host: Host) -> string",
+        ] {
+            assert!(
+                signatures.iter().any(|s| s == expected),
+                "{expected} not in {signatures:#?}"
+            );
+        }
+        let definitions = galley
+            .engine
+            .definitions()
+            .include_standard_packages(false)
+            .single_file();
+        assert!(
+            definitions.contains("/// Runs a command on the host"),
+            "{definitions}"
+        );
+        assert!(
+            definitions.contains("/// - `timeout`: duration"),
+            "{definitions}"
+        );
+    }
 }

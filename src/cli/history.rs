@@ -1,6 +1,7 @@
 //! `galley history`, `galley rollback` and `galley unlock`: the deploy journal and locks.
 
 use super::{print_report, RunArgs, EXIT_OK, EXIT_USAGE};
+use crate::error::Code;
 use crate::exec::output::escape_control;
 use crate::exec::{Masker, OutputMode};
 use crate::primitives::deploy::journal::{self, Record};
@@ -110,7 +111,7 @@ pub fn rollback(app: &str, to: Option<&str>, output: OutputMode) -> i32 {
             Some(r) if r.result == "ok" => r,
             Some(r) => {
                 return usage(Report::plain(
-                    "galley::usage",
+                    Code::Usage,
                     format!(
                         "deploy {id} of {app} did not succeed (result: {})",
                         r.result
@@ -120,7 +121,7 @@ pub fn rollback(app: &str, to: Option<&str>, output: OutputMode) -> i32 {
             }
             None => {
                 return usage(Report::plain(
-                    "galley::usage",
+                    Code::Usage,
                     format!("no deploy {id} of {app} in {}", journal::path().display()),
                     "`galley history APP` lists the ids",
                 ))
@@ -132,7 +133,7 @@ pub fn rollback(app: &str, to: Option<&str>, output: OutputMode) -> i32 {
                 Some(r) => r,
                 None => {
                     return usage(Report::plain(
-                        "galley::usage",
+                        Code::Usage,
                         format!("no earlier good version of {app} to roll back to"),
                         "`galley history APP` shows what was deployed",
                     ))

@@ -6,6 +6,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use super::{EXIT_FAILED, EXIT_OK, EXIT_USAGE};
+use crate::error::Code;
 use crate::exec::{Masker, OutputMode};
 use crate::report::Report;
 
@@ -77,7 +78,7 @@ fn write_all(dir: &Path, skeleton: &Skeleton) -> Result<Vec<PathBuf>, (Report, i
     if !existing.is_empty() {
         return Err((
             Report::plain(
-                "galley::usage",
+                Code::Usage,
                 format!("galley init would overwrite {}", existing.join(", ")),
                 "nothing was written; run it in an empty folder or give another one: `galley init --lib DIR`",
             ),
@@ -99,7 +100,7 @@ fn write_all(dir: &Path, skeleton: &Skeleton) -> Result<Vec<PathBuf>, (Report, i
         if let Err(e) = written {
             return Err((
                 Report::plain(
-                    "galley::io",
+                    Code::Io,
                     format!("cannot write {}: {e}", target.display()),
                     "check that the folder is writable",
                 ),

@@ -2,10 +2,12 @@
 //! library's repository. They resolve revs in the cache's mirrors, make checkouts and write
 //! `galley.lock`.
 
-use super::{EXIT_FAILED, EXIT_OK, EXIT_USAGE};
+use super::EXIT_OK;
+use crate::error::{Code, LibError};
+
 use crate::exec::{Masker, OutputMode};
 use crate::libs::cache::{Cache, Checkout, RevKind};
-use crate::libs::{self, short, Dep, LibError, Locked, Lockfile, Project};
+use crate::libs::{self, short, Dep, Locked, Lockfile, Project};
 use crate::report::Report;
 
 /// How a lock-changing command was asked to work.
@@ -59,11 +61,11 @@ pub fn update(name: Option<&str>, offline: bool) -> i32 {
         let names: Vec<String> = match name {
             Some(name) if !project.manifest.deps.contains_key(name) => {
                 let near =
-                    crate::report::suggest(name, project.manifest.deps.keys().map(String::as_str))
+                    crate::error::suggest(name, project.manifest.deps.keys().map(String::as_str))
                         .map(|n| format!("did you mean `{n}`? "))
                         .unwrap_or_default();
                 return Err(LibError::new(
-                    "galley::usage",
+                    Code::Usage,
                     format!("galley.toml has no library `{name}`"),
                     format!(
                         "{near}its libraries: {}",
@@ -188,7 +190,7 @@ fn fetch_one(cache: &Cache, entry: &Locked, offline: bool) -> Result<(), LibErro
         match open.resolve(&entry.rev) {
             Ok((now, RevKind::Tag)) if now != entry.commit => {
                 return Err(LibError::new(
-                    "galley::library_tag_moved",
+                    Code::LibraryTagMoved,
                     format!(
                         "tag `{}` of library `{}` moved: it was {} when locked, it is {} now",
                         entry.rev,
@@ -248,7 +250,7 @@ fn with_project(
         .map_err(|e| e.report())?
         .ok_or_else(|| {
             Report::plain(
-                "galley::usage",
+                Code::Usage,
                 format!("no {} in {} or any folder above it", libs::MANIFEST, cwd.display()),
                 "write one with a [deps] table (see docs/libraries.md); run this command in the project's folder",
             )
@@ -261,11 +263,7 @@ fn finish(result: Result<(), Report>) -> i32 {
         Ok(()) => EXIT_OK,
         Err(report) => {
             eprintln!("{}", report.render(OutputMode::Plain, &Masker::default()));
-            if report.code() == "galley::usage" {
-                EXIT_USAGE
-            } else {
-                EXIT_FAILED
-            }
+            report.exit().code()
         }
     }
 }

@@ -16,17 +16,18 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
+use crate::error::{Code, Exit};
 use crate::exec::{Masker, OutputMode};
 use crate::report::Report;
 
 /// Exit code: the recipe ran and succeeded.
 pub const EXIT_OK: i32 = 0;
 /// Exit code: the recipe failed.
-pub const EXIT_FAILED: i32 = 1;
+pub const EXIT_FAILED: i32 = Exit::Failed.code();
 /// Exit code: bad command line, unreadable recipe or syntax error.
-pub const EXIT_USAGE: i32 = 2;
+pub const EXIT_USAGE: i32 = Exit::Usage.code();
 /// Exit code: interrupted by Ctrl-C.
-pub const EXIT_INTERRUPTED: i32 = 130;
+pub const EXIT_INTERRUPTED: i32 = Exit::Interrupted.code();
 
 #[derive(Parser)]
 #[command(
@@ -330,9 +331,7 @@ struct WatchArgs {
 }
 
 /// A dry-run context and its runtime, for commands that only inspect recipes (check, list, docs).
-pub(crate) fn inspecting(
-    mode: OutputMode,
-) -> (std::sync::Arc<crate::exec::Ctx>, tokio::runtime::Runtime) {
+fn inspecting(mode: OutputMode) -> (std::sync::Arc<crate::exec::Ctx>, tokio::runtime::Runtime) {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -359,7 +358,7 @@ fn print_report(report: &Report, mode: OutputMode, masker: &Masker) {
 pub fn main() -> i32 {
     std::panic::set_hook(Box::new(|info| {
         let report = Report::plain(
-            "galley::bug",
+            Code::Bug,
             format!("internal error: {info}"),
             "this is a bug in Galley, not in your recipe; please report it with the recipe that triggered it",
         );

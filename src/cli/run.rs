@@ -5,9 +5,10 @@ use std::time::Instant;
 
 use tokio_util::sync::CancellationToken;
 
-use super::{print_report, RunArgs, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE};
+use super::{print_report, RunArgs, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE};
 use crate::engine::tasks::unknown_task;
 use crate::engine::Galley;
+use crate::error::Code;
 use crate::exec::{Ctx, Masker, Printer};
 use crate::primitives::values::{params_from, RunInputs, SecretsFile};
 use crate::report::Report;
@@ -22,7 +23,7 @@ pub fn run(args: RunArgs) -> i32 {
         Ok(rt) => rt,
         Err(e) => {
             print_report(
-                &Report::plain("galley::runtime", format!("cannot start: {e}"), ""),
+                &Report::plain(Code::Runtime, format!("cannot start: {e}"), ""),
                 args.output.mode(),
                 &Masker::default(),
             );
@@ -89,7 +90,7 @@ fn compile_or_cancel(
             Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
             Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
                 return Err(Report::plain(
-                    "galley::bug",
+                    Code::Bug,
                     "the compile of the recipe stopped without a result",
                     "this is a bug in Galley, not in your recipe; please report it",
                 ))
@@ -150,7 +151,7 @@ pub fn execute(
         Ok(p) => p,
         Err(e) => {
             return usage(
-                Report::plain("galley::usage", e, "write --set key=value"),
+                Report::plain(Code::Usage, e, "write --set key=value"),
                 sources,
             )
         }
@@ -159,7 +160,7 @@ pub fn execute(
     let secrets = match &args.secrets {
         Some(path) => match SecretsFile::load(&path.to_string_lossy()) {
             Ok(s) => s,
-            Err(f) => return usage(Report::plain(f.code(), f.to_string(), f.help()), sources),
+            Err(f) => return usage(Report::failure(&f), sources),
         },
         None => SecretsFile::default(),
     };
@@ -244,7 +245,7 @@ pub fn execute(
     let ast = match &args.task {
         Some(task) => match galley.engine.compile(format!("{task}();")) {
             Ok(call) => recipe.ast.merge(&call),
-            Err(e) => return usage(Report::plain("galley::usage", e.to_string(), ""), sources),
+            Err(e) => return usage(Report::plain(Code::Usage, e.to_string(), ""), sources),
         },
         None => recipe.ast.clone(),
     };
@@ -277,11 +278,7 @@ pub fn execute(
                 EXIT_INTERRUPTED
             } else {
                 ctx.printer.close("failed");
-                if report.code() == "galley::syntax" {
-                    EXIT_USAGE
-                } else {
-                    EXIT_FAILED
-                }
+                report.exit().code()
             }
         }
     };

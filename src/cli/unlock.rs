@@ -4,6 +4,7 @@
 use std::io::Write;
 
 use super::{RunArgs, UnlockArgs, EXIT_USAGE};
+use crate::error::Code;
 use crate::exec::Masker;
 use crate::report::Report;
 
@@ -31,7 +32,7 @@ pub fn unlock(args: UnlockArgs) -> i32 {
         Ok(f) => f,
         Err(e) => {
             super::print_report(
-                &Report::plain("galley::io", format!("cannot write a temp file: {e}"), ""),
+                &Report::plain(Code::Io, format!("cannot write a temp file: {e}"), ""),
                 args.output.mode(),
                 &Masker::default(),
             );
@@ -40,7 +41,7 @@ pub fn unlock(args: UnlockArgs) -> i32 {
     };
     if let Err(e) = file.write_all(RECIPE.as_bytes()) {
         super::print_report(
-            &Report::plain("galley::io", format!("cannot write a temp file: {e}"), ""),
+            &Report::plain(Code::Io, format!("cannot write a temp file: {e}"), ""),
             args.output.mode(),
             &Masker::default(),
         );

@@ -14,8 +14,9 @@ use tokio_util::sync::CancellationToken;
 
 use super::run::{execute, interrupt_on_ctrl_c, Ended};
 use super::{print_report, WatchArgs, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE};
+use crate::duration::parse_duration;
+use crate::error::Code;
 use crate::exec::{Masker, OutputMode, Printer};
-use crate::primitives::options::parse_duration;
 use crate::report::Report;
 use crate::watch::filter::Filter;
 use crate::watch::git::Poller;
@@ -39,7 +40,7 @@ pub enum OnBusy {
 
 fn usage(args: &WatchArgs, message: String, help: &str) -> i32 {
     print_report(
-        &Report::plain("galley::usage", message, help),
+        &Report::plain(Code::Usage, message, help),
         args.run.output.mode(),
         &Masker::default(),
     );

@@ -11,6 +11,7 @@ use std::sync::Arc;
 
 use rhai::{Engine, AST};
 
+use crate::error::Code;
 use crate::exec::Ctx;
 use crate::primitives::{self, values::RunInputs};
 use crate::report::{self, Report, Sources};
@@ -33,7 +34,6 @@ pub const MAX_CALL_LEVELS: usize = 128;
 pub struct Galley {
     pub engine: Engine,
     pub sources: Sources,
-    pub max_operations: u64,
     /// The recipe API as registered (`crate::api::catalog` reads it).
     pub api: crate::api::Registered,
     /// Ctrl-C or SIGTERM: also stops a long compile.
@@ -77,7 +77,6 @@ impl Galley {
         Galley {
             engine,
             sources,
-            max_operations,
             api,
             cancel: ctx.cancel.clone(),
         }
@@ -92,7 +91,7 @@ impl Galley {
     pub fn compile(&self, path: &Path) -> Result<Recipe, Report> {
         let text = std::fs::read_to_string(path).map_err(|e| {
             Report::plain(
-                "galley::recipe_not_found",
+                Code::RecipeNotFound,
                 format!("cannot read recipe {}: {e}", path.display()),
                 "give the path of a .rhai file; `galley init` writes a starter recipe",
             )
@@ -133,16 +132,28 @@ impl Galley {
                 sources: &self.sources,
                 main: key,
                 known: &known,
-                max_operations: self.max_operations,
+                engine: &self.engine,
             },
         )
+    }
+}
+
+impl crate::api::catalog::Source for Galley {
+    fn engine(&self) -> &Engine {
+        &self.engine
+    }
+    fn registered(&self) -> &crate::api::Registered {
+        &self.api
+    }
+    fn script_modules(&self) -> &[(&'static str, &'static str)] {
+        stdlib::MODULES
     }
 }
 
 /// The report for a compile stopped by Ctrl-C or SIGTERM.
 pub fn interrupted_compile() -> Report {
     Report::plain(
-        "galley::interrupted",
+        Code::Interrupted,
         "interrupted while compiling the recipe",
         "nothing ran; run the recipe again",
     )

@@ -2,7 +2,8 @@
 
 use rhai::{Engine, FnAccess, Position, Token, AST};
 
-use crate::report::{suggest, Report};
+use crate::error::{suggest, Code};
+use crate::report::Report;
 
 /// A `fn` as written in the source: Rhai's AST keeps functions in a hash map, without positions.
 #[derive(Debug, Clone, PartialEq)]
@@ -233,7 +234,7 @@ pub fn unknown_task(
         )
     };
     Some(Report::plain(
-        "galley::unknown_task",
+        Code::UnknownTask,
         format!("{file} has no task `{name}`"),
         format!("{near}{listed}{others} (see `galley list {file}`)"),
     ))
@@ -242,6 +243,7 @@ pub fn unknown_task(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::exec::output::Reportable;
 
     fn names(text: &str) -> Vec<(String, Vec<String>, (usize, usize))> {
         definitions(&Engine::new(), text)

@@ -407,6 +407,7 @@ fn append(path: &std::ffi::OsStr, text: &str, limit: usize) -> std::io::Result<(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::error::Code;
 
     #[test]
     fn escapes_like_the_toolkit() {
@@ -414,12 +415,12 @@ mod tests {
         assert_eq!(escape_property("a:b,c%"), "a%3Ab%2Cc%25");
         assert_eq!(
             error_command(
-                "galley::x",
+                Code::Usage.as_str(),
                 "bad, very\nbad",
                 Some(("r,1.rhai", 2, 9)),
                 false
             ),
-            "::error file=r%2C1.rhai,line=2,col=9,title=Galley%3A galley%3A%3Ax::bad, very%0Abad"
+            "::error file=r%2C1.rhai,line=2,col=9,title=Galley%3A galley%3A%3Ausage::bad, very%0Abad"
         );
     }
 

@@ -77,6 +77,23 @@ pub struct SummaryRow {
     pub note: String,
 }
 
+/// A failure report as the printer needs it (`report::Report` is one): its text in each output
+/// mode, and what a CI annotation shows.
+pub trait Reportable {
+    /// The report's text, every secret masked.
+    fn render(&self, mode: OutputMode, masker: &Masker) -> String;
+    /// The stable code (`galley::...`).
+    fn code(&self) -> &str;
+    /// The message, unmasked.
+    fn message(&self) -> &str;
+    /// Where in which recipe file it points: file as named, line, column.
+    fn location(&self) -> Option<(String, usize, usize)>;
+    /// A warning (`galley check`) rather than an error.
+    fn is_warning(&self) -> bool {
+        false
+    }
+}
+
 /// Prints run events; cheap to clone, safe to share between threads.
 #[derive(Clone)]
 pub struct Printer {
@@ -255,7 +272,7 @@ impl Printer {
 
     /// A failure report: on stderr, or in `--output github` an annotation and the report
     /// fenced on stdout (its stderr tail came from a host).
-    pub fn report(&self, report: &crate::report::Report) {
+    pub fn report(&self, report: &dyn Reportable) {
         let text = report.render(self.mode, &self.masker);
         if self.github.is_none() {
             eprintln!("{text}");
@@ -266,7 +283,7 @@ impl Printer {
     }
 
     /// In `--output github`, the report as an `::error` annotation at its recipe line.
-    pub fn annotate(&self, report: &crate::report::Report) {
+    pub fn annotate(&self, report: &dyn Reportable) {
         if let Some(github) = &self.github {
             let at = report.location();
             let at = at.as_ref().map(|(f, l, c)| (f.as_str(), *l, *c));

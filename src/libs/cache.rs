@@ -15,6 +15,7 @@ use super::hash::{self, Files};
 use super::manifest::is_commit;
 use super::{short, LibError, Locked};
 use crate::error::last_lines;
+use crate::error::Code;
 
 /// The cache folder of this machine.
 pub struct Cache {
@@ -53,14 +54,14 @@ impl Cache {
         let dir = self.checkout_dir(commit).join("tree").join(path);
         if !dir.is_dir() {
             return Err(LibError::new(
-                "galley::library_manifest",
+                Code::LibraryManifest,
                 format!("commit {} has no folder `{path}`", short(commit)),
                 "check `path` in galley.toml: it is a folder inside the repository",
             ));
         }
         let files = hash::read_files(&dir).map_err(|e| {
             LibError::new(
-                "galley::library_cache",
+                Code::LibraryCache,
                 format!("cannot read {}: {e}", dir.display()),
                 "run `galley fetch` to replace the checkout",
             )
@@ -74,7 +75,7 @@ impl Cache {
         let dir = self.checkout_dir(&entry.commit);
         if !dir.join("SUMS").is_file() {
             return Err(LibError::new(
-                "galley::library_not_fetched",
+                Code::LibraryNotFetched,
                 format!(
                     "library {} is not in the cache ({})",
                     entry.label(),
@@ -85,7 +86,7 @@ impl Cache {
         }
         let files = hash::read_files(&dir.join("tree").join(&entry.path)).map_err(|e| {
             LibError::new(
-                "galley::library_tampered",
+                Code::LibraryTampered,
                 format!("cannot read library {} in the cache: {e}", entry.label()),
                 "run `galley fetch` to replace the checkout",
             )
@@ -113,7 +114,7 @@ impl Cache {
             ),
         };
         Err(LibError::new(
-            "galley::library_tampered",
+            Code::LibraryTampered,
             message,
             format!(
                 "nothing from it was run; `galley fetch` replaces the checkout ({}) with a fresh one; if galley.lock was edited by hand, restore it",
@@ -147,7 +148,7 @@ impl Cache {
         let tmp = parent.join(temp_name("tmp", commit));
         let io = |what: &str, e: std::io::Error| {
             LibError::new(
-                "galley::library_cache",
+                Code::LibraryCache,
                 format!("cannot {what} in the cache {}: {e}", self.root.display()),
                 "check that GALLEY_CACHE (or ~/.cache/galley) is writable",
             )
@@ -246,7 +247,7 @@ impl Mirror {
     pub fn open(&self) -> Result<OpenMirror<'_>, LibError> {
         let io = |e: std::io::Error| {
             LibError::new(
-                "galley::library_cache",
+                Code::LibraryCache,
                 format!("cannot open the mirror {}: {e}", self.dir.display()),
                 "check that GALLEY_CACHE (or ~/.cache/galley) is writable",
             )
@@ -334,7 +335,7 @@ impl OpenMirror<'_> {
             }
         }
         Err(LibError::new(
-            "galley::library_fetch",
+            Code::LibraryFetch,
             format!(
                 "commit {} is not in {}{}",
                 short(commit),
@@ -368,7 +369,7 @@ impl OpenMirror<'_> {
             }
         }
         Err(LibError::new(
-            "galley::library_rev_not_found",
+            Code::LibraryRevNotFound,
             format!(
                 "rev `{rev}` is neither a tag nor a branch of {}",
                 self.mirror.url
@@ -409,7 +410,7 @@ impl OpenMirror<'_> {
             let mut detail = last_lines(&String::from_utf8_lossy(&output.stderr), 20);
             detail.extend(unpacked.err().map(|e| e.to_string()));
             return Err(LibError::new(
-                "galley::library_fetch",
+                Code::LibraryFetch,
                 format!("cannot check out {} of {}", short(commit), self.mirror.url),
                 "run `galley fetch` again; if it keeps failing, remove the mirror so it is made anew",
             )
@@ -447,7 +448,7 @@ fn git_command(git_dir: Option<&Path>) -> Command {
 
 fn not_started(e: std::io::Error) -> LibError {
     LibError::new(
-        "galley::library_fetch",
+        Code::LibraryFetch,
         format!("cannot run git: {e}"),
         "install git: libraries are fetched with the system git",
     )
@@ -467,7 +468,7 @@ fn git(git_dir: Option<&Path>, args: &[&str]) -> Result<String, LibError> {
         .take(1)
         .chain(args.iter().skip_while(|a| **a != "--").skip(1).take(1));
     Err(LibError::new(
-        "galley::library_fetch",
+        Code::LibraryFetch,
         format!("git {} failed", what.cloned().collect::<Vec<_>>().join(" ")),
         "check the URL and your access: git uses your ssh keys and agent, ~/.ssh/config, insteadOf and credential helpers; `git ls-remote URL` tries the same",
     )

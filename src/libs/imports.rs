@@ -9,6 +9,7 @@ use std::sync::{Arc, Mutex};
 use super::cache::Cache;
 use super::hash::Files;
 use super::{short, LibError, Locked, Project};
+use crate::error::Code;
 
 /// A verified library, held in memory for the run.
 struct Library {
@@ -129,7 +130,7 @@ impl Imports {
                 .map(|f| f.trim_end_matches(".rhai"))
                 .collect();
             return Err(LibError::new(
-                "galley::module_not_found",
+                Code::ModuleNotFound,
                 format!(
                     "library {} has no module `{}`",
                     entry.label(),
@@ -143,7 +144,7 @@ impl Imports {
         };
         let text = String::from_utf8(text.clone()).map_err(|_| {
             LibError::new(
-                "galley::module_not_found",
+                Code::ModuleNotFound,
                 format!("{file} in library {} is not UTF-8 text", entry.label()),
                 "a module is a .rhai text file",
             )

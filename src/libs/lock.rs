@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use super::manifest::{is_commit, Dep, Manifest};
 use super::{LibError, LOCKFILE, MANIFEST};
+use crate::error::Code;
 
 /// The lockfile format version this Galley reads and writes.
 pub const VERSION: u32 = 1;
@@ -81,7 +82,7 @@ impl Lockfile {
 pub fn parse(text: &str, file: &Path) -> Result<Lockfile, LibError> {
     let bad = |message: String| {
         LibError::new(
-            "galley::library_lock",
+            Code::LibraryLock,
             format!("{}: {message}", file.display()),
             "galley.lock is written by `galley lock`; restore it from version control or run `galley lock` again",
         )
@@ -123,7 +124,7 @@ pub fn render(lock: &Lockfile) -> String {
 pub fn write(path: &Path, lock: &Lockfile) -> Result<(), LibError> {
     let fail = |e: std::io::Error| {
         LibError::new(
-            "galley::library_lock",
+            Code::LibraryLock,
             format!("cannot write {}: {e}", path.display()),
             "check that the folder is writable",
         )

@@ -7,6 +7,7 @@ use std::path::Path;
 use serde::Deserialize;
 
 use super::LibError;
+use crate::error::Code;
 
 /// The libraries named in `galley.toml`, by name.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -37,7 +38,7 @@ struct File {
 pub fn parse(text: &str, file: &Path) -> Result<Manifest, LibError> {
     let bad = |message: String| {
         LibError::new(
-            "galley::library_manifest",
+            Code::LibraryManifest,
             format!("{}: {message}", file.display()),
             "a dependency is `name = { git = \"URL\", rev = \"TAG|BRANCH|COMMIT\", path = \"DIR\" }` under [deps]; see docs/libraries.md",
         )
@@ -165,7 +166,7 @@ x = { git = "u" }"#,
 x = { git = "u", rev = "main", branch = "main" }"#,
         ] {
             let err = parse_text(bad).unwrap_err();
-            assert_eq!(err.code, "galley::library_manifest", "{bad}");
+            assert_eq!(err.code, Code::LibraryManifest, "{bad}");
         }
     }
 

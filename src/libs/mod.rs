@@ -14,46 +14,13 @@ pub use imports::Imports;
 pub use lock::{Locked, Lockfile};
 pub use manifest::{Dep, Manifest};
 
-use crate::report::Report;
+use crate::error::Code;
+use crate::error::LibError;
 
 /// The manifest's file name.
 pub const MANIFEST: &str = "galley.toml";
 /// The lockfile's file name.
 pub const LOCKFILE: &str = "galley.lock";
-
-/// A problem with a library, its manifest, lock or cache: a stable code, what happened and what
-/// to run about it.
-#[derive(Clone, Debug)]
-pub struct LibError {
-    pub code: &'static str,
-    pub message: String,
-    pub help: String,
-    pub details: Vec<String>,
-}
-
-impl LibError {
-    /// An error with no detail lines.
-    pub fn new(code: &'static str, message: impl Into<String>, help: impl Into<String>) -> Self {
-        LibError {
-            code,
-            message: message.into(),
-            help: help.into(),
-            details: Vec::new(),
-        }
-    }
-
-    /// Adds lines shown under the message.
-    pub fn with_details(mut self, details: Vec<String>) -> Self {
-        self.details = details;
-        self
-    }
-
-    /// The error as a report of its own (for `galley lock`, `update`, `fetch`).
-    pub fn report(&self) -> Report {
-        Report::plain(self.code, self.message.clone(), self.help.clone())
-            .with_details(self.details.clone())
-    }
-}
 
 /// The first 7 hex digits of a commit, as reports and the journal show it.
 pub fn short(commit: &str) -> &str {
@@ -82,7 +49,7 @@ impl Project {
         let manifest_path = dir.join(MANIFEST);
         let text = std::fs::read_to_string(&manifest_path).map_err(|e| {
             LibError::new(
-                "galley::library_manifest",
+                Code::LibraryManifest,
                 format!("cannot read {}: {e}", manifest_path.display()),
                 "check the file and its permissions",
             )
@@ -94,7 +61,7 @@ impl Project {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
             Err(e) => {
                 return Err(LibError::new(
-                    "galley::library_lock",
+                    Code::LibraryLock,
                     format!("cannot read {}: {e}", lock_path.display()),
                     "check the file and its permissions",
                 ))
@@ -121,7 +88,7 @@ impl Project {
             .and_then(|l| l.deps.iter().find(|d| d.name == name));
         let (Some(dep), Some(entry)) = (self.manifest.deps.get(name), entry) else {
             return Err(LibError::new(
-                "galley::library_not_locked",
+                Code::LibraryNotLocked,
                 format!(
                     "library `{name}` is in {} but not in {}",
                     MANIFEST,
@@ -133,7 +100,7 @@ impl Project {
         match entry.disagreement(dep) {
             None => Ok(entry),
             Some(what) => Err(LibError::new(
-                "galley::library_not_locked",
+                Code::LibraryNotLocked,
                 format!("galley.lock is out of date for library `{name}`: {what}"),
                 format!("run `galley lock` (or `galley update {name}`) to pin what galley.toml asks for"),
             )),
@@ -148,7 +115,7 @@ impl Project {
             return Ok(());
         }
         Err(LibError::new(
-            "galley::library_lock_mismatch",
+            Code::LibraryLockMismatch,
             format!("{MANIFEST} and {LOCKFILE} disagree (--locked)"),
             "run `galley lock` where you may change the lock, and commit galley.lock",
         )

@@ -79,18 +79,15 @@ fn step(
     let host = match opts.get("on") {
         None => Host::new(Arc::new(LocalTransport), ctx.clone()),
         Some(value) => value.clone().try_cast::<Host>().ok_or_else(|| {
-            super::options::bad_value("cache::step", "option `on`", "a host", value).into_rhai()
+            super::options::bad_value("cache::step", "option `on`", "a host", value)
         })?,
     };
     let inputs = opts
         .strings("inputs")?
         .filter(|i| !i.is_empty())
-        .ok_or_else(|| {
-            Failure::Other {
-                message: format!("cache::step `{name}` needs the files whose change reruns it"),
-                help: "pass #{ inputs: [\"uv.lock\", \"pyproject.toml\"], on: host }".into(),
-            }
-            .into_rhai()
+        .ok_or_else(|| Failure::Other {
+            message: format!("cache::step `{name}` needs the files whose change reruns it"),
+            help: "pass #{ inputs: [\"uv.lock\", \"pyproject.toml\"], on: host }".into(),
         })?;
     let dir = opts.string("dir")?;
     let fail = |f: Failure| super::at_call(call, f.into_rhai());

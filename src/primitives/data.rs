@@ -1,11 +1,11 @@
 //! `yaml::` and `json::`: parse text into Rhai values and back.
 
-use rhai::{Dynamic, EvalAltResult, NativeCallContext};
+use rhai::{Dynamic, NativeCallContext};
 use serde_json::Value;
 
 use super::at_call;
 use crate::api::{Api, Spec};
-use crate::error::Failure;
+use crate::error::{Failure, RhaiResult};
 
 type Parse = fn(&str) -> Result<Value, String>;
 type Render = fn(&Value) -> Result<String, String>;
@@ -58,21 +58,20 @@ const FORMATS: &[Format] = &[
     ),
 ];
 
-fn failure(label: &str, error: impl std::fmt::Display) -> Box<EvalAltResult> {
+fn failure(label: &str, error: impl std::fmt::Display) -> Failure {
     Failure::Other {
         message: format!("invalid {label}: {error}"),
         help: format!("check the {label} text; line and column are counted from its start"),
     }
-    .into_rhai()
 }
 
-fn parse(label: &str, parse: Parse, text: &str) -> Result<Dynamic, Box<EvalAltResult>> {
+fn parse(label: &str, parse: Parse, text: &str) -> RhaiResult<Dynamic> {
     rhai::serde::to_dynamic(parse(text).map_err(|e| failure(label, e))?)
 }
 
-fn render(label: &str, render: Render, value: &Dynamic) -> Result<String, Box<EvalAltResult>> {
+fn render(label: &str, render: Render, value: &Dynamic) -> RhaiResult<String> {
     let value: Value = rhai::serde::from_dynamic(value).map_err(|e| failure(label, e))?;
-    render(&value).map_err(|e| failure(label, e))
+    Ok(render(&value).map_err(|e| failure(label, e))?)
 }
 
 /// Registers the `yaml` and `json` modules.

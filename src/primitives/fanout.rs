@@ -13,16 +13,12 @@ use std::time::{Duration, Instant};
 
 use rhai::{Array, Dynamic, EvalAltResult, FnPtr, Map, NativeCallContext};
 
-use super::at_call;
 use super::host::Host;
 use super::options::{bad_value, Opts};
 use crate::api::{opt, Api, OptionSpec, Spec, Type};
-use crate::error::{Failure, RhaiResult};
+use crate::error::{reason, Failure, ItemFailure, RhaiResult};
 use crate::exec::output::{Outcome, SummaryRow};
 use crate::exec::Ctx;
-
-/// Marks the frame that says on which item a fan-out failed (see `report::from_rhai`).
-pub const ITEM_FRAME: &str = "\u{1}fanout\u{1}";
 
 /// What happened to one item.
 struct Done {
@@ -36,27 +32,6 @@ fn label(item: &Dynamic) -> String {
         Some(host) => host.name().to_string(),
         None => item.to_string(),
     }
-}
-
-/// The error a call chain ends in (the call frames around it stripped).
-pub fn innermost(err: &EvalAltResult) -> &EvalAltResult {
-    let mut current = err;
-    while let EvalAltResult::ErrorInFunctionCall(_, _, inner, _) = current {
-        current = inner;
-    }
-    current
-}
-
-/// The one-line reason of a failure, for the summary table.
-pub fn reason(err: &EvalAltResult) -> String {
-    let text = match innermost(err) {
-        EvalAltResult::ErrorRuntime(value, _) => match value.clone().try_cast::<Failure>() {
-            Some(failure) => failure.to_string(),
-            None => value.to_string(),
-        },
-        other => other.to_string(),
-    };
-    text.lines().next().unwrap_or_default().to_string()
 }
 
 /// A deep copy of `value` that shares no cell with the original: every captured (shared) value
@@ -210,16 +185,13 @@ fn finish(
             .iter()
             .map(|(name, err)| (name.clone(), reason(err)))
             .collect();
-        return Err(at_call(
-            call,
-            Failure::Partial {
-                what: title.to_string(),
-                failed,
-                total: items.len(),
-                tolerated,
-            }
-            .into_rhai(),
-        ));
+        return Err(Failure::Partial {
+            what: title.to_string(),
+            failed,
+            total: items.len(),
+            tolerated,
+        }
+        .into_rhai_at(call.call_position()));
     }
     let names: Vec<&str> = failures.iter().map(|(n, _)| n.as_str()).collect();
     let summary = format!(
@@ -228,45 +200,16 @@ fn finish(
         items.len(),
         names.join(", ")
     );
-    let listed = names.join(FAILED_SEPARATOR);
-    let (name, err) = failures.swap_remove(0);
-    // The first failure is the report; a frame names its item and how many others failed.
-    Err(Box::new(EvalAltResult::ErrorInFunctionCall(
-        format!("{ITEM_FRAME}{name}{ITEM_FRAME}{summary}{ITEM_FRAME}{listed}"),
-        String::new(),
-        err,
-        call.call_position(),
-    )))
-}
-
-/// Separates the failed items' names in the last part of an item frame.
-const FAILED_SEPARATOR: &str = "\u{1f}";
-
-/// The items a fan-out error names as failed (from its item frame or its `Failure::Partial`).
-pub fn failed_items(err: &EvalAltResult) -> Vec<String> {
-    let mut current = err;
-    loop {
-        match current {
-            EvalAltResult::ErrorInFunctionCall(name, _, inner, _) => {
-                if let Some(listed) = name
-                    .strip_prefix(ITEM_FRAME)
-                    .and_then(|rest| rest.split(ITEM_FRAME).nth(2))
-                {
-                    return listed.split(FAILED_SEPARATOR).map(str::to_string).collect();
-                }
-                current = inner;
-            }
-            EvalAltResult::ErrorRuntime(value, _) => {
-                return match value.clone().try_cast::<Failure>() {
-                    Some(Failure::Partial { failed, .. }) => {
-                        failed.into_iter().map(|(name, _)| name).collect()
-                    }
-                    _ => Vec::new(),
-                }
-            }
-            _ => return Vec::new(),
-        }
-    }
+    let failed = names.iter().map(|n| n.to_string()).collect();
+    let (item, error) = failures.swap_remove(0);
+    // The first failure is the report; it says on which item, and how many others failed.
+    Err(Failure::Item(ItemFailure {
+        item,
+        summary,
+        failed,
+        error: error.into(),
+    })
+    .into_rhai_at(call.call_position()))
 }
 
 fn parallel(ctx: &Ctx, call: NativeCallContext, items: Array, f: FnPtr) -> RhaiResult<Array> {

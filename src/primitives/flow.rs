@@ -5,8 +5,9 @@ use std::time::Instant;
 
 use rhai::{Dynamic, FnPtr, NativeCallContext};
 
-use super::options::{bad_value, to_duration, DURATION_EXPECTED};
+use super::options::bad_value;
 use crate::api::{Api, Spec};
+use crate::duration::{to_duration, DURATION_EXPECTED};
 use crate::error::RhaiResult;
 use crate::exec::Ctx;
 

@@ -361,11 +361,9 @@ fn write(host: &Host, path: &str, text: &str, opts: Map) -> RhaiResult<()> {
                 "an octal string such as \"0640\" or a number such as 0o640",
                 v,
             )
-            .into_rhai()
         })?),
     };
-    host.write(path, text.as_bytes(), mode)
-        .map_err(Failure::into_rhai)
+    Ok(host.write(path, text.as_bytes(), mode)?)
 }
 
 fn parse_mode(v: &Dynamic) -> Option<u32> {

@@ -24,17 +24,6 @@ const DRAIN_GRACE: Duration = Duration::from_secs(2);
 /// The machine Galley runs on.
 pub struct LocalTransport;
 
-impl LocalTransport {
-    fn io_error(operation: &str, path: &str, error: std::io::Error) -> Failure {
-        Failure::Io {
-            host: "local".into(),
-            operation: operation.into(),
-            path: path.into(),
-            error: error.to_string(),
-        }
-    }
-}
-
 impl Transport for LocalTransport {
     fn name(&self) -> &str {
         "local"
@@ -60,7 +49,7 @@ impl Transport for LocalTransport {
             Some(p) if !p.as_os_str().is_empty() => p,
             _ => Path::new("."),
         };
-        let err = |e| Self::io_error("write", path, e);
+        let err = |e| Failure::local_io("write", path, e);
         // Keep an existing file's mode unless one is given; new files get 0644, not tempfile's 0600.
         let mode = mode.unwrap_or_else(|| {
             std::fs::metadata(target)
@@ -79,7 +68,7 @@ impl Transport for LocalTransport {
     }
 
     fn read(&self, _ctx: &Ctx, path: &str) -> Result<Vec<u8>, Failure> {
-        std::fs::read(path).map_err(|e| Self::io_error("read", path, e))
+        std::fs::read(path).map_err(|e| Failure::local_io("read", path, e))
     }
 
     fn exists(&self, _ctx: &Ctx, path: &str) -> Result<bool, Failure> {
@@ -87,13 +76,13 @@ impl Transport for LocalTransport {
     }
 
     fn mkdir(&self, _ctx: &Ctx, path: &str) -> Result<(), Failure> {
-        std::fs::create_dir_all(path).map_err(|e| Self::io_error("mkdir", path, e))
+        std::fs::create_dir_all(path).map_err(|e| Failure::local_io("mkdir", path, e))
     }
 
     fn remove(&self, _ctx: &Ctx, path: &str) -> Result<(), Failure> {
         match std::fs::remove_file(path) {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                Err(Self::io_error("remove", path, e))
+                Err(Failure::local_io("remove", path, e))
             }
             _ => Ok(()),
         }
@@ -109,7 +98,7 @@ impl Transport for LocalTransport {
         let tmp = parent
             .unwrap_or(Path::new("."))
             .join(format!(".{name}.galley-{}", std::process::id()));
-        let err = |e| Self::io_error("symlink", link, e);
+        let err = |e| Failure::local_io("symlink", link, e);
         let _ = std::fs::remove_file(&tmp);
         std::os::unix::fs::symlink(target, &tmp).map_err(err)?;
         // rename(2) replaces the old link in one step: readers see the old or the new target.
@@ -146,7 +135,7 @@ impl Transport for LocalTransport {
     }
 
     fn create_new(&self, _ctx: &Ctx, path: &str, content: &[u8]) -> Result<bool, Failure> {
-        let err = |e| Self::io_error("create", path, e);
+        let err = |e| Failure::local_io("create", path, e);
         let target = Path::new(path);
         let parent = target.parent().filter(|p| !p.as_os_str().is_empty());
         if let Some(parent) = parent {

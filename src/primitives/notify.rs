@@ -78,7 +78,7 @@ pub fn post(ctx: &Ctx, hook: &Webhook) -> bool {
         Ok(Ok(response)) => warn(format!("HTTP {}", response.status())),
         Ok(Err(e)) if e.is_timeout() => warn(format!(
             "no answer within {}",
-            super::options::format_duration(hook.timeout)
+            crate::duration::format_duration(hook.timeout)
         )),
         Ok(Err(e)) => warn(masker.mask(&e.to_string())),
         Err(f) => warn(f.to_string()),

@@ -5,8 +5,9 @@ use std::time::Duration;
 
 use rhai::{Dynamic, Map, NativeCallContext};
 
-use crate::api::catalog::OptionInfo;
+use crate::api::script::script_table;
 use crate::api::{Api, OptionSpec, Spec, Type};
+use crate::duration::{to_duration, DURATION_EXPECTED};
 use crate::error::{Failure, RhaiResult};
 use crate::exec::Command;
 
@@ -55,6 +56,7 @@ impl Opts {
                 return Err(Failure::MissingOption {
                     function: function.to_string(),
                     key: key.to_string(),
+                    expected: ty.expected().to_string(),
                 });
             }
         }
@@ -73,14 +75,14 @@ impl Opts {
             Type::String => self.string(key).map(drop),
             Type::Bool => self.bool(key).map(drop),
             Type::Int => self.int(key).map(drop),
-            Type::Number => is(v.is_int() || v.is_float(), "a number"),
+            Type::Number => is(v.is_int() || v.is_float(), ty.expected()),
             Type::Duration => self.duration(key).map(drop),
             Type::Strings => self.strings(key).map(drop),
             Type::Env => self.string_map(key).map(drop),
             Type::Command => self.command(key).map(drop),
-            Type::Array => is(v.is_array(), "an array"),
-            Type::Map => is(v.is_map(), "a map"),
-            Type::Fn => is(v.is_fnptr(), "a closure such as |h| ..."),
+            Type::Array => is(v.is_array(), ty.expected()),
+            Type::Map => is(v.is_map(), ty.expected()),
+            Type::Fn => is(v.is_fnptr(), ty.expected()),
             // Galley's types are registered under their Rust names.
             Type::Custom(name) => is(
                 v.type_name().rsplit("::").next() == Some(name),
@@ -171,55 +173,6 @@ impl Opts {
             Some(v) => to_command(&self.function, key, v).map(Some),
         }
     }
-}
-
-/// The option table of a function written in Rhai: `#{ KEY: #{ type: "duration", "default": "30s",
-/// required: false, doc: "..." }, ... }` (`default` is quoted: it is a reserved word in Rhai). The type is one of `Type::names()` or several joined by
-/// `|` ("string | fn"); default, required and doc may be left out.
-pub fn script_table(function: &str, table: &Map) -> Result<Vec<OptionInfo>, Failure> {
-    let mut options = Vec::new();
-    for (key, entry) in table {
-        let what = format!("the table entry `{key}` of {function}");
-        let Some(entry) = entry.read_lock::<Map>() else {
-            return Err(bad_value(
-                "options::check",
-                &what,
-                "a map such as #{ type: \"string\", doc: \"...\" }",
-                entry,
-            ));
-        };
-        let field = |name: &str| entry.get(name).filter(|v| !v.is_unit());
-        let ty = field("type").cloned().unwrap_or_else(|| "any".into());
-        let known = ty.clone().into_string().ok().filter(|t| {
-            t.split('|')
-                .all(|alternative| Type::from_name(alternative.trim()).is_some())
-        });
-        let Some(ty) = known else {
-            return Err(bad_value(
-                "options::check",
-                &format!("{what}: its type"),
-                &format!("one or more of {} joined by |", Type::names().join(", ")),
-                &ty,
-            ));
-        };
-        let default = field("default").map(|v| {
-            if v.is_string() {
-                format!("{:?}", scalar_to_string(v))
-            } else {
-                v.to_string()
-            }
-        });
-        options.push(OptionInfo {
-            key: key.to_string(),
-            ty,
-            default,
-            required: field("required").is_some_and(|v| v.as_bool().unwrap_or(false)),
-            doc: field("doc").map(scalar_to_string).unwrap_or_default(),
-        });
-    }
-    // A map has no order of its own: the required keys first, then by name.
-    options.sort_by_key(|o| !o.required);
-    Ok(options)
 }
 
 /// `options::check(function, opts, table[, like])`: checks a Rhai function's options map like a
@@ -313,23 +266,7 @@ pub fn bad_value(function: &str, what: &str, expected: &str, got: &Dynamic) -> F
     }
 }
 
-/// A short description of a value for error messages: its type and, when short, its value.
-pub fn describe(v: &Dynamic) -> String {
-    let text = v.to_string();
-    if text.len() <= 40 {
-        format!(
-            "{} {}",
-            v.type_name(),
-            if v.is_string() {
-                format!("{text:?}")
-            } else {
-                text
-            }
-        )
-    } else {
-        v.type_name().to_string()
-    }
-}
+pub use crate::api::describe;
 
 /// Renders numbers, booleans and strings as text for the environment.
 pub fn scalar_to_string(v: &Dynamic) -> String {
@@ -362,90 +299,9 @@ pub fn to_command(function: &str, what: &str, v: &Dynamic) -> Result<Command, Fa
     }
 }
 
-/// The longest duration Galley accepts anywhere (a sleep, a timeout, a persist time): one
-/// year. Longer ones are refused with a report rather than overflowing a clock.
-pub const MAX_DURATION: Duration = Duration::from_secs(365 * 24 * 3600);
-
-/// What a duration option must be, for reports.
-pub const DURATION_EXPECTED: &str =
-    "a duration such as \"500ms\", \"30s\", \"2m\" or \"1h\" (at most 365 days)";
-
-/// `seconds` as a duration, if it is a number from 0 to `MAX_DURATION`.
-fn seconds(seconds: f64) -> Option<Duration> {
-    (seconds.is_finite() && (0.0..=MAX_DURATION.as_secs_f64()).contains(&seconds))
-        .then(|| Duration::from_secs_f64(seconds))
-}
-
-/// A duration from a string such as "250ms", "30s", "2m", "1h", or a number of seconds.
-pub fn to_duration(v: &Dynamic) -> Option<Duration> {
-    if let Ok(n) = v.as_int() {
-        return u64::try_from(n)
-            .ok()
-            .map(Duration::from_secs)
-            .filter(|d| *d <= MAX_DURATION);
-    }
-    if let Ok(f) = v.as_float() {
-        return seconds(f);
-    }
-    parse_duration(&v.clone().into_string().ok()?)
-}
-
-/// Parses "250ms", "30s", "1.5s", "2m", "1h".
-pub fn parse_duration(text: &str) -> Option<Duration> {
-    let text = text.trim();
-    let split = text.find(|c: char| !(c.is_ascii_digit() || c == '.'))?;
-    let (number, unit) = text.split_at(split);
-    let number: f64 = number.parse().ok()?;
-    let seconds = match unit.trim() {
-        "ms" => number / 1000.0,
-        "s" => number,
-        "m" => number * 60.0,
-        "h" => number * 3600.0,
-        _ => return None,
-    };
-    self::seconds(seconds)
-}
-
-/// Formats a duration the way recipes write them.
-pub fn format_duration(d: Duration) -> String {
-    let ms = d.as_millis();
-    if ms < 1000 {
-        format!("{ms}ms")
-    } else if ms.is_multiple_of(60_000) {
-        format!("{}m", ms / 60_000)
-    } else if ms.is_multiple_of(1000) {
-        format!("{}s", ms / 1000)
-    } else {
-        format!("{:.1}s", d.as_secs_f64())
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn parses_durations() {
-        assert_eq!(parse_duration("250ms"), Some(Duration::from_millis(250)));
-        assert_eq!(parse_duration("30s"), Some(Duration::from_secs(30)));
-        assert_eq!(parse_duration("1.5s"), Some(Duration::from_millis(1500)));
-        assert_eq!(parse_duration("2m"), Some(Duration::from_secs(120)));
-        assert_eq!(parse_duration("ten"), None);
-        assert_eq!(parse_duration("10"), None);
-        assert_eq!(format_duration(Duration::from_secs(120)), "2m");
-        assert_eq!(format_duration(Duration::from_millis(300)), "300ms");
-    }
-
-    #[test]
-    fn refuses_durations_past_a_year() {
-        assert_eq!(parse_duration("999999999999999999999s"), None);
-        assert_eq!(parse_duration("8761h"), None);
-        assert_eq!(parse_duration("8760h"), Some(MAX_DURATION));
-        assert_eq!(to_duration(&Dynamic::from(1e30_f64)), None);
-        assert_eq!(to_duration(&Dynamic::from(f64::NAN)), None);
-        assert_eq!(to_duration(&Dynamic::from(i64::MAX)), None);
-        assert_eq!(to_duration(&Dynamic::from(-1_i64)), None);
-    }
 
     #[test]
     fn rejects_unknown_keys_with_the_valid_ones() {
@@ -457,6 +313,7 @@ mod tests {
         ];
         let err = Opts::new("run", map, &table).err().unwrap();
         assert_eq!(err.to_string(), "unknown option `tiemout` for run");
-        assert!(err.help().contains("did you mean `timeout`?"));
+        let help = miette::Diagnostic::help(&err).unwrap().to_string();
+        assert!(help.contains("did you mean `timeout`?"));
     }
 }

@@ -20,12 +20,8 @@ pub struct SecretsFile {
 impl SecretsFile {
     /// Loads a `.env`-style file of secrets.
     pub fn load(path: &str) -> Result<Self, Failure> {
-        let text = std::fs::read_to_string(path).map_err(|e| Failure::Io {
-            host: "local".into(),
-            operation: "read secrets file".into(),
-            path: path.into(),
-            error: e.to_string(),
-        })?;
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| Failure::local_io("read secrets file", path, e))?;
         Ok(SecretsFile {
             path: Some(path.to_string()),
             values: parse_env_file(&text).into_iter().collect(),

@@ -10,17 +10,18 @@ use std::fmt;
 use miette::{Diagnostic, GraphicalReportHandler, GraphicalTheme, LabeledSpan, SourceSpan};
 use rhai::{Engine, EvalAltResult, Position};
 
-use crate::error::Failure;
+use crate::error::{suggest, Code, Exit, Failure, LibError};
 use excerpt::Excerpt;
 pub use sources::Sources;
 
-use crate::exec::output::escape_control;
+use crate::exec::output::{escape_control, Reportable};
 use crate::exec::{Masker, OutputMode};
 
 /// A rendered-ready error: message, code, help, an optional span, and the call chain.
 #[derive(Debug, Clone)]
 pub struct Report {
     code: String,
+    exit: Exit,
     message: String,
     help: Option<String>,
     source: Option<Excerpt>,
@@ -73,11 +74,42 @@ impl Diagnostic for Report {
 
 impl Report {
     /// A report with no source location (bad command line, unreadable file...).
-    pub fn plain(code: &str, message: impl Into<String>, help: impl Into<String>) -> Self {
-        let help = help.into();
+    pub fn plain(code: Code, message: impl Into<String>, help: impl Into<String>) -> Self {
+        Report::new(
+            code.as_str().to_string(),
+            code.exit(),
+            message.into(),
+            help.into(),
+        )
+    }
+
+    /// The report of a failure, before it points anywhere.
+    pub fn failure(failure: &Failure) -> Self {
+        let help = failure.help().map(|h| h.to_string()).unwrap_or_default();
+        Report::new(
+            failure.code_text(),
+            failure.exit(),
+            failure.to_string(),
+            help,
+        )
+        .with_details(failure.details())
+    }
+
+    /// A call site shown under the report: no code of its own.
+    fn frame() -> Self {
+        Report::new(
+            String::new(),
+            Exit::Failed,
+            "called from here".into(),
+            String::new(),
+        )
+    }
+
+    fn new(code: String, exit: Exit, message: String, help: String) -> Self {
         Report {
-            code: code.to_string(),
-            message: message.into(),
+            code,
+            exit,
+            message,
             help: (!help.is_empty()).then_some(help),
             source: None,
             label: None,
@@ -92,11 +124,6 @@ impl Report {
     pub fn warning(mut self) -> Self {
         self.warning = true;
         self
-    }
-
-    /// Whether it is a warning rather than an error.
-    pub fn is_warning(&self) -> bool {
-        self.warning
     }
 
     /// Adds lines shown after the report.
@@ -139,24 +166,14 @@ impl Report {
         self.help = Some(help);
     }
 
-    /// The message, unmasked.
-    pub fn message(&self) -> &str {
-        &self.message
-    }
-
-    /// Where in which recipe file it points: file as named, line, column.
-    pub fn location(&self) -> Option<(String, usize, usize)> {
-        self.location.clone()
-    }
-
     /// The help line, if any.
     pub fn help(&self) -> Option<&str> {
         self.help.as_deref()
     }
 
-    /// The stable code (`galley::...`).
-    pub fn code(&self) -> &str {
-        &self.code
+    /// How a command that ends with this report exits.
+    pub fn exit(&self) -> Exit {
+        self.exit
     }
 
     /// Renders the report as text, with every secret masked.
@@ -206,24 +223,6 @@ impl Report {
         }
         masker.mask(&out)
     }
-}
-
-/// The closest of `candidates` to `word`, if it is close enough to be a likely typo.
-pub fn suggest<'a>(word: &str, candidates: impl Iterator<Item = &'a str>) -> Option<String> {
-    // Edits (a swap counts as one) catch short typos; similarity ranks the ties.
-    let allowed = (word.chars().count() / 3).clamp(1, 3);
-    candidates
-        .filter(|c| *c != word)
-        .map(|c| {
-            (
-                strsim::damerau_levenshtein(word, c),
-                -strsim::jaro_winkler(word, c),
-                c,
-            )
-        })
-        .filter(|(edits, _, _)| *edits <= allowed)
-        .min_by(|a, b| a.0.cmp(&b.0).then(a.1.total_cmp(&b.1)))
-        .map(|(_, _, c)| c.to_string())
 }
 
 /// Function names and signatures that the engine and the recipe define, for suggestions.
@@ -277,67 +276,87 @@ pub struct Context<'a> {
     /// The key of the recipe file in `sources`.
     pub main: &'a str,
     pub known: &'a Known,
-    pub max_operations: u64,
+    /// The engine that ran, for the limits it set.
+    pub engine: &'a Engine,
 }
 
 /// Turns an error from the engine into a report pointing at the recipe.
 pub fn from_rhai(err: &EvalAltResult, cx: &Context) -> Report {
-    let mut frames: Vec<(String, Position, String)> = Vec::new();
-    let mut key = cx.main.to_string();
-    let mut current = err;
-    let mut fanout: Option<String> = None;
-    loop {
-        match current {
-            EvalAltResult::ErrorInFunctionCall(name, _, inner, pos)
-                if name.starts_with(crate::primitives::fanout::ITEM_FRAME) =>
-            {
-                let mut parts = name.split(crate::primitives::fanout::ITEM_FRAME).skip(1);
-                let item = parts.next().unwrap_or_default();
-                fanout = parts.next().map(str::to_string);
-                frames.push((key.clone(), *pos, format!("on {item}, in this fan-out")));
-                current = inner;
-            }
-            EvalAltResult::ErrorInFunctionCall(name, source, inner, pos) => {
-                if let Some(owner) = cx.sources.closure_source(name) {
-                    // A fan-out's item frame already marks this spot.
-                    if fanout.is_none() || frames.last().map(|f| f.1) != Some(*pos) {
-                        frames.push((key.clone(), *pos, "in this call of a closure".to_string()));
-                    }
-                    key = owner;
-                } else {
-                    frames.push((key.clone(), *pos, format!("in this call to `{name}`")));
-                    if !source.is_empty() {
-                        key = source.clone();
-                    }
+    let walk = Walk {
+        frames: Vec::new(),
+        key: cx.main.to_string(),
+        fanout: None,
+    };
+    walk.follow(err, cx)
+}
+
+/// The way from an error to what failed: the call sites passed, in which source, and the
+/// summary of a fan-out it went through.
+struct Walk {
+    frames: Vec<(String, Position, String)>,
+    key: String,
+    fanout: Option<String>,
+}
+
+impl Walk {
+    /// Follows `err` through its call frames, modules and fan-out items to what failed.
+    fn follow(mut self, err: &EvalAltResult, cx: &Context) -> Report {
+        let mut current = err;
+        loop {
+            match current {
+                EvalAltResult::ErrorRuntime(value, pos) => {
+                    let Some(Failure::Item(item)) = value.clone().try_cast::<Failure>() else {
+                        break;
+                    };
+                    let note = format!("on {}, in this fan-out", item.item);
+                    self.frames.push((self.key.clone(), *pos, note));
+                    self.fanout = Some(item.summary);
+                    return self.follow(&item.error, cx);
                 }
-                current = inner;
-            }
-            EvalAltResult::ErrorInModule(path, inner, pos) => {
-                if cx.sources.get(path).is_some() {
-                    frames.push((key.clone(), *pos, format!("while loading module `{path}`")));
-                    key = path.clone();
+                EvalAltResult::ErrorInFunctionCall(name, source, inner, pos) => {
+                    if let Some(owner) = cx.sources.closure_source(name) {
+                        // A fan-out's item frame already marks this spot.
+                        if self.fanout.is_none() || self.frames.last().map(|f| f.1) != Some(*pos) {
+                            let note = "in this call of a closure".to_string();
+                            self.frames.push((self.key.clone(), *pos, note));
+                        }
+                        self.key = owner;
+                    } else {
+                        let note = format!("in this call to `{name}`");
+                        self.frames.push((self.key.clone(), *pos, note));
+                        if !source.is_empty() {
+                            self.key = source.clone();
+                        }
+                    }
+                    current = inner;
                 }
-                current = inner;
+                EvalAltResult::ErrorInModule(path, inner, pos) => {
+                    if cx.sources.get(path).is_some() {
+                        let note = format!("while loading module `{path}`");
+                        self.frames.push((self.key.clone(), *pos, note));
+                        self.key = path.clone();
+                    }
+                    current = inner;
+                }
+                _ => break,
             }
-            _ => break,
         }
+        let mut report = innermost(current, cx);
+        report = report.at(cx.sources, &self.key, current.position(), "here");
+        if let Some(summary) = self.fanout {
+            let help = report.help.take().unwrap_or_default();
+            report.help = Some(format!(
+                "{summary}; this is the first failure, the table above has the others. {help}"
+            ));
+        }
+        report.related = self
+            .frames
+            .into_iter()
+            .rev()
+            .map(|(key, pos, note)| Report::frame().at(cx.sources, &key, pos, &note))
+            .collect();
+        report
     }
-    let mut report = innermost(current, cx);
-    report = report.at(cx.sources, &key, current.position(), "here");
-    if let Some(summary) = fanout {
-        let help = report.help.take().unwrap_or_default();
-        report.help = Some(format!(
-            "{summary}; this is the first failure, the table above has the others. {help}"
-        ));
-    }
-    report.related = frames
-        .into_iter()
-        .rev()
-        .map(|(key, pos, note)| {
-            Report::plain("", "called from here", "").at(cx.sources, &key, pos, &note)
-        })
-        .collect();
-    report
 }
 
 fn strip_position(text: &str) -> String {
@@ -351,69 +370,68 @@ fn innermost(err: &EvalAltResult, cx: &Context) -> Report {
     use EvalAltResult as E;
     match err {
         E::ErrorParsing(kind, _) => Report::plain(
-            "galley::syntax",
+            Code::Syntax,
             format!("syntax error: {kind}"),
             "fix the recipe at the marked spot; `galley check FILE` checks without running",
         ),
         E::ErrorFunctionNotFound(signature, _) => unknown_function(signature, cx.known),
         E::ErrorRuntime(value, _) => match value.clone().try_cast::<Failure>() {
-            Some(failure) => Report::plain(failure.code(), failure.to_string(), failure.help())
-                .with_details(failure.details()),
+            Some(failure) => Report::failure(&failure),
             None => Report::plain(
-                "galley::throw",
+                Code::Throw,
                 format!("the recipe threw: {value}"),
                 "a `throw` in the recipe stopped the run; catch it with try { } catch (e) { } to handle it",
             ),
         },
         E::ErrorTooManyOperations(_) => Report::plain(
-            "galley::operations_limit",
-            format!("the recipe ran more than {} operations and was stopped (an endless loop?)", cx.max_operations),
+            Code::OperationsLimit,
+            format!("the recipe ran more than {} operations and was stopped (an endless loop?)", cx.engine.max_operations()),
             "look for a loop that never ends; raise the limit with --max-operations N if the work is real",
         ),
         E::ErrorTerminated(_, _) => Report::plain(
-            "galley::interrupted",
+            Code::Interrupted,
             "interrupted",
             "the running command was stopped; run the recipe again to finish",
         ),
         E::ErrorMismatchDataType(expected, actual, _) => Report::plain(
-            "galley::type",
+            Code::Type,
             format!("wrong type: expected {expected}, got {actual}"),
             "convert the value first (to_string(), parse_int(...)) or pass the expected type",
         ),
         E::ErrorMismatchOutputType(expected, actual, _) => Report::plain(
-            "galley::type",
+            Code::Type,
             format!("wrong type: expected {expected}, got {actual}"),
             "",
         ),
         E::ErrorVariableNotFound(name, _) => Report::plain(
-            "galley::unknown_variable",
+            Code::UnknownVariable,
             format!("unknown variable `{name}`"),
             "declare it with `let`; a function sees only its arguments, `params`, `task` and top-level `const`s as `global::NAME`",
         ),
         E::ErrorDataTooLarge(what, _) => Report::plain(
-            "galley::data_too_large",
+            Code::DataTooLarge,
             format!("{} grew past Galley's limit and the recipe was stopped", what.to_lowercase()),
             format!(
                 "a string may hold {} MiB, an array {} items, a map {} entries; look for a loop that keeps growing a value (docs/safety.md)",
-                crate::engine::MAX_STRING_SIZE / (1024 * 1024),
-                crate::engine::MAX_ARRAY_SIZE,
-                crate::engine::MAX_MAP_SIZE
+                cx.engine.max_string_size() / (1024 * 1024),
+                cx.engine.max_array_size(),
+                cx.engine.max_map_size()
             ),
         ),
         E::ErrorStackOverflow(_) => Report::plain(
-            "galley::call_depth",
+            Code::CallDepth,
             format!(
                 "functions called each other more than {} levels deep and the recipe was stopped",
-                crate::engine::MAX_CALL_LEVELS
+                cx.engine.max_call_levels()
             ),
             "look for a function that calls itself without an end (recursion with no base case)",
         ),
         E::ErrorModuleNotFound(path, _) => Report::plain(
-            "galley::module_not_found",
+            Code::ModuleNotFound,
             format!("module `{path}` not found"),
             "stdlib modules are `galley/NAME`; other paths are relative to the importing file, then to each folder in GALLEY_PATH",
         ),
-        other => Report::plain("galley::script", strip_position(&other.to_string()), ""),
+        other => Report::plain(Code::Script, strip_position(&other.to_string()), ""),
     }
 }
 
@@ -470,7 +488,7 @@ fn unknown_function(signature: &str, known: &Known) -> Report {
     if !overloads.is_empty() {
         let takes: Vec<String> = overloads.iter().map(|s| tidy_signature(s)).collect();
         return Report::plain(
-            "galley::wrong_arguments",
+            Code::WrongArguments,
             format!("`{name}` cannot be called with these arguments {args}"),
             format!("it takes: {}", takes.join("; ")),
         );
@@ -480,10 +498,35 @@ fn unknown_function(signature: &str, known: &Known) -> Report {
         None => "`galley docs` lists every function".to_string(),
     };
     Report::plain(
-        "galley::unknown_function",
+        Code::UnknownFunction,
         format!("unknown function `{name}` {args}"),
         help,
     )
+}
+
+impl Reportable for Report {
+    fn render(&self, mode: OutputMode, masker: &Masker) -> String {
+        Report::render(self, mode, masker)
+    }
+    fn code(&self) -> &str {
+        &self.code
+    }
+    fn message(&self) -> &str {
+        &self.message
+    }
+    fn location(&self) -> Option<(String, usize, usize)> {
+        self.location.clone()
+    }
+    fn is_warning(&self) -> bool {
+        self.warning
+    }
+}
+
+impl LibError {
+    /// The error as a report of its own (for `galley lock`, `update`, `fetch`).
+    pub fn report(&self) -> Report {
+        Report::failure(&Failure::Library(self.clone()))
+    }
 }
 
 /// Lets recipes inspect a caught failure: `catch (e) { e.message }`.
@@ -508,9 +551,9 @@ pub fn register(api: &mut crate::api::Api) {
     );
     api.register(
         Spec::property(FAILURE, "code", "string")
-            .doc("The failure's stable code, such as \"galley::command_failed\" (docs/reports.md).")
-            .example("try { host.run(\"false\"); } catch (e) { if e.code == \"galley::timeout\" { log(\"too slow\"); } }"),
-        |f: &mut Failure| f.code().to_string(),
+            .doc("The failure's stable code, listed in docs/reports.md (galley::timeout, galley::health...).")
+            .example("try { host.run(\"false\"); } catch (e) { log(e.code); }"),
+        |f: &mut Failure| f.code_text(),
     );
 }
 
@@ -524,12 +567,5 @@ mod tests {
             tidy_signature("write(_: &mut Host, _: &str | ImmutableString | String, _: i64) -> Result<(), Box<E>>"),
             "write(Host, string, int)"
         );
-    }
-
-    #[test]
-    fn suggests_near_names_only() {
-        let names = ["run", "read", "write"];
-        assert_eq!(suggest("rnu", names.into_iter()).as_deref(), Some("run"));
-        assert_eq!(suggest("xyzzy", names.into_iter()), None);
     }
 }

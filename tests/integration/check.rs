@@ -439,7 +439,11 @@ fn stdlib_strategies_have_their_options_checked_like_native_functions() {
         .expect_code(2);
     assert_eq!(
         run.stdout,
-        "strategy.rhai:3:10: error: rolling::deploy needs the options `addr`, `app`, `hosts`, `nginx` and `update` [galley::missing_option]
+        "strategy.rhai:3:10: error: missing option `addr` for rolling::deploy [galley::missing_option]
+strategy.rhai:3:10: error: missing option `app` for rolling::deploy [galley::missing_option]
+strategy.rhai:3:10: error: missing option `hosts` for rolling::deploy [galley::missing_option]
+strategy.rhai:3:10: error: missing option `nginx` for rolling::deploy [galley::missing_option]
+strategy.rhai:3:10: error: missing option `update` for rolling::deploy [galley::missing_option]
 strategy.rhai:3:20: error: unknown option `hostz` for rolling::deploy [galley::unknown_option]
 strategy.rhai:4:42: error: unknown option `helth` for blue_green::deploy [galley::unknown_option]
 "
@@ -453,13 +457,13 @@ strategy.rhai:4:42: error: unknown option `helth` for blue_green::deploy [galley
         .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["help"].to_string())
         .collect();
     assert!(
-        helps[1].starts_with("\"did you mean `hosts`? valid options: "),
+        helps[5].starts_with("\"did you mean `hosts`? valid options: "),
         "{}",
-        helps[1]
+        helps[5]
     );
     assert!(
-        helps[2].starts_with("\"did you mean `health`? "),
+        helps[6].starts_with("\"did you mean `health`? "),
         "{}",
-        helps[2]
+        helps[6]
     );
 }

@@ -187,13 +187,13 @@ fn a_missing_required_strategy_option_is_reported_by_name() {
     );
     assert!(
         run.stderr
-            .contains("blue_green::deploy needs the option `host`"),
+            .contains("missing option `host` for blue_green::deploy"),
         "{}",
         run.stderr
     );
     assert!(
         run.stderr.contains(
-            "help: add `host: ...` to the options; `galley docs blue_green::deploy` describes it"
+            "help: pass `host` (a Host (local() or ssh::connect(...))) in the options map"
         ),
         "{}",
         run.stderr

@@ -13,7 +13,7 @@ use rhai::{ASTNode, Dynamic, Expr, FnPtr, Map, Stmt};
 use crate::api::catalog::{Function, OptionInfo};
 use crate::api::{Catalog, Type};
 use crate::engine::{Galley, Recipe};
-use crate::error::Failure;
+use crate::error::{Code, Failure};
 use crate::report::Report;
 
 /// Every call in `recipe` to a function of the catalog that its literals show to be wrong.
@@ -253,7 +253,7 @@ impl Checker<'_> {
             target.qualified()
         };
         let report = Report::plain(
-            "galley::wrong_arguments",
+            Code::WrongArguments,
             format!(
                 "`{called}` is given {given} argument{}, but it takes {takes}",
                 plural(given)
@@ -284,7 +284,7 @@ impl Checker<'_> {
         let param = fitting.first().and_then(|f| f.params.get(i))?;
         let arg = call.args.get(i - offset)?;
         let report = Report::plain(
-            "galley::wrong_arguments",
+            Code::WrongArguments,
             format!(
                 "`{}` takes {} as `{}`, not {}",
                 target.qualified(),
@@ -319,38 +319,21 @@ impl Checker<'_> {
                 (o.key.as_str(), ty, false)
             });
             if let Err(failure) = self.check_options(function, one, types) {
-                let report = Report::plain(failure.code(), failure.to_string(), failure.help());
-                reports.push(self.at(report, *pos, "this option"));
+                reports.push(self.at(Report::failure(&failure), *pos, "this option"));
             }
         }
-        let missing: Vec<&str> = table
-            .iter()
-            .filter(|o| o.required && !entries.iter().any(|(k, ..)| *k == o.key))
-            .map(|o| o.key.as_str())
-            .collect();
-        let report = match missing.as_slice() {
-            [] => None,
-            [key] => {
+        for o in table.iter().filter(|o| o.required) {
+            if !entries.iter().any(|(k, ..)| *k == o.key) {
                 let failure = Failure::MissingOption {
                     function: function.to_string(),
-                    key: key.to_string(),
+                    key: o.key.clone(),
+                    expected: Type::from_name(&o.ty)
+                        .map_or(o.ty.as_str(), |t| t.expected())
+                        .to_string(),
                 };
-                Some(Report::plain(
-                    failure.code(),
-                    failure.to_string(),
-                    failure.help(),
-                ))
+                reports.push(self.at(Report::failure(&failure), call_pos, "this call"));
             }
-            [first @ .., last] => Some(Report::plain(
-                "galley::missing_option",
-                format!(
-                    "{function} needs the options `{}` and `{last}`",
-                    first.join("`, `")
-                ),
-                format!("add them to the options; `galley docs {function}` describes them"),
-            )),
-        };
-        reports.extend(report.map(|r| self.at(r, call_pos, "this call")));
+        }
         reports
     }
 

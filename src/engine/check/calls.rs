@@ -5,7 +5,8 @@ use std::collections::HashMap;
 use rhai::{ASTNode, Expr, Stmt};
 
 use crate::engine::{Galley, Recipe};
-use crate::report::{suggest, Known, Report};
+use crate::error::suggest;
+use crate::report::{Known, Report};
 
 /// Rhai functions that the parser handles itself and that no signature lists.
 const KEYWORD_FUNCTIONS: &[&str] = &[

@@ -10,6 +10,7 @@ mod variables;
 use rhai::{Stmt, AST};
 
 use super::{Galley, Recipe};
+use crate::exec::output::Reportable;
 use crate::report::Report;
 
 /// Every problem `check` finds in a compiled recipe, errors and warnings, in source order.

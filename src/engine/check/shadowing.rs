@@ -4,6 +4,7 @@
 
 use crate::engine::tasks::definitions;
 use crate::engine::{Galley, Recipe};
+use crate::error::Code;
 use crate::report::{tidy_signature, Report};
 
 /// A warning for each function of `recipe` that hides a built-in one.
@@ -45,7 +46,7 @@ pub fn shadowed(galley: &Galley, recipe: &Recipe) -> Vec<Report> {
                 calls.push(format!("`{}({args})`", def.name));
             }
             let report = Report::plain(
-                "galley::shadowed_function",
+                Code::ShadowedFunction,
                 format!(
                     "the recipe function `{}({args})` hides the built-in {}",
                     def.name,

@@ -9,7 +9,8 @@ use rhai::{ASTFlags, ASTNode, Engine, ParseError, ParseErrorType, Position, Scop
 use crate::engine::compile::compile_pieces;
 use crate::engine::tasks::{definitions, Definition};
 use crate::engine::{Galley, Recipe};
-use crate::report::{suggest, Report};
+use crate::error::{suggest, Code};
+use crate::report::Report;
 
 /// The variables that every function sees without declaring them (`primitives::values`).
 const PROVIDED: &[&str] = &["params", "task"];
@@ -29,7 +30,7 @@ pub fn undefined_variables(galley: &mut Galley, recipe: &Recipe) -> Vec<Report> 
         .into_iter()
         .map(|(name, pos)| {
             let (message, help) = declared.explain(&name, pos);
-            Report::plain("galley::unknown_variable", message, help).at(
+            Report::plain(Code::UnknownVariable, message, help).at(
                 &galley.sources,
                 &recipe.key,
                 pos,

@@ -7,21 +7,13 @@ pub mod lock;
 use std::sync::Arc;
 use std::time::Instant;
 
-use rhai::{Dynamic, EvalAltResult, FnPtr, Map, NativeCallContext};
+use rhai::{Dynamic, FnPtr, Map, NativeCallContext};
 
 use super::host::Host;
 use super::options::Opts;
 use crate::api::{opt, Api, OptionSpec, Spec, Type};
-use crate::error::{Failure, RhaiResult};
+use crate::error::{reason, Failure, RhaiResult};
 use crate::exec::Ctx;
-
-/// The innermost failure of an error, if a primitive threw it.
-fn failure_of(err: &EvalAltResult) -> Option<Failure> {
-    match super::fanout::innermost(err) {
-        EvalAltResult::ErrorRuntime(value, _) => value.clone().try_cast::<Failure>(),
-        _ => None,
-    }
-}
 
 fn hosts_of(opts: &Opts) -> Result<Vec<Host>, Failure> {
     let one = opts.get("host").map(|h| vec![h.clone()]);
@@ -41,12 +33,9 @@ fn hosts_of(opts: &Opts) -> Result<Vec<Host>, Failure> {
 
 fn run(ctx: &Ctx, call: &NativeCallContext, opts: Map, body: FnPtr) -> RhaiResult<Dynamic> {
     let opts = Opts::new("deploy::run", opts, RUN_OPTIONS)?;
-    let app = opts.string("app")?.ok_or_else(|| {
-        Failure::Other {
-            message: "deploy::run needs the app's name".into(),
-            help: "pass #{ app: \"web\", ... }: the lock and the journal are per app".into(),
-        }
-        .into_rhai()
+    let app = opts.string("app")?.ok_or_else(|| Failure::Other {
+        message: "deploy::run needs the app's name".into(),
+        help: "pass #{ app: \"web\", ... }: the lock and the journal are per app".into(),
     })?;
     // The app names its lock file and its journal entries.
     super::validate::safe_name("app name", &app)?;
@@ -116,7 +105,7 @@ fn run(ctx: &Ctx, call: &NativeCallContext, opts: Map, body: FnPtr) -> RhaiResul
                         &record(outcome, 0.0, Some(failure.to_string()), Vec::new()),
                     );
                 }
-                return Err(failure.into_rhai());
+                return Err(failure.into());
             }
         }
     }
@@ -132,7 +121,7 @@ fn run(ctx: &Ctx, call: &NativeCallContext, opts: Map, body: FnPtr) -> RhaiResul
     let (outcome, error, failed) = match &result {
         Ok(_) => ("ok", None, Vec::new()),
         Err(err) => {
-            let failure = failure_of(err);
+            let failure = Failure::of(err);
             let outcome = match &failure {
                 Some(f) if f.is_rolled_back() => "rolled_back",
                 Some(Failure::Interrupted { .. }) => "interrupted",
@@ -142,9 +131,10 @@ fn run(ctx: &Ctx, call: &NativeCallContext, opts: Map, body: FnPtr) -> RhaiResul
             };
             let text = match failure {
                 Some(f) => f.to_string(),
-                None => super::fanout::reason(err),
+                None => reason(err),
             };
-            (outcome, Some(text), super::fanout::failed_items(err))
+            let failed = Failure::thrown(err).map(|f| f.failed_items());
+            (outcome, Some(text), failed.unwrap_or_default())
         }
     };
     let record = record(outcome, seconds, error, failed);

@@ -10,10 +10,10 @@ use bollard::models::{Service, ServiceUpdateStatusStateEnum as State, Task};
 use rhai::{Dynamic, Map};
 
 use super::SwarmService;
+use crate::duration::format_duration;
 use crate::error::Failure;
 use crate::error::{last_lines, SwarmProblem};
 use crate::exec::Stream;
-use crate::primitives::options::format_duration;
 
 /// How often the service is polled.
 const POLL: Duration = Duration::from_millis(250);

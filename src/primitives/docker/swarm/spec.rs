@@ -14,29 +14,10 @@ use bollard::models::{
 use rhai::{Dynamic, Map};
 
 use crate::api::{opt, OptionSpec, Type};
+use crate::duration::format_duration;
 use crate::error::Failure;
 use crate::exec::action::quote;
-use crate::primitives::options::{bad_value, format_duration, Opts};
-
-/// The options `deploy` takes.
-pub const DEPLOY_OPTIONS: &[OptionSpec] = &[
-    opt("image", Type::String, "", "the image (required), best pinned by digest: \"registry/app@sha256:...\""),
-    opt("replicas", Type::Int, "the running service's, or 1", "how many tasks"),
-    opt("command", Type::Command, "", "the command, instead of the image's"),
-    opt("env", Type::Env, "", "environment variables: #{ MODE: \"prod\" }"),
-    opt("env_file", Type::String, "", "a file of NAME=value lines on the manager (its values are masked)"),
-    opt("secrets", Type::Other("map | array"), "", "#{ NAME: secret(\"NAME\") } stored as Docker secrets, or the names of existing ones; mounted at /run/secrets/NAME"),
-    opt("ports", Type::Strings, "", "published ports: \"8080:80\", \"80\" or \"mode=host,target=PORT[,published=PORT]\""),
-    opt("labels", Type::Env, "", "service labels"),
-    opt("networks", Type::Strings, "", "the networks to join"),
-    opt("constraints", Type::Strings, "", "placement constraints: [\"node.role == worker\"]"),
-    opt("healthcheck", Type::Other("map | \"none\""), "the image's", "#{ test, interval, timeout, retries, start_period }, or \"none\""),
-    opt("update", Type::Map, "Docker's", "how tasks are replaced: #{ parallelism, delay, order, failure_action, monitor, max_failure_ratio }"),
-    opt("rollback", Type::Map, "Docker's", "how a rollback replaces tasks, the same keys as `update`"),
-    opt("stop_grace_period", Type::Duration, "", "how long a task has to stop before it is killed"),
-    opt("force", Type::Bool, "false", "restart every task even if nothing changed"),
-    opt("timeout", Type::Duration, "\"5m\"", "the deadline of the rollout; past it the service is rolled back"),
-];
+use crate::primitives::options::{bad_value, Opts};
 
 const POLICY_OPTIONS: &[OptionSpec] = &[
     opt("parallelism", Type::Int, "1", "tasks replaced at once"),
@@ -88,6 +69,26 @@ const HEALTH_OPTIONS: &[OptionSpec] = &[
         "",
         "start-up time during which failures do not count",
     ),
+];
+
+/// The options `deploy` takes.
+pub const DEPLOY_OPTIONS: &[OptionSpec] = &[
+    opt("image", Type::String, "", "the image (required), best pinned by digest: \"registry/app@sha256:...\""),
+    opt("replicas", Type::Int, "the running service's, or 1", "how many tasks"),
+    opt("command", Type::Command, "", "the command, instead of the image's"),
+    opt("env", Type::Env, "", "environment variables: #{ MODE: \"prod\" }"),
+    opt("env_file", Type::String, "", "a file of NAME=value lines on the manager (its values are masked)"),
+    opt("secrets", Type::Other("map | array"), "", "#{ NAME: secret(\"NAME\") } stored as Docker secrets, or the names of existing ones; mounted at /run/secrets/NAME"),
+    opt("ports", Type::Strings, "", "published ports: \"8080:80\", \"80\" or \"mode=host,target=PORT[,published=PORT]\""),
+    opt("labels", Type::Env, "", "service labels"),
+    opt("networks", Type::Strings, "", "the networks to join"),
+    opt("constraints", Type::Strings, "", "placement constraints: [\"node.role == worker\"]"),
+    opt("healthcheck", Type::Other("map | \"none\""), "the image's", "the tasks' health check, or \"none\" to switch the image's off").with_keys(HEALTH_OPTIONS),
+    opt("update", Type::Map, "Docker's", "how an update replaces tasks").with_keys(POLICY_OPTIONS),
+    opt("rollback", Type::Map, "Docker's", "how a rollback replaces tasks").with_keys(POLICY_OPTIONS),
+    opt("stop_grace_period", Type::Duration, "", "how long a task has to stop before it is killed"),
+    opt("force", Type::Bool, "false", "restart every task even if nothing changed"),
+    opt("timeout", Type::Duration, "\"5m\"", "the deadline of the rollout; past it the service is rolled back"),
 ];
 
 /// How Swarm replaces tasks during an update or a rollback.
