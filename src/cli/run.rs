@@ -1,6 +1,6 @@
 //! `galley run FILE [TASK]`.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use tokio_util::sync::CancellationToken;
@@ -33,7 +33,7 @@ pub fn run(args: RunArgs) -> i32 {
     let cancel = CancellationToken::new();
     // The handler is installed now, before the recipe starts, so no Ctrl-C can slip past it.
     interrupt_on_ctrl_c(&runtime, cancel.clone());
-    let code = execute(&args, runtime.handle(), cancel, Map::new(), None, None).code;
+    let code = execute(&args, runtime.handle(), cancel, Shared::default()).code;
     runtime.shutdown_background();
     code
 }
@@ -124,62 +124,138 @@ pub struct Ended {
     pub watch: Vec<String>,
 }
 
-/// Runs the recipe once: `extra` params are added to `--set`'s; `watch` collects `watch(...)`
-/// and `written` the local paths the run writes (for watch mode, which ignores them).
+impl Ended {
+    /// A run that ended before the recipe ran.
+    fn early(code: i32, sources: Vec<String>) -> Self {
+        Ended {
+            code,
+            sources,
+            watch: Vec::new(),
+        }
+    }
+}
+
+/// What watch mode hands to each run (a plain `galley run` takes the defaults).
+#[derive(Default)]
+pub struct Shared {
+    /// Params added to `--set`'s.
+    pub extra: Map,
+    /// Collects the paths the recipe declares with `watch(...)`.
+    pub watch: Option<Arc<Mutex<Vec<String>>>>,
+    /// Collects the local paths the run writes (watch mode ignores them).
+    pub written: Option<Arc<Mutex<Vec<String>>>>,
+    /// The secrets to mask: watch mode shares one masker with every run, so that its own lines
+    /// hide what the runs learnt is secret.
+    pub masker: Masker,
+}
+
+/// Runs the recipe once.
 pub fn execute(
     args: &RunArgs,
     runtime: &tokio::runtime::Handle,
     cancel: CancellationToken,
-    extra: Map,
-    watch: Option<Arc<std::sync::Mutex<Vec<String>>>>,
-    written: Option<Arc<std::sync::Mutex<Vec<String>>>>,
+    shared: Shared,
 ) -> Ended {
-    let mode = args.output.mode();
-    let masker = Masker::default();
-    let printer = Printer::new(mode, masker.clone());
-    let mut sources = Vec::new();
-    let usage = |report: Report, sources: Vec<String>| {
+    let printer = Printer::new(args.output.mode(), shared.masker.clone());
+    let fail_early = |report: Report, sources: Vec<String>| {
         printer.report(&report);
         printer.close("failed");
-        Ended {
-            code: EXIT_USAGE,
-            sources,
-            watch: Vec::new(),
-        }
+        Ended::early(EXIT_USAGE, sources)
     };
-    let mut params = match params_from(&args.set) {
-        Ok(p) => p,
-        Err(e) => {
-            return usage(
-                Report::plain(Code::Usage, e, "write --set key=value"),
-                sources,
-            )
-        }
+    let inputs = match run_inputs(args, shared.extra, &shared.masker) {
+        Ok(inputs) => inputs,
+        Err(report) => return fail_early(report, Vec::new()),
     };
+    let declared = shared.watch.unwrap_or_default();
+    let ctx = run_context(
+        args,
+        runtime,
+        &printer,
+        cancel.clone(),
+        declared.clone(),
+        shared.written.unwrap_or_default(),
+    );
+    let galley = Arc::new(Galley::new(&ctx, inputs, args.max_operations, true));
+    let recipe = compile_or_cancel(&galley, &args.file, &cancel);
+    let sources = galley.sources.files();
+    let recipe = match recipe {
+        Ok(r) => r,
+        Err(report) if cancel.is_cancelled() => {
+            print_report(&report, args.output.mode(), &shared.masker);
+            return Ended::early(EXIT_INTERRUPTED, sources);
+        }
+        Err(report) => return fail_early(report, sources),
+    };
+    if let Err(report) = known_task(args, &galley, &recipe) {
+        return fail_early(report, sources);
+    }
+    let started = Instant::now();
+    ctx.printer
+        .run_start(&ctx.run.recipe, &ctx.run.task, ctx.dry_run);
+    let ast = match with_task_call(args, &galley, &recipe) {
+        Ok(ast) => ast,
+        Err(report) => return fail_early(report, sources),
+    };
+    let code = run_recipe(args, &ctx, &galley, &recipe, &ast, started);
+    Ended {
+        code,
+        // Modules imported while running are sources too.
+        sources: galley.sources.files(),
+        watch: declared.lock().map(|w| w.clone()).unwrap_or_default(),
+    }
+}
+
+/// The `--set` params with `extra`, and the secrets file, each of whose values is masked
+/// (and in GitHub Actions registered with ::add-mask::) before anything is printed, whether or
+/// not the recipe reads it. With `--locked`, the libraries must agree with galley.lock.
+fn run_inputs(args: &RunArgs, extra: Map, masker: &Masker) -> Result<RunInputs, Report> {
+    let mut params = params_from(&args.set)
+        .map_err(|e| Report::plain(Code::Usage, e, "write --set key=value"))?;
     params.extend(extra);
+    let secrets = secrets_file(args, masker)?;
+    libraries_in_sync(&args.file, args.locked.locked)?;
+    let recipe_dir = std::path::absolute(&args.file)
+        .ok()
+        .and_then(|p| p.parent().map(|d| d.to_string_lossy().into_owned()))
+        .unwrap_or_else(|| ".".into());
+    Ok(RunInputs {
+        params,
+        task: args.task.clone().unwrap_or_default(),
+        recipe_dir,
+        secrets,
+    })
+}
+
+/// The `--secrets` file (empty without one), its values added to `masker`.
+pub fn secrets_file(args: &RunArgs, masker: &Masker) -> Result<SecretsFile, Report> {
     let secrets = match &args.secrets {
-        Some(path) => match SecretsFile::load(&path.to_string_lossy()) {
-            Ok(s) => s,
-            Err(f) => return usage(Report::failure(&f), sources),
-        },
+        Some(path) => {
+            SecretsFile::load(&path.to_string_lossy()).map_err(|f| Report::failure(&f))?
+        }
         None => SecretsFile::default(),
     };
-    // Every value of the secrets file is masked (and in GitHub Actions registered with
-    // ::add-mask::) before anything is printed, whether or not the recipe reads it.
     for value in secrets.values() {
         masker.add(value);
     }
-    if let Err(report) = libraries_in_sync(&args.file, args.locked.locked) {
-        return usage(report, sources);
-    }
-    let declared = watch.unwrap_or_default();
-    let ctx = Arc::new(Ctx {
+    Ok(secrets)
+}
+
+/// The context every primitive of this run shares.
+fn run_context(
+    args: &RunArgs,
+    runtime: &tokio::runtime::Handle,
+    printer: &Printer,
+    cancel: CancellationToken,
+    watch: Arc<Mutex<Vec<String>>>,
+    written: Arc<Mutex<Vec<String>>>,
+) -> Arc<Ctx> {
+    Arc::new(Ctx {
         printer: printer.clone(),
         dry_run: args.dry_run,
-        cancel: cancel.clone(),
+        cancel,
         max_parallel: args.max_parallel as usize,
-        watch: declared.clone(),
-        written: written.unwrap_or_default(),
+        watch,
+        written,
         run: crate::exec::RunInfo {
             recipe: std::path::absolute(&args.file)
                 .unwrap_or_else(|_| args.file.clone())
@@ -203,89 +279,78 @@ pub fn execute(
             libraries: Default::default(),
         },
         runtime: runtime.clone(),
-    });
-    let recipe_dir = std::path::absolute(&args.file)
-        .ok()
-        .and_then(|p| p.parent().map(|d| d.to_string_lossy().into_owned()))
-        .unwrap_or_else(|| ".".into());
-    let inputs = RunInputs {
-        params,
-        task: args.task.clone().unwrap_or_default(),
-        recipe_dir,
-        secrets,
-    };
-    let galley = Arc::new(Galley::new(&ctx, inputs, args.max_operations, true));
-    let recipe = compile_or_cancel(&galley, &args.file, &cancel);
-    sources = galley.sources.files();
-    let recipe = match recipe {
-        Ok(r) => r,
-        Err(report) if cancel.is_cancelled() => {
-            print_report(&report, mode, &masker);
-            return Ended {
-                code: EXIT_INTERRUPTED,
-                sources,
-                watch: Vec::new(),
-            };
-        }
-        Err(report) => return usage(report, sources),
-    };
-    if let Some(task) = &args.task {
-        let file = args.file.display().to_string();
-        let text = galley.text(&recipe);
-        if let Some(report) = unknown_task(&galley.engine, &recipe.ast, &text, &file, task) {
-            return usage(report, sources);
-        }
-    }
+    })
+}
 
-    let started = Instant::now();
-    ctx.printer
-        .run_start(&ctx.run.recipe, &ctx.run.task, ctx.dry_run);
-    // The task call is appended to the recipe and both run as one script, so that the task sees
-    // the top level's `const`s as `global::NAME` just as a call from the top level would.
-    let ast = match &args.task {
-        Some(task) => match galley.engine.compile(format!("{task}();")) {
-            Ok(call) => recipe.ast.merge(&call),
-            Err(e) => return usage(Report::plain(Code::Usage, e.to_string(), ""), sources),
-        },
-        None => recipe.ast.clone(),
+/// A report unless the recipe has a function the task named on the command line can call.
+fn known_task(
+    args: &RunArgs,
+    galley: &Galley,
+    recipe: &crate::engine::Recipe,
+) -> Result<(), Report> {
+    let Some(task) = &args.task else {
+        return Ok(());
     };
-    let result = galley.engine.run_ast(&ast);
-    // Modules imported while running are sources too.
-    let sources = galley.sources.files();
-    let code = match result {
+    let file = args.file.display().to_string();
+    let text = galley.text(recipe);
+    match unknown_task(&galley.engine, &recipe.ast, &text, &file, task) {
+        Some(report) => Err(report),
+        None => Ok(()),
+    }
+}
+
+/// The recipe with the task call appended: both run as one script, so that the task sees the
+/// top level's `const`s as `global::NAME` just as a call from the top level would.
+fn with_task_call(
+    args: &RunArgs,
+    galley: &Galley,
+    recipe: &crate::engine::Recipe,
+) -> Result<rhai::AST, Report> {
+    match &args.task {
+        Some(task) => match galley.engine.compile(format!("{task}();")) {
+            Ok(call) => Ok(recipe.ast.merge(&call)),
+            Err(e) => Err(Report::plain(Code::Usage, e.to_string(), "")),
+        },
+        None => Ok(recipe.ast.clone()),
+    }
+}
+
+/// Runs `ast`, prints how it ended (and the report of a failure); returns the exit code.
+fn run_recipe(
+    args: &RunArgs,
+    ctx: &Ctx,
+    galley: &Galley,
+    recipe: &crate::engine::Recipe,
+    ast: &rhai::AST,
+    started: Instant,
+) -> i32 {
+    let result = galley.engine.run_ast(ast);
+    let mut err = match result {
         Ok(()) => {
             ctx.printer.finished(true, started.elapsed());
             ctx.printer.close("ok");
-            EXIT_OK
+            return EXIT_OK;
         }
-        Err(err) => {
-            let mut err = *err;
-            if args.task.is_some() {
-                // The outermost frame is the appended task call, which has no place in the recipe.
-                if let rhai::EvalAltResult::ErrorInFunctionCall(_, _, inner, _) = err {
-                    err = *inner;
-                }
-            }
-            let report = galley.report(&err, &recipe.key, Some(&recipe.ast));
-            if ctx.cancel.is_cancelled() {
-                ctx.printer.interrupted(started.elapsed());
-            } else {
-                ctx.printer.finished(false, started.elapsed());
-            }
-            ctx.printer.report(&report);
-            if ctx.cancel.is_cancelled() {
-                ctx.printer.close("interrupted");
-                EXIT_INTERRUPTED
-            } else {
-                ctx.printer.close("failed");
-                report.exit().code()
-            }
-        }
+        Err(err) => *err,
     };
-    let watch = declared.lock().map(|w| w.clone()).unwrap_or_default();
-    Ended {
-        code,
-        sources,
-        watch,
+    if args.task.is_some() {
+        // The outermost frame is the appended task call, which has no place in the recipe.
+        if let rhai::EvalAltResult::ErrorInFunctionCall(_, _, inner, _) = err {
+            err = *inner;
+        }
+    }
+    let report = galley.report(&err, &recipe.key, Some(&recipe.ast));
+    if ctx.cancel.is_cancelled() {
+        ctx.printer.interrupted(started.elapsed());
+    } else {
+        ctx.printer.finished(false, started.elapsed());
+    }
+    ctx.printer.report(&report);
+    if ctx.cancel.is_cancelled() {
+        ctx.printer.close("interrupted");
+        EXIT_INTERRUPTED
+    } else {
+        ctx.printer.close("failed");
+        report.exit().code()
     }
 }

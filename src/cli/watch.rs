@@ -12,7 +12,7 @@ use notify::RecursiveMode;
 use rhai::{Dynamic, Map};
 use tokio_util::sync::CancellationToken;
 
-use super::run::{execute, interrupt_on_ctrl_c, Ended};
+use super::run::{execute, interrupt_on_ctrl_c, secrets_file, Ended, Shared};
 use super::{print_report, WatchArgs, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE};
 use crate::duration::parse_duration;
 use crate::error::Code;
@@ -38,23 +38,24 @@ pub enum OnBusy {
     Queue,
 }
 
-fn usage(args: &WatchArgs, message: String, help: &str) -> i32 {
+fn usage(args: &WatchArgs, masker: &Masker, message: String, help: &str) -> i32 {
     print_report(
         &Report::plain(Code::Usage, message, help),
         args.run.output.mode(),
-        &Masker::default(),
+        masker,
     );
     EXIT_USAGE
 }
 
-/// The printer for the watcher's own lines. In `--output github` they are plain text: each run
-/// has its own GitHub state (groups, fences), which the watcher's lines must not interleave.
-fn watch_printer(args: &WatchArgs) -> Printer {
+/// The printer for the watcher's own lines, masking what every run masks. In `--output github`
+/// they are plain text: each run has its own GitHub state (groups, fences), which the watcher's
+/// lines must not interleave.
+fn watch_printer(args: &WatchArgs, masker: &Masker) -> Printer {
     let mode = match args.run.output.mode() {
         OutputMode::Github => OutputMode::Plain,
         mode => mode,
     };
-    Printer::new(mode, Masker::default())
+    Printer::new(mode, masker.clone())
 }
 
 fn clock() -> String {
@@ -76,21 +77,24 @@ fn is_change(kind: &notify::EventKind) -> bool {
 /// Starts one run on a thread of its own; its end arrives as `Event::Finished`.
 fn start(
     args: &WatchArgs,
+    printer: &Printer,
     runtime: &tokio::runtime::Handle,
     cancel: CancellationToken,
-    extra: Map,
-    written: Option<Arc<Mutex<Vec<String>>>>,
+    shared: Shared,
     tx: mpsc::Sender<Event>,
 ) {
     if args.clear {
-        print!("\x1b[2J\x1b[H");
+        printer.clear();
     }
     let run_args = args.run.clone();
     let runtime = runtime.clone();
+    let shared = Shared {
+        watch: Some(Arc::default()),
+        ..shared
+    };
     std::thread::spawn(move || {
         let started = Instant::now();
-        let declared = Arc::new(Mutex::new(Vec::new()));
-        let ended = execute(&run_args, &runtime, cancel, extra, Some(declared), written);
+        let ended = execute(&run_args, &runtime, cancel, shared);
         let _ = tx.send(Event::Finished(ended, started.elapsed()));
     });
 }
@@ -105,11 +109,16 @@ fn result_word(code: i32) -> &'static str {
 }
 
 pub fn watch(args: WatchArgs) -> i32 {
+    let masker = Masker::default();
+    // The secrets file's values are masked in the watcher's own lines from the first (a git
+    // remote's URL may hold a token); a file that cannot be read is reported by each run.
+    let _ = secrets_file(&args.run, &masker);
     let debounce = match parse_duration(&args.debounce) {
         Some(d) => d,
         None => {
             return usage(
                 &args,
+                &masker,
                 format!("--debounce {:?} is not a duration", args.debounce),
                 "write it like 200ms or 1s",
             )
@@ -121,13 +130,13 @@ pub fn watch(args: WatchArgs) -> i32 {
         .build()
     {
         Ok(rt) => rt,
-        Err(e) => return usage(&args, format!("cannot start: {e}"), ""),
+        Err(e) => return usage(&args, &masker, format!("cannot start: {e}"), ""),
     };
     let stop = CancellationToken::new();
     interrupt_on_ctrl_c(&runtime, stop.clone());
     let code = match &args.git {
-        Some(remote) => watch_git(&args, remote, &runtime, &stop),
-        None => watch_files(&args, debounce, &runtime, &stop),
+        Some(remote) => watch_git(&args, &masker, remote, &runtime, &stop),
+        None => watch_files(&args, &masker, debounce, &runtime, &stop),
     };
     runtime.shutdown_background();
     code
@@ -226,71 +235,170 @@ fn watches(recipe: &Path, paths: &[PathBuf], declared: &[String], sources: &[Str
     w
 }
 
+/// Watches the recipe's files and runs it on every burst of changes, until Ctrl-C.
 fn watch_files(
     args: &WatchArgs,
+    masker: &Masker,
     debounce: Duration,
     runtime: &tokio::runtime::Runtime,
     stop: &CancellationToken,
 ) -> i32 {
-    let printer = watch_printer(args);
+    let printer = watch_printer(args, masker);
     let (tx, rx) = mpsc::channel::<Event>();
-    let changes = tx.clone();
-    // inotify through notify, with the burst collected below (a quiet period of `debounce`):
-    // nothing wakes up while nothing changes.
-    let mut watcher =
-        match notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
-            if let Ok(event) = event {
-                // Reads (the run itself opens the recipe and its files) are not changes.
-                if is_change(&event.kind) && !event.paths.is_empty() {
-                    let _ = changes.send(Event::Changed(event.paths));
-                }
-            }
-        }) {
-            Ok(w) => w,
-            Err(e) => {
-                return usage(
-                    args,
-                    format!("cannot watch files: {e}"),
-                    "inotify limits? see `sysctl fs.inotify`",
-                )
-            }
-        };
-    {
-        let tx = tx.clone();
-        let stop = stop.clone();
-        runtime.spawn(async move {
-            stop.cancelled().await;
-            let _ = tx.send(Event::Stop);
-        });
-    }
-    let recipe = std::path::absolute(&args.run.file).unwrap_or_else(|_| args.run.file.clone());
-    let path_dirs = match path_dirs(&recipe, &args.paths) {
-        Ok(dirs) => dirs,
+    let watcher = match file_watcher(tx.clone()) {
+        Ok(w) => w,
         Err(e) => {
             return usage(
                 args,
+                masker,
+                format!("cannot watch files: {e}"),
+                "inotify limits? see `sysctl fs.inotify`",
+            )
+        }
+    };
+    forward_stop(runtime, stop, tx.clone());
+    let mut watched = match Watched::new(args, watcher) {
+        Ok(w) => w,
+        Err(e) => {
+            return usage(
+                args,
+                masker,
                 e,
                 "create the folder, or write the glob relative to the recipe's folder",
             )
         }
     };
-    let written: Arc<Mutex<Vec<String>>> = Arc::default();
-    let state = crate::primitives::deploy::journal::state_dir();
-    let state = normalize(&state);
-    let mut watched: BTreeSet<(PathBuf, bool)> = BTreeSet::new();
-    let mut shown: Vec<String> = Vec::new();
-    // A change to the project's galley.toml or galley.lock reloads the libraries too.
-    let project = crate::libs::project_files(recipe.parent().unwrap_or(Path::new(".")));
-    let mut sources: Vec<String> = vec![recipe.to_string_lossy().into_owned()];
-    sources.extend(project.iter().cloned());
-    let mut declared: Vec<String> = Vec::new();
-    // Watches what the last run showed it depends on; rebuilds the rules.
-    let mut rewatch = |declared: &[String],
-                       sources: &[String],
-                       watched: &mut BTreeSet<(PathBuf, bool)>,
-                       shown: &mut Vec<String>|
-     -> Result<Filter, String> {
-        let wanted = watches(&recipe, &path_dirs, declared, sources);
+    let mut filter = match watched.rewatch(&[], &watched.sources_of(&[])) {
+        Ok(f) => f,
+        Err(e) => return usage(args, masker, e, "check --paths and --ignore"),
+    };
+    let mut runs = Runs {
+        args,
+        printer: &printer,
+        runtime,
+        stop,
+        masker,
+        written: watched.written.clone(),
+        tx,
+        current: None,
+        queued: false,
+    };
+    runs.launch();
+    let mut burst = Burst::new(debounce);
+    let mut stopping = false;
+    while let Ok(event) = burst.next(&rx) {
+        match event {
+            Some(Event::Stop) => {
+                stopping = true;
+                if !runs.cancel() {
+                    break;
+                }
+            }
+            Some(Event::Changed(paths)) => burst.add(paths, &filter),
+            None => {
+                printer.watch(&changed_line(&burst.take()));
+                runs.changed();
+            }
+            Some(Event::Finished(ended, took)) => {
+                runs.current = None;
+                match watched.rewatch(&ended.watch, &watched.sources_of(&ended.sources)) {
+                    Ok(f) => filter = f,
+                    Err(e) => printer.warn(&e),
+                }
+                printer.watch(&format!(
+                    "last run: {} in {:.2}s at {}; watching {}; waiting for changes (Ctrl-C to stop)",
+                    result_word(ended.code),
+                    took.as_secs_f64(),
+                    clock(),
+                    watched.shown.join(", ")
+                ));
+                if stopping {
+                    break;
+                }
+                runs.start_queued();
+            }
+        }
+    }
+    EXIT_INTERRUPTED
+}
+
+/// inotify through notify: each change (not a read: the run itself opens the recipe and its
+/// files) arrives as `Event::Changed`. Nothing wakes up while nothing changes.
+fn file_watcher(tx: mpsc::Sender<Event>) -> notify::Result<notify::RecommendedWatcher> {
+    notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
+        if let Ok(event) = event {
+            if is_change(&event.kind) && !event.paths.is_empty() {
+                let _ = tx.send(Event::Changed(event.paths));
+            }
+        }
+    })
+}
+
+/// Sends `Event::Stop` when `stop` is cancelled (Ctrl-C).
+fn forward_stop(
+    runtime: &tokio::runtime::Runtime,
+    stop: &CancellationToken,
+    tx: mpsc::Sender<Event>,
+) {
+    let stop = stop.clone();
+    runtime.spawn(async move {
+        stop.cancelled().await;
+        let _ = tx.send(Event::Stop);
+    });
+}
+
+/// What is watched on disk: the recipe's folder and `--paths` always, and what the last run
+/// showed it depends on.
+struct Watched<'a> {
+    args: &'a WatchArgs,
+    watcher: notify::RecommendedWatcher,
+    recipe: PathBuf,
+    /// The folders of `--paths` outside the recipe's folder.
+    path_dirs: Vec<PathBuf>,
+    /// The project's galley.toml and galley.lock: a change reloads the libraries too.
+    project: Vec<String>,
+    /// The local paths the runs write, which never trigger a run.
+    written: Arc<Mutex<Vec<String>>>,
+    /// Galley's state folder, which never triggers a run either.
+    state: PathBuf,
+    /// The folders watched so far, each with whether recursively.
+    on: BTreeSet<(PathBuf, bool)>,
+    /// What is watched, as the `watching ...` line names it.
+    shown: Vec<String>,
+}
+
+impl<'a> Watched<'a> {
+    fn new(args: &'a WatchArgs, watcher: notify::RecommendedWatcher) -> Result<Self, String> {
+        let recipe = std::path::absolute(&args.run.file).unwrap_or_else(|_| args.run.file.clone());
+        let path_dirs = path_dirs(&recipe, &args.paths)?;
+        let project = crate::libs::project_files(recipe.parent().unwrap_or(Path::new(".")));
+        Ok(Watched {
+            args,
+            watcher,
+            path_dirs,
+            project,
+            recipe,
+            written: Arc::default(),
+            state: normalize(&crate::primitives::deploy::journal::state_dir()),
+            on: BTreeSet::new(),
+            shown: Vec::new(),
+        })
+    }
+
+    /// The sources to watch after a run that loaded `files` (the recipe alone when it did not
+    /// get that far), with the project's files.
+    fn sources_of(&self, files: &[String]) -> Vec<String> {
+        let mut sources = files.to_vec();
+        if sources.is_empty() {
+            sources.push(self.recipe.to_string_lossy().into_owned());
+        }
+        sources.extend(self.project.iter().cloned());
+        sources
+    }
+
+    /// Watches the sources and the paths a run declared; returns the rules for the changes.
+    fn rewatch(&mut self, declared: &[String], sources: &[String]) -> Result<Filter, String> {
+        let wanted = watches(&self.recipe, &self.path_dirs, declared, sources);
         let mut targets: BTreeSet<(PathBuf, bool)> =
             wanted.dirs.iter().map(|d| (d.clone(), true)).collect();
         for file in &wanted.files {
@@ -302,17 +410,17 @@ fn watch_files(
                 }
             }
         }
-        for (path, recursive) in targets.difference(&watched.clone()) {
+        for (path, recursive) in targets.difference(&self.on.clone()) {
             let mode = if *recursive {
                 RecursiveMode::Recursive
             } else {
                 RecursiveMode::NonRecursive
             };
-            notify::Watcher::watch(&mut watcher, path, mode)
+            notify::Watcher::watch(&mut self.watcher, path, mode)
                 .map_err(|e| format!("cannot watch {}: {e}", path.display()))?;
-            watched.insert((path.clone(), *recursive));
+            self.on.insert((path.clone(), *recursive));
         }
-        *shown = wanted
+        self.shown = wanted
             .dirs
             .iter()
             .chain(wanted.files.iter())
@@ -320,142 +428,166 @@ fn watch_files(
             .collect();
         Filter::new(
             &wanted.dirs.iter().cloned().collect::<Vec<_>>(),
-            &args.paths,
-            &args.ignore,
+            &self.args.paths,
+            &self.args.ignore,
             wanted.files.into_iter().collect(),
-            written.clone(),
-            state.clone(),
+            self.written.clone(),
+            self.state.clone(),
         )
-    };
-    let mut filter = match rewatch(&declared, &sources, &mut watched, &mut shown) {
-        Ok(f) => f,
-        Err(e) => return usage(args, e, "check --paths and --ignore"),
-    };
+    }
+}
 
-    let mut current: Option<CancellationToken> = None;
-    let mut queued = false;
-    let launch = |current: &mut Option<CancellationToken>| {
-        let token = stop.child_token();
-        start(
-            args,
-            runtime.handle(),
-            token.clone(),
-            Map::new(),
-            Some(written.clone()),
-            tx.clone(),
-        );
-        *current = Some(token);
-    };
-    launch(&mut current);
-    let mut batch: Vec<PathBuf> = Vec::new();
-    let mut quiet_until: Option<Instant> = None;
-    let mut stopping = false;
-    loop {
-        // Idle: block. Collecting a burst: wait until it has been quiet for `debounce`.
-        let event = match quiet_until {
+/// The changes of one burst: collected until it has been quiet for `debounce`.
+struct Burst {
+    debounce: Duration,
+    paths: Vec<PathBuf>,
+    /// When the burst ends unless another change comes; `None` while idle.
+    quiet_until: Option<Instant>,
+}
+
+impl Burst {
+    fn new(debounce: Duration) -> Self {
+        Burst {
+            debounce,
+            paths: Vec::new(),
+            quiet_until: None,
+        }
+    }
+
+    /// The next event: idle, it blocks; collecting, `None` once the burst has been quiet for
+    /// `debounce`. An error when every sender is gone.
+    fn next(&self, rx: &mpsc::Receiver<Event>) -> Result<Option<Event>, ()> {
+        match self.quiet_until {
             Some(at) => match rx.recv_timeout(at.saturating_duration_since(Instant::now())) {
-                Ok(event) => Some(event),
-                Err(mpsc::RecvTimeoutError::Timeout) => None,
-                Err(mpsc::RecvTimeoutError::Disconnected) => break,
+                Ok(event) => Ok(Some(event)),
+                Err(mpsc::RecvTimeoutError::Timeout) => Ok(None),
+                Err(mpsc::RecvTimeoutError::Disconnected) => Err(()),
             },
-            None => match rx.recv() {
-                Ok(event) => Some(event),
-                Err(_) => break,
-            },
+            None => rx.recv().map(Some).map_err(|_| ()),
+        }
+    }
+
+    /// Adds the paths that `filter` wants; each one restarts the quiet period.
+    fn add(&mut self, paths: Vec<PathBuf>, filter: &Filter) {
+        let before = self.paths.len();
+        self.paths
+            .extend(paths.into_iter().filter(|p| filter.wants(p)));
+        if self.paths.len() > before {
+            self.quiet_until = Some(Instant::now() + self.debounce);
+        }
+    }
+
+    /// The burst's paths, sorted and each once; the burst starts over.
+    fn take(&mut self) -> Vec<PathBuf> {
+        self.quiet_until = None;
+        let mut paths = std::mem::take(&mut self.paths);
+        paths.sort();
+        paths.dedup();
+        paths
+    }
+}
+
+/// `changed: A, B, ... (+N more)`: the first five paths of a burst.
+fn changed_line(paths: &[PathBuf]) -> String {
+    let shown: Vec<String> = paths
+        .iter()
+        .take(5)
+        .map(|p| p.display().to_string())
+        .collect();
+    let more = paths.len().saturating_sub(5);
+    format!(
+        "changed: {}{}",
+        shown.join(", "),
+        if more > 0 {
+            format!(" (+{more} more)")
+        } else {
+            String::new()
+        }
+    )
+}
+
+/// The runs of file mode: at most one at a time, and whether another is due when it ends.
+struct Runs<'a> {
+    args: &'a WatchArgs,
+    printer: &'a Printer,
+    runtime: &'a tokio::runtime::Runtime,
+    stop: &'a CancellationToken,
+    masker: &'a Masker,
+    written: Arc<Mutex<Vec<String>>>,
+    tx: mpsc::Sender<Event>,
+    /// The running run's token.
+    current: Option<CancellationToken>,
+    queued: bool,
+}
+
+impl Runs<'_> {
+    /// Starts a run.
+    fn launch(&mut self) {
+        let token = self.stop.child_token();
+        let shared = Shared {
+            written: Some(self.written.clone()),
+            masker: self.masker.clone(),
+            ..Shared::default()
         };
-        match event {
-            Some(Event::Stop) => {
-                stopping = true;
-                match &current {
-                    Some(token) => token.cancel(),
-                    None => break,
-                }
+        start(
+            self.args,
+            self.printer,
+            self.runtime.handle(),
+            token.clone(),
+            shared,
+            self.tx.clone(),
+        );
+        self.current = Some(token);
+    }
+
+    /// Cancels the running run (Ctrl-C); false when none runs.
+    fn cancel(&self) -> bool {
+        self.current.as_ref().map(|t| t.cancel()).is_some()
+    }
+
+    /// A burst of changes ended: a run starts, or with one running, `--on-busy` decides.
+    fn changed(&mut self) {
+        match (&self.current, self.args.on_busy) {
+            (None, _) => self.launch(),
+            (Some(token), OnBusy::Restart) => {
+                self.printer
+                    .watch("cancelling the running run to start over");
+                token.cancel();
+                self.queued = true;
             }
-            Some(Event::Changed(paths)) => {
-                let before = batch.len();
-                batch.extend(paths.into_iter().filter(|p| filter.wants(p)));
-                if batch.len() > before {
-                    quiet_until = Some(Instant::now() + debounce);
+            (Some(_), OnBusy::Queue) => {
+                if !self.queued {
+                    self.printer
+                        .watch("a run is in progress: the next one starts when it ends");
                 }
-            }
-            None => {
-                quiet_until = None;
-                let mut relevant = std::mem::take(&mut batch);
-                relevant.sort();
-                relevant.dedup();
-                let shown: Vec<String> = relevant
-                    .iter()
-                    .take(5)
-                    .map(|p| p.display().to_string())
-                    .collect();
-                let more = relevant.len().saturating_sub(5);
-                printer.watch(&format!(
-                    "changed: {}{}",
-                    shown.join(", "),
-                    if more > 0 {
-                        format!(" (+{more} more)")
-                    } else {
-                        String::new()
-                    }
-                ));
-                match (&current, args.on_busy) {
-                    (None, _) => launch(&mut current),
-                    (Some(token), OnBusy::Restart) => {
-                        printer.watch("cancelling the running run to start over");
-                        token.cancel();
-                        queued = true;
-                    }
-                    (Some(_), OnBusy::Queue) => {
-                        if !queued {
-                            printer.watch("a run is in progress: the next one starts when it ends");
-                        }
-                        queued = true;
-                    }
-                }
-            }
-            Some(Event::Finished(ended, took)) => {
-                current = None;
-                sources = ended.sources.clone();
-                if sources.is_empty() {
-                    sources.push(recipe.to_string_lossy().into_owned());
-                }
-                sources.extend(project.iter().cloned());
-                declared = ended.watch.clone();
-                match rewatch(&declared, &sources, &mut watched, &mut shown) {
-                    Ok(f) => filter = f,
-                    Err(e) => printer.warn(&e),
-                }
-                printer.watch(&format!("last run: {} in {:.2}s at {}; watching {}; waiting for changes (Ctrl-C to stop)",
-                    result_word(ended.code),
-                    took.as_secs_f64(),
-                    clock(),
-                    shown.join(", ")
-                ));
-                if stopping {
-                    break;
-                }
-                if queued {
-                    queued = false;
-                    launch(&mut current);
-                }
+                self.queued = true;
             }
         }
     }
-    EXIT_INTERRUPTED
+
+    /// The run ended: the queued one starts.
+    fn start_queued(&mut self) {
+        if self.queued {
+            self.queued = false;
+            self.launch();
+        }
+    }
 }
 
 fn watch_git(
     args: &WatchArgs,
+    masker: &Masker,
     remote: &str,
     runtime: &tokio::runtime::Runtime,
     stop: &CancellationToken,
 ) -> i32 {
-    let printer = watch_printer(args);
+    let printer = watch_printer(args, masker);
     let interval = match parse_duration(&args.interval) {
         Some(d) => d,
         None => {
             return usage(
                 args,
+                masker,
                 format!("--interval {:?} is not a duration", args.interval),
                 "write it like 30s or 5m (at most 365 days)",
             )
@@ -464,7 +596,7 @@ fn watch_git(
     let state = crate::primitives::deploy::journal::state_dir();
     let mut poller = match Poller::new(remote, &args.branch, &args.paths, state) {
         Ok(p) => p,
-        Err(e) => return usage(args, e, "check --git, --branch and --paths"),
+        Err(e) => return usage(args, masker, e, "check --git, --branch and --paths"),
     };
     printer.watch(&format!(
         "polling {remote} every {}s for new commits on `{}`{}",
@@ -497,7 +629,19 @@ fn watch_git(
                     Dynamic::from_array(push.changed.iter().cloned().map(Dynamic::from).collect()),
                 );
                 let (tx, rx) = mpsc::channel();
-                start(args, runtime.handle(), stop.child_token(), extra, None, tx);
+                let shared = Shared {
+                    extra,
+                    masker: masker.clone(),
+                    ..Shared::default()
+                };
+                start(
+                    args,
+                    &printer,
+                    runtime.handle(),
+                    stop.child_token(),
+                    shared,
+                    tx,
+                );
                 if let Ok(Event::Finished(ended, took)) = rx.recv() {
                     let word = if ended.code == EXIT_OK {
                         "ok"

@@ -3,11 +3,67 @@
 use std::fmt;
 use std::time::Duration;
 
-/// A process to run on a host: argv, never a string pasted into a shell (unless `shell` says so).
-#[derive(Clone, Debug, Default)]
+/// What a command runs: a program with its arguments, or a shell script as the recipe wrote it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Program {
+    /// A program and its arguments, passed as they are (never through a shell).
+    Exec(Vec<String>),
+    /// A script that `sh -c` runs.
+    Shell(String),
+}
+
+impl Program {
+    /// The argv that runs it: `sh -c SCRIPT` for a script.
+    pub fn argv(&self) -> Vec<String> {
+        match self {
+            Program::Exec(argv) => argv.clone(),
+            Program::Shell(script) => vec!["sh".into(), "-c".into(), script.clone()],
+        }
+    }
+
+    /// The program that is started (`sh` for a script), as reports name it.
+    pub fn name(&self) -> &str {
+        match self {
+            Program::Exec(argv) => argv.first().map_or("", String::as_str),
+            Program::Shell(_) => "sh",
+        }
+    }
+
+    /// Whether the recipe gave a shell script.
+    pub fn is_shell(&self) -> bool {
+        matches!(self, Program::Shell(_))
+    }
+
+    /// This program started by a wrapper (`sudo -n --`, a `sh -c` prologue) that execs it.
+    pub fn under<I, S>(&self, wrapper: I) -> Program
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        let mut argv: Vec<String> = wrapper.into_iter().map(Into::into).collect();
+        argv.extend(self.argv());
+        Program::Exec(argv)
+    }
+}
+
+impl fmt::Display for Program {
+    /// The program as a person would type it, each argument quoted when it needs to be.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Program::Exec(argv) => {
+                let words: Vec<String> = argv.iter().map(|a| quote(a)).collect();
+                write!(f, "{}", words.join(" "))
+            }
+            Program::Shell(script) => write!(f, "sh -c {}", quote(script)),
+        }
+    }
+}
+
+/// A process to run on a host: what runs, and where, with what, for how long.
+#[derive(Clone, Debug, PartialEq)]
 pub struct Command {
-    /// Program and arguments; with `shell`, `["sh", "-c", script]`.
-    pub argv: Vec<String>,
+    /// What runs.
+    pub program: Program,
     /// Working directory on the host.
     pub dir: Option<String>,
     /// Extra environment variables.
@@ -16,31 +72,35 @@ pub struct Command {
     pub timeout: Option<Duration>,
     /// Text written to the command's standard input.
     pub stdin: Option<String>,
-    /// Whether the recipe gave a shell string (shown as such in logs).
-    pub shell: bool,
     /// Do not stream output lines.
     pub quiet: bool,
 }
 
 impl Command {
+    /// A command running `program` with nothing else set.
+    pub fn of(program: Program) -> Self {
+        Command {
+            program,
+            dir: None,
+            env: Vec::new(),
+            timeout: None,
+            stdin: None,
+            quiet: false,
+        }
+    }
+
     /// A command from argv.
     pub fn new<I, S>(argv: I) -> Self
     where
         I: IntoIterator<Item = S>,
         S: Into<String>,
     {
-        Command {
-            argv: argv.into_iter().map(Into::into).collect(),
-            ..Default::default()
-        }
+        Command::of(Program::Exec(argv.into_iter().map(Into::into).collect()))
     }
 
     /// A shell string, run through `sh -c`.
     pub fn shell(script: &str) -> Self {
-        Command {
-            shell: true,
-            ..Command::new(["sh", "-c", script])
-        }
+        Command::of(Program::Shell(script.to_string()))
     }
 
     /// Hides the streamed output.
@@ -55,36 +115,26 @@ impl Command {
     /// `env`, which the transports pass through the environment, never on a command line.
     pub fn detached(&self, log: &str) -> Command {
         const SCRIPT: &str = r#"log=$1; shift; setsid "$@" </dev/null >>"$log" 2>&1 & echo $!"#;
-        let mut argv: Vec<String> = vec![
-            "sh".into(),
-            "-c".into(),
-            SCRIPT.into(),
-            "galley-start".into(),
-            log.into(),
-        ];
-        argv.extend(self.argv.iter().cloned());
         Command {
-            argv,
+            program: self
+                .program
+                .under(["sh", "-c", SCRIPT, "galley-start", log]),
             dir: self.dir.clone(),
             env: self.env.clone(),
+            timeout: None,
+            stdin: None,
             quiet: true,
-            ..Command::default()
         }
     }
+}
 
-    /// The command as a person would type it, each argument quoted when it needs to be.
-    pub fn display(&self) -> String {
-        let mut parts: Vec<String> = self
-            .env
-            .iter()
-            .map(|(k, v)| format!("{k}={}", quote(v)))
-            .collect();
-        if self.shell {
-            parts.push(format!("sh -c {}", quote(&self.argv[2])));
-        } else {
-            parts.extend(self.argv.iter().map(|a| quote(a)));
+impl fmt::Display for Command {
+    /// The command as a person would type it: its variables, then the program.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (k, v) in &self.env {
+            write!(f, "{k}={} ", quote(v))?;
         }
-        parts.join(" ")
+        write!(f, "{}", self.program)
     }
 }
 
@@ -136,15 +186,15 @@ pub enum Action {
     },
     /// Wait for an endpoint to become healthy.
     Check { what: String },
-    /// A call to the Docker Engine that changes something, described like the CLI would write it.
-    Docker { what: String },
+    /// A call to the Docker Engine that changes something: the request that is sent.
+    Docker(Box<super::docker::Request>),
 }
 
 impl fmt::Display for Action {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Action::Run(cmd) => {
-                write!(f, "run {}", cmd.display())?;
+                write!(f, "run {cmd}")?;
                 if let Some(dir) = &cmd.dir {
                     write!(f, "  (in {dir})")?;
                 }
@@ -168,7 +218,7 @@ impl fmt::Display for Action {
             Action::Start {
                 service, command, ..
             } => {
-                write!(f, "start {service}: {}", command.display())?;
+                write!(f, "start {service}: {command}")?;
                 if let Some(dir) = &command.dir {
                     write!(f, "  (in {dir})")?;
                 }
@@ -180,7 +230,7 @@ impl fmt::Display for Action {
                 signal,
             } => write!(f, "signal {signal} to {service} (process group {pid})"),
             Action::Check { what } => write!(f, "check {what}"),
-            Action::Docker { what } => write!(f, "docker {what}"),
+            Action::Docker(request) => write!(f, "docker {request}"),
             Action::Remove { path } => write!(f, "rm -f {}", quote(path)),
             Action::Upload { local, remote } => {
                 write!(f, "upload {} -> {}", quote(local), quote(remote))
@@ -208,8 +258,48 @@ mod tests {
     #[test]
     fn displays_shell_commands_as_written() {
         let cmd = Command::shell("echo hi && ls");
-        assert_eq!(cmd.display(), "sh -c 'echo hi && ls'");
+        assert_eq!(cmd.to_string(), "sh -c 'echo hi && ls'");
         let argv = Command::new(["git", "commit", "-m", "two words"]);
-        assert_eq!(argv.display(), "git commit -m 'two words'");
+        assert_eq!(argv.to_string(), "git commit -m 'two words'");
+        let mut with_env = Command::new(["env"]);
+        with_env.env = vec![("A".into(), "1 2".into()), ("B".into(), "x".into())];
+        assert_eq!(with_env.to_string(), "A='1 2' B=x env");
+    }
+
+    #[test]
+    fn a_program_is_one_value_whatever_wraps_it() {
+        let script = Program::Shell("echo $HOME".into());
+        assert_eq!(script.argv(), ["sh", "-c", "echo $HOME"]);
+        assert_eq!(script.name(), "sh");
+        let sudo = script.under(["sudo", "-n", "--"]);
+        assert_eq!(
+            sudo,
+            Program::Exec(vec![
+                "sudo".into(),
+                "-n".into(),
+                "--".into(),
+                "sh".into(),
+                "-c".into(),
+                "echo $HOME".into()
+            ])
+        );
+        assert_eq!(sudo.to_string(), "sudo -n -- sh -c 'echo $HOME'");
+        assert!(!sudo.is_shell() && script.is_shell());
+        assert_eq!(Program::Exec(Vec::new()).name(), "");
+    }
+
+    #[test]
+    fn a_detached_command_starts_the_same_argv_under_setsid() {
+        let mut cmd = Command::new(["./app", "--port", "8080"]);
+        cmd.dir = Some("/srv/app".into());
+        cmd.env = vec![("MODE".into(), "prod".into())];
+        let detached = cmd.detached("app.log");
+        assert_eq!(
+            detached.program.argv()[3..],
+            ["galley-start", "app.log", "./app", "--port", "8080"]
+        );
+        assert_eq!(detached.program.argv()[..2], ["sh", "-c"]);
+        assert!(detached.quiet);
+        assert_eq!((detached.dir, detached.env), (cmd.dir, cmd.env));
     }
 }

@@ -37,15 +37,15 @@ pub fn via_stdin(cmd: &Command, prefix: &[&str]) -> Result<Command, Failure> {
             help: "names are letters, digits and `_`, not starting with a digit".into(),
         });
     }
-    let mut argv: Vec<String> = prefix.iter().map(|w| w.to_string()).collect();
-    argv.extend(["sh", "-c", PROLOGUE, "galley-env"].map(String::from));
-    argv.extend(cmd.argv.iter().cloned());
+    let wrapper = prefix
+        .iter()
+        .copied()
+        .chain(["sh", "-c", PROLOGUE, "galley-env"]);
     let stdin = format!("{}{}", block(&cmd.env), cmd.stdin.as_deref().unwrap_or(""));
     Ok(Command {
-        argv,
+        program: cmd.program.under(wrapper),
         env: Vec::new(),
         stdin: Some(stdin),
-        shell: false,
         ..cmd.clone()
     })
 }
@@ -60,8 +60,10 @@ mod tests {
         cmd.env = vec![("TOKEN".into(), "s3cr3t 'x'\nline".into())];
         cmd.stdin = Some("input".into());
         let wrapped = via_stdin(&cmd, &["sudo", "-n", "--"]).unwrap();
-        assert!(!wrapped.argv.join(" ").contains("s3cr3t"));
-        assert_eq!(&wrapped.argv[..4], ["sudo", "-n", "--", "sh"]);
+        let argv = wrapped.program.argv();
+        assert!(!argv.join(" ").contains("s3cr3t"));
+        assert_eq!(argv[..4], ["sudo", "-n", "--", "sh"]);
+        assert_eq!(argv[6..], ["galley-env", "env"]);
         assert_eq!(
             wrapped.stdin.as_deref(),
             Some("2\nexport TOKEN='s3cr3t '\\''x'\\''\nline'\ninput")

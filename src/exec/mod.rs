@@ -3,6 +3,7 @@
 
 pub mod action;
 pub mod diff;
+pub mod docker;
 pub mod env;
 pub mod github;
 pub mod mask;
@@ -14,7 +15,7 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
-pub use action::{Action, Command};
+pub use action::{Action, Command, Program};
 pub use mask::Masker;
 pub use output::{OutputMode, Printer, Stream};
 

@@ -363,6 +363,16 @@ impl Printer {
         self.emit(&self.masker.mask(&format!("[watch] {message}")));
     }
 
+    /// Clears the terminal (`galley watch --clear`, before each run); JSON lines are never
+    /// cleared.
+    pub fn clear(&self) {
+        if self.mode != OutputMode::Json {
+            let mut out = std::io::stdout().lock();
+            let _ = write!(out, "\x1b[2J\x1b[H");
+            let _ = out.flush();
+        }
+    }
+
     /// The end of the run's output: in `--output github`, commands back on, the step summary
     /// and the outputs written. `result` is ok, failed or interrupted.
     pub fn close(&self, result: &str) {

@@ -36,8 +36,12 @@ fn hash_inputs(
     inputs: &[String],
     dir: Option<String>,
 ) -> Result<String, Failure> {
-    let mut cmd = Command::new(["sha256sum", "--"]);
-    cmd.argv.extend(inputs.iter().cloned());
+    let mut cmd = Command::new(
+        ["sha256sum", "--"]
+            .iter()
+            .map(|w| w.to_string())
+            .chain(inputs.iter().cloned()),
+    );
     cmd.dir = dir;
     let out = host.probe(cmd)?;
     if !out.success() {

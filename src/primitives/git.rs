@@ -18,11 +18,24 @@ pub struct Repo {
     dir: String,
 }
 
+/// `git -C DIR ARGS...`.
+fn git_in(dir: &str, args: &[&str]) -> Command {
+    Command::new(["git", "-C", dir].into_iter().chain(args.iter().copied()))
+}
+
+/// `git clone [--branch BRANCH] -- URL DIR`: `--` so that a URL cannot be taken for an option.
+fn clone_command(url: &str, dir: &str, branch: Option<&str>) -> Command {
+    let mut argv = vec!["git", "clone"];
+    if let Some(branch) = branch {
+        argv.extend(["--branch", branch]);
+    }
+    argv.extend(["--", url, dir]);
+    Command::new(argv)
+}
+
 impl Repo {
     fn git(&self, args: &[&str]) -> Command {
-        let mut argv = vec!["git", "-C", &self.dir];
-        argv.extend_from_slice(args);
-        Command::new(argv)
+        git_in(&self.dir, args)
     }
 
     fn failure(&self, problem: String, out: Option<&Output>, help: &str) -> Failure {
@@ -100,15 +113,14 @@ impl Repo {
 
     /// Clones `url` into the repo's directory.
     pub fn clone_into_dir(&self, url: &str, branch: Option<&str>) -> Result<(), Failure> {
-        let mut argv = vec!["git", "clone"];
         if let Some(branch) = branch {
             // A tag is allowed here too, so only the option check applies.
             validate::git_branch(branch)?;
-            argv.extend(["--branch", branch]);
         }
-        argv.extend(["--", url, &self.dir]);
         self.changing();
-        let out = self.host.perform(Action::Run(Command::new(argv)))?;
+        let out = self
+            .host
+            .perform(Action::Run(clone_command(url, &self.dir, branch)))?;
         if out.success() {
             return Ok(());
         }
@@ -381,4 +393,33 @@ pub fn register(api: &mut Api) {
             Ok(g.require_branch(&[pattern.to_string()])?)
         },
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn git_commands_are_argv_in_the_working_copy() {
+        assert_eq!(
+            git_in("/srv/my app", &["fetch", "--prune"]).program,
+            crate::exec::Program::Exec(
+                ["git", "-C", "/srv/my app", "fetch", "--prune"]
+                    .map(String::from)
+                    .to_vec()
+            )
+        );
+        assert_eq!(
+            git_in("/srv/app", &["pull", "--ff-only"]).to_string(),
+            "git -C /srv/app pull --ff-only"
+        );
+        assert_eq!(
+            clone_command("https://example.com/app.git", "/srv/app", Some("v1.2")).to_string(),
+            "git clone --branch v1.2 -- https://example.com/app.git /srv/app"
+        );
+        assert_eq!(
+            clone_command("-oProxyCommand=x", "app", None).to_string(),
+            "git clone -- -oProxyCommand=x app"
+        );
+    }
 }

@@ -171,13 +171,13 @@ impl Host {
             Action::Download { remote, local } => {
                 t.download(ctx, &remote, &local).map(|_| Output::ok())
             }
-            Action::Check { .. } | Action::Docker { .. } => Ok(Output::ok()),
+            Action::Check { .. } | Action::Docker(_) => Ok(Output::ok()),
         }
     }
 
     /// Runs a command and fails unless it exits with 0.
     pub fn run_checked(&self, cmd: Command) -> Result<Output, Failure> {
-        let display = cmd.display();
+        let display = cmd.to_string();
         let out = self.perform(Action::Run(cmd))?;
         if out.success() {
             Ok(out)
@@ -331,11 +331,8 @@ fn run(host: &Host, cmd: Dynamic, opts: Map) -> RhaiResult<Map> {
     if opts.bool("sudo")?.unwrap_or(false) {
         // sudo resets the environment: the variables reach the command through its stdin.
         command = if command.env.is_empty() {
-            let mut argv = vec!["sudo".to_string(), "-n".into(), "--".into()];
-            argv.append(&mut command.argv);
             Command {
-                argv,
-                shell: false,
+                program: command.program.under(["sudo", "-n", "--"]),
                 ..command
             }
         } else {

@@ -175,9 +175,17 @@ async fn run_command(
     cancel: tokio_util::sync::CancellationToken,
 ) -> Result<Output, Failure> {
     let started = Instant::now();
-    let mut child_cmd = tokio::process::Command::new(&cmd.argv[0]);
+    let argv = cmd.program.argv();
+    let Some((program, args)) = argv.split_first() else {
+        return Err(Failure::Spawn {
+            host: "local".into(),
+            command: cmd.to_string(),
+            error: "the command is empty".into(),
+        });
+    };
+    let mut child_cmd = tokio::process::Command::new(program);
     child_cmd
-        .args(&cmd.argv[1..])
+        .args(args)
         .envs(cmd.env.iter().map(|(k, v)| (k, v)))
         .process_group(0)
         .stdin(if cmd.stdin.is_some() {
@@ -193,12 +201,12 @@ async fn run_command(
     }
     let mut child = child_cmd.spawn().map_err(|e| Failure::Spawn {
         host: "local".into(),
-        command: cmd.display(),
+        command: cmd.to_string(),
         error: match (&cmd.dir, e.kind()) {
             (Some(dir), std::io::ErrorKind::NotFound) if !Path::new(dir).is_dir() => {
                 format!("working directory {dir} does not exist")
             }
-            (_, std::io::ErrorKind::NotFound) => format!("`{}` not found", cmd.argv[0]),
+            (_, std::io::ErrorKind::NotFound) => format!("`{program}` not found"),
             _ => e.to_string(),
         },
     })?;
@@ -253,12 +261,12 @@ async fn run_command(
         End::Exited(code) => Ok(Output::captured(code, stdout, stderr, started.elapsed())),
         End::TimedOut => Err(Failure::Timeout {
             host: "local".into(),
-            command: cmd.display(),
+            command: cmd.to_string(),
             after: timeout,
             stderr_tail: last_lines(&stderr.into_text().0, STDERR_TAIL),
         }),
         End::Cancelled => Err(Failure::Interrupted {
-            what: format!("running `{}` on local", cmd.display()),
+            what: format!("running `{cmd}` on local"),
         }),
     }
 }

@@ -101,6 +101,19 @@ pub fn parse(text: &str) -> Vec<String> {
         .collect()
 }
 
+/// `BIN [-p PREFIX] [-c CONF] ARGS...`.
+fn nginx_command(bin: &str, prefix: Option<&str>, conf: Option<&str>, args: &[&str]) -> Command {
+    let mut argv = vec![bin];
+    if let Some(prefix) = prefix {
+        argv.extend(["-p", prefix]);
+    }
+    if let Some(conf) = conf {
+        argv.extend(["-c", conf]);
+    }
+    argv.extend(args);
+    Command::new(argv)
+}
+
 impl Nginx {
     fn new(host: Host, opts: Map) -> Result<Self, Failure> {
         let opts = Opts::new("nginx", opts, NGINX_OPTIONS)?;
@@ -131,15 +144,12 @@ impl Nginx {
 
     /// `nginx [-p PREFIX] [-c CONF] ARGS...`.
     fn command(&self, args: &[&str]) -> Command {
-        let mut argv = vec![self.bin.clone()];
-        if let Some(prefix) = &self.prefix {
-            argv.extend(["-p".into(), prefix.clone()]);
-        }
-        if let Some(conf) = &self.conf {
-            argv.extend(["-c".into(), conf.clone()]);
-        }
-        argv.extend(args.iter().map(|a| a.to_string()));
-        Command::new(argv)
+        nginx_command(
+            &self.bin,
+            self.prefix.as_deref(),
+            self.conf.as_deref(),
+            args,
+        )
     }
 
     /// `nginx -t`; the failure carries nginx's own words.
@@ -344,6 +354,24 @@ pub fn register(api: &mut Api) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn commands_name_the_prefix_and_config_before_the_action() {
+        let reload = nginx_command(
+            "/usr/sbin/nginx",
+            Some("/srv/nginx"),
+            Some("/srv/nginx/nginx.conf"),
+            &["-s", "reload"],
+        );
+        assert_eq!(
+            reload.program.to_string(),
+            "/usr/sbin/nginx -p /srv/nginx -c /srv/nginx/nginx.conf -s reload"
+        );
+        assert_eq!(
+            nginx_command("nginx", None, None, &["-t"]).to_string(),
+            "nginx -t"
+        );
+    }
 
     #[test]
     fn upstream_files_round_trip() {

@@ -12,7 +12,7 @@ use super::options::Opts;
 use crate::api::{opt, Api, OptionSpec, Spec, Type};
 use crate::error::STDERR_TAIL;
 use crate::error::{Failure, RhaiResult};
-use crate::exec::{Action, Command};
+use crate::exec::{Action, Command, Program};
 
 /// How long a freshly started process must stay up before `start` trusts it.
 const START_GRACE: Duration = Duration::from_millis(300);
@@ -59,8 +59,10 @@ impl Service {
             message: format!("process `{name}` needs a command"),
             help: "pass #{ cmd: [\"./app\", \"--port\", \"8080\"] } (or a shell string)".into(),
         })?;
-        if let Some(script) = command.shell.then(|| exec_form(&command.argv[2])).flatten() {
-            command.argv[2] = script;
+        if let Program::Shell(script) = &command.program {
+            if let Some(script) = exec_form(script) {
+                command.program = Program::Shell(script);
+            }
         }
         let dir = opts.string("dir")?;
         command.dir = dir.clone();
@@ -225,7 +227,7 @@ impl Service {
             return Ok(0);
         }
         if !out.success() {
-            return Err(self.host.command_failed(&command.display(), &out));
+            return Err(self.host.command_failed(&command.to_string(), &out));
         }
         let pid: i64 = out.stdout.trim().parse().map_err(|_| {
             self.failure(

@@ -289,7 +289,7 @@ pub fn command(cmd: &Command) -> Result<(), Failure> {
         env_key(key)?;
         no_nul("environment value", value)?;
     }
-    for arg in &cmd.argv {
+    for arg in &cmd.program.argv() {
         no_nul("command argument", arg)?;
     }
     if let Some(dir) = &cmd.dir {

@@ -4,11 +4,11 @@
 //! unlock`), and `galley history` / `galley rollback`.
 
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::time::Duration;
 
 use crate::support::nginx::{Load, LoadStats, Nginx};
-use crate::support::{alive, flat, free_port, wait_until, Reaper, Run, Sandbox};
+use crate::support::{alive, flat, free_port, wait_until, Invocation, Reaper, Run, Sandbox};
 
 const LIMIT: Duration = Duration::from_secs(60);
 const DEMO_APP: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/recipes/demo/app.py");
@@ -92,18 +92,16 @@ impl Stage {
     }
 
     /// `galley ARGS...` with the stage's state folder.
-    fn galley(&self, args: &[&str]) -> Command {
-        let mut cmd = self.sb.galley();
-        cmd.env("GALLEY_STATE_DIR", &self.state).args(args);
-        cmd
+    fn galley(&self, args: &[&str]) -> Invocation {
+        self.sb.invoke(args).env("GALLEY_STATE_DIR", &self.state)
     }
 
     /// `galley run recipe.rhai --output plain --set S...` to completion.
     fn deploy(&self, sets: &[&str]) -> Run {
-        Run::from(self.deploy_cmd(sets).output().expect("run galley"))
+        self.deploy_cmd(sets).run()
     }
 
-    fn deploy_cmd(&self, sets: &[&str]) -> Command {
+    fn deploy_cmd(&self, sets: &[&str]) -> Invocation {
         let mut args = vec!["run", "recipe.rhai", "--output", "plain"];
         for set in sets {
             args.extend(["--set", set]);
@@ -115,6 +113,7 @@ impl Stage {
     fn spawn(&self, sets: &[&str]) -> Child {
         let child = self
             .deploy_cmd(sets)
+            .command()
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
@@ -369,7 +368,7 @@ fn kill_9_mid_deploy_leaves_a_stale_lock_that_unlock_clears() {
     assert!(report.contains("galley unlock web"), "{}", refused.stderr);
     assert_eq!(stage.served(), "v1");
 
-    let unlock = Run::from(stage.galley(&["unlock", "web"]).output().unwrap()).expect_code(0);
+    let unlock = stage.galley(&["unlock", "web"]).run().expect_code(0);
     assert!(
         unlock.stdout.contains(&format!("\"pid\": {pid}")),
         "{}",
@@ -404,7 +403,7 @@ fn history_lists_the_deploys_and_rollback_redeploys_the_previous_version() {
             .expect_code(0);
     }
     assert_eq!(stage.served(), "v3");
-    let history = Run::from(stage.galley(&["history", "web"]).output().unwrap()).expect_code(0);
+    let history = stage.galley(&["history", "web"]).run().expect_code(0);
     let lines: Vec<&str> = history.stdout.lines().collect();
     assert!(
         lines[0].starts_with("id") && lines[0].contains("version") && lines[0].contains("result"),
@@ -424,13 +423,10 @@ fn history_lists_the_deploys_and_rollback_redeploys_the_previous_version() {
             history.stdout
         );
     }
-    let json = Run::from(
-        stage
-            .galley(&["history", "web", "--json"])
-            .output()
-            .unwrap(),
-    )
-    .expect_code(0);
+    let json = stage
+        .galley(&["history", "web", "--json"])
+        .run()
+        .expect_code(0);
     let records: Vec<serde_json::Value> = json
         .stdout
         .lines()
@@ -447,13 +443,10 @@ fn history_lists_the_deploys_and_rollback_redeploys_the_previous_version() {
     assert_eq!(records[0]["hosts"][0], "local");
     let v2_id = records[1]["id"].as_str().unwrap().to_string();
     assert_eq!(records[1]["sha"], "v2");
-    let newest = Run::from(
-        stage
-            .galley(&["history", "web", "--json", "--limit", "1"])
-            .output()
-            .unwrap(),
-    )
-    .expect_code(0);
+    let newest = stage
+        .galley(&["history", "web", "--json", "--limit", "1"])
+        .run()
+        .expect_code(0);
     assert_eq!(newest.stdout.lines().count(), 1);
     assert!(
         newest.stdout.contains("\"sha\":\"v3\""),
@@ -461,13 +454,10 @@ fn history_lists_the_deploys_and_rollback_redeploys_the_previous_version() {
         newest.stdout
     );
 
-    let rollback = Run::from(
-        stage
-            .galley(&["rollback", "web", "--output", "plain"])
-            .output()
-            .unwrap(),
-    )
-    .expect_code(0);
+    let rollback = stage
+        .galley(&["rollback", "web", "--output", "plain"])
+        .run()
+        .expect_code(0);
     assert!(
         rollback
             .stdout
@@ -477,19 +467,16 @@ fn history_lists_the_deploys_and_rollback_redeploys_the_previous_version() {
     );
     assert_eq!(stage.served(), "v2");
 
-    let json = Run::from(
-        stage
-            .galley(&["history", "web", "--json"])
-            .output()
-            .unwrap(),
-    )
-    .expect_code(0);
+    let json = stage
+        .galley(&["history", "web", "--json"])
+        .run()
+        .expect_code(0);
     let last: serde_json::Value =
         serde_json::from_str(json.stdout.lines().next().unwrap()).unwrap();
     assert_eq!(last["result"], "ok", "{last}");
     assert_eq!(last["sha"], "v2", "{last}");
     assert_eq!(last["rollback_to"], v2_id.as_str(), "{last}");
-    let history = Run::from(stage.galley(&["history", "web"]).output().unwrap()).expect_code(0);
+    let history = stage.galley(&["history", "web"]).run().expect_code(0);
     let newest = history
         .stdout
         .lines()

@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use crate::support::{Run, Sandbox};
+use crate::support::Sandbox;
 
 /// A recipe that uses every way Rhai defines a name; it runs, and check finds nothing in it.
 const VALID: &str = r#"
@@ -208,15 +208,12 @@ fn a_function_named_like_a_method_is_a_warning_naming_both() {
     );
 
     // In GitHub Actions it is a warning annotation.
-    let run = Run::from(
-        sb.galley()
-            .env("GITHUB_ACTIONS", "true")
-            .env("GITHUB_WORKSPACE", sb.path())
-            .args(["check", "shadow.rhai"])
-            .output()
-            .unwrap(),
-    )
-    .expect_code(0);
+    let run = sb
+        .invoke(["check", "shadow.rhai"])
+        .env("GITHUB_ACTIONS", "true")
+        .env("GITHUB_WORKSPACE", sb.path())
+        .run()
+        .expect_code(0);
     assert!(
         run.stdout.starts_with(
             "::warning file=shadow.rhai,line=4,col=4,title=Galley%3A galley%3A%3Ashadowed_function::\

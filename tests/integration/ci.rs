@@ -27,18 +27,14 @@ fn in_actions(sb: &Sandbox, recipe: &str, extra: &[&str]) -> Run {
     sb.write(".secrets", "DB_PASSWORD=hunter22\n");
     let mut args = vec!["run", "deploy,prod.rhai", "--secrets", ".secrets"];
     args.extend_from_slice(extra);
-    Run::from(
-        sb.galley()
-            .env("GITHUB_ACTIONS", "true")
-            .env("GITHUB_WORKSPACE", sb.path())
-            .env("GITHUB_STEP_SUMMARY", sb.path().join("summary.md"))
-            .env("GITHUB_OUTPUT", sb.path().join("output.txt"))
-            .env("API_TOKEN", "tok-12345")
-            .env("CERT", "-----BEGIN-----\nabc\n-----END-----")
-            .args(&args)
-            .output()
-            .expect("run galley"),
-    )
+    sb.invoke(&args)
+        .env("GITHUB_ACTIONS", "true")
+        .env("GITHUB_WORKSPACE", sb.path())
+        .env("GITHUB_STEP_SUMMARY", sb.path().join("summary.md"))
+        .env("GITHUB_OUTPUT", sb.path().join("output.txt"))
+        .env("API_TOKEN", "tok-12345")
+        .env("CERT", "-----BEGIN-----\nabc\n-----END-----")
+        .run()
 }
 
 /// The stop-commands token replaced by TOKEN and every duration by N.NNs.
@@ -191,15 +187,12 @@ fn an_explicit_output_wins_over_github_actions() {
 fn check_annotates_problems_in_github_actions() {
     let sb = Sandbox::new();
     sb.write("bad.rhai", "let x = 1;\nlocal().rnu(\"x\");\n");
-    let run = Run::from(
-        sb.galley()
-            .env("GITHUB_ACTIONS", "true")
-            .env("GITHUB_WORKSPACE", sb.path())
-            .args(["check", "bad.rhai"])
-            .output()
-            .unwrap(),
-    )
-    .expect_code(2);
+    let run = sb
+        .invoke(["check", "bad.rhai"])
+        .env("GITHUB_ACTIONS", "true")
+        .env("GITHUB_WORKSPACE", sb.path())
+        .run()
+        .expect_code(2);
     assert_eq!(
         run.stdout.trim_end(),
         "::error file=bad.rhai,line=2,col=9,title=Galley%3A galley%3A%3Aunknown_function::\
@@ -264,13 +257,10 @@ fn the_github_workflow_calls_a_recipe_that_passes_check() {
         .nth(1)
         .expect("the recipe after `galley run`");
     let sb = Sandbox::new();
-    let run = Run::from(
-        sb.galley()
-            .current_dir(repo())
-            .args(["check", recipe, "--output", "plain"])
-            .output()
-            .unwrap(),
-    );
+    let run = sb
+        .invoke(["check", recipe, "--output", "plain"])
+        .dir(repo())
+        .run();
     let run = run.expect_code(0);
     assert_eq!(run.stdout.trim(), format!("ok: {recipe}"));
 }
@@ -281,15 +271,12 @@ fn a_deploy_sets_the_version_output_unless_the_recipe_does() {
     for (extra, version) in [("", "abc123"), ("ci::output(\"version\", \"v2\");\n", "v2")] {
         let sb = Sandbox::new();
         sb.write("recipe.rhai", &format!("{deploy}{extra}"));
-        let run = Run::from(
-            sb.galley()
-                .env("GITHUB_ACTIONS", "true")
-                .env("GALLEY_STATE_DIR", sb.path().join("state"))
-                .env("GITHUB_OUTPUT", sb.path().join("output.txt"))
-                .args(["run", "recipe.rhai"])
-                .output()
-                .unwrap(),
-        );
+        let run = sb
+            .invoke(["run", "recipe.rhai"])
+            .env("GITHUB_ACTIONS", "true")
+            .state("state")
+            .env("GITHUB_OUTPUT", sb.path().join("output.txt"))
+            .run();
         run.expect_code(0);
         let outputs = std::fs::read_to_string(sb.path().join("output.txt")).unwrap();
         assert_eq!(outputs, format!("result=ok\nversion={version}\n"));

@@ -398,14 +398,11 @@ in_place::deploy(app, #{{
             dir = sb.path().display()
         );
         sb.write("recipe.rhai", &recipe);
-        let run = crate::support::Run::from(
-            sb.galley()
-                .env("GALLEY_STATE_DIR", &state)
-                .args(["run", "recipe.rhai", "--output", "plain"])
-                .output()
-                .unwrap(),
-        )
-        .expect_code(1);
+        let run = sb
+            .invoke(["run", "recipe.rhai", "--output", "plain"])
+            .env("GALLEY_STATE_DIR", &state)
+            .run()
+            .expect_code(1);
         let report = flat(&run.stderr);
         assert!(
             report.contains("exited while its health check waited")
@@ -413,14 +410,11 @@ in_place::deploy(app, #{{
             "{name}: {report}"
         );
         assert!(!run.stdout.contains("done in"), "{}", run.stdout);
-        let history = crate::support::Run::from(
-            sb.galley()
-                .env("GALLEY_STATE_DIR", &state)
-                .args(["history", name, "--json"])
-                .output()
-                .unwrap(),
-        )
-        .expect_code(0);
+        let history = sb
+            .invoke(["history", name, "--json"])
+            .env("GALLEY_STATE_DIR", &state)
+            .run()
+            .expect_code(0);
         assert!(
             history.stdout.contains("\"result\":\"failed\""),
             "{}",

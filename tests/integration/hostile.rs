@@ -290,16 +290,12 @@ fn app_and_service_names_that_climb_out_are_refused_and_nothing_is_written_outsi
             "service name",
         ),
     ] {
-        let run = Run::from(
-            sb.galley()
-                .env("GALLEY_STATE_DIR", &state)
-                .current_dir(&state)
-                .arg("run")
-                .arg(sb.write("recipe.rhai", &format!("{body}\n")))
-                .args(["--output", "plain"])
-                .output()
-                .unwrap(),
-        );
+        sb.write("recipe.rhai", &format!("{body}\n"));
+        let run = sb
+            .invoke(["run", &sb.join("recipe.rhai"), "--output", "plain"])
+            .env("GALLEY_STATE_DIR", &state)
+            .dir(&state)
+            .run();
         assert!(!run.stdout.contains("ran"), "the body ran:\n{}", run.stdout);
         let report = refused(run, 1, "galley::invalid_value");
         assert!(report.contains(what), "{report}");
@@ -490,16 +486,12 @@ fn control_characters_in_values_are_escaped_in_action_lines_reports_and_history(
                   });\n\
                   deploy::run(#{ app: \"web\", host: local(), sha: \"abc\\nFORGED sha\" }, || {});\n\
                   local().read(\"no\\nFORGED such\");\n";
-    let run = Run::from(
-        sb.galley()
-            .env("GALLEY_STATE_DIR", &state)
-            .arg("run")
-            .arg(sb.write("recipe.rhai", recipe))
-            .args(["--output", "plain"])
-            .output()
-            .unwrap(),
-    )
-    .expect_code(1);
+    sb.write("recipe.rhai", recipe);
+    let run = sb
+        .invoke(["run", &sb.join("recipe.rhai"), "--output", "plain"])
+        .env("GALLEY_STATE_DIR", &state)
+        .run()
+        .expect_code(1);
     let all = format!("{}{}", run.stdout, run.stderr);
     assert!(
         !all.lines().any(|l| l.starts_with("FORGED")),
@@ -508,14 +500,11 @@ fn control_characters_in_values_are_escaped_in_action_lines_reports_and_history(
     assert!(all.contains("one\\nFORGED step"), "{all}");
     assert!(all.contains("a\\nFORGED write.txt"), "{all}");
     assert!(run.stderr.contains("no\\nFORGED such"), "{}", run.stderr);
-    let history = Run::from(
-        sb.galley()
-            .env("GALLEY_STATE_DIR", &state)
-            .arg("history")
-            .output()
-            .unwrap(),
-    )
-    .expect_code(0);
+    let history = sb
+        .invoke(["history"])
+        .env("GALLEY_STATE_DIR", &state)
+        .run()
+        .expect_code(0);
     assert!(
         !history.stdout.lines().any(|l| l.starts_with("FORGED")),
         "{}",
@@ -544,13 +533,10 @@ fn escape_sequences_from_output_are_neutralised_when_printed_and_kept_raw_as_dat
         "r.stdout keeps the bytes"
     );
     sb.write("recipe.rhai", recipe);
-    let json = Run::from(
-        sb.galley()
-            .args(["run", "recipe.rhai", "--output", "json"])
-            .output()
-            .unwrap(),
-    )
-    .expect_code(0);
+    let json = sb
+        .invoke(["run", "recipe.rhai", "--output", "json"])
+        .run()
+        .expect_code(0);
     let line: serde_json::Value = json
         .stdout
         .lines()

@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use crate::support::{wait_until, Run, Sandbox};
+use crate::support::{wait_until, Sandbox};
 
 /// The events table of docs/json.md: event name -> its fields.
 fn schema() -> BTreeMap<String, BTreeSet<String>> {
@@ -80,16 +80,7 @@ fn every_event_of_a_run_and_of_watch_matches_the_documented_schema() {
     sb.write("uv.lock", "v1\n");
     sb.write("conf.txt", "old\n");
     sb.write("recipe.rhai", FULL);
-    let galley = |args: &[&str]| {
-        Run::from(
-            sb.galley()
-                .env("GALLEY_STATE_DIR", sb.path().join("state"))
-                .env("SHORT", "ab")
-                .args(args)
-                .output()
-                .unwrap(),
-        )
-    };
+    let galley = |args: &[&str]| sb.invoke(args).state("state").env("SHORT", "ab").run();
     let mut seen = BTreeSet::new();
     for args in [
         // The dry run first, while conf.txt still differs from what the recipe writes.

@@ -58,17 +58,6 @@ fn project(sb: &Sandbox, url: &str, rev: &str) {
     sb.write("proj/recipe.rhai", RECIPE);
 }
 
-/// `galley ARGS...` in the project folder.
-fn galley(sb: &Sandbox, args: &[&str]) -> Run {
-    Run::from(
-        sb.galley()
-            .current_dir(sb.path().join("proj"))
-            .args(args)
-            .output()
-            .expect("run galley"),
-    )
-}
-
 /// The text of `proj/galley.lock`.
 fn lockfile(sb: &Sandbox) -> String {
     std::fs::read_to_string(sb.path().join("proj/galley.lock")).expect("read galley.lock")
@@ -112,7 +101,11 @@ fn lock_pins_the_commit_and_hash_and_run_imports_the_library() {
     let origin = library(&sb);
     project(&sb, &file_url(&origin), "v1");
 
-    let before = galley(&sb, &["run", "recipe.rhai", "--output", "plain"]).expect_code(1);
+    let before = sb
+        .invoke(["run", "recipe.rhai", "--output", "plain"])
+        .dir("proj")
+        .run()
+        .expect_code(1);
     assert!(
         before.stderr.contains("galley::library_not_locked"),
         "{}",
@@ -124,7 +117,7 @@ fn lock_pins_the_commit_and_hash_and_run_imports_the_library() {
         before.stderr
     );
 
-    let lock = galley(&sb, &["lock"]).expect_code(0);
+    let lock = sb.invoke(["lock"]).dir("proj").run().expect_code(0);
     let sha = sh(&origin.work, &["git", "rev-parse", "HEAD"]);
     assert!(
         lock.stdout
@@ -139,11 +132,18 @@ fn lock_pins_the_commit_and_hash_and_run_imports_the_library() {
     assert_eq!(locked(&sb, "commit"), sha);
     assert_eq!(locked(&sb, "hash"), expected_hash(&origin.work));
 
-    let run = galley(&sb, &["run", "recipe.rhai", "--output", "plain"]).expect_code(0);
+    let run = sb
+        .invoke(["run", "recipe.rhai", "--output", "plain"])
+        .dir("proj")
+        .run()
+        .expect_code(0);
     assert!(run.stdout.contains("said: hi v1"), "{}", run.stdout);
-    galley(&sb, &["check", "recipe.rhai"]).expect_code(0);
+    sb.invoke(["check", "recipe.rhai"])
+        .dir("proj")
+        .run()
+        .expect_code(0);
     // A second lock changes nothing.
-    let again = galley(&sb, &["lock"]).expect_code(0);
+    let again = sb.invoke(["lock"]).dir("proj").run().expect_code(0);
     assert!(
         again.stdout.contains("galley.lock is up to date"),
         "{}",
@@ -160,10 +160,14 @@ fn a_failure_inside_a_library_points_at_the_library_file_and_commit() {
         "proj/boom.rhai",
         "import \"team/rolling\" as r;\nr::boom();\n",
     );
-    galley(&sb, &["lock"]).expect_code(0);
+    sb.invoke(["lock"]).dir("proj").run().expect_code(0);
     let short = &locked(&sb, "commit")[..7];
 
-    let run = galley(&sb, &["run", "boom.rhai", "--output", "plain"]).expect_code(1);
+    let run = sb
+        .invoke(["run", "boom.rhai", "--output", "plain"])
+        .dir("proj")
+        .run()
+        .expect_code(1);
     assert!(run.stderr.contains("boom in the library"), "{}", run.stderr);
     assert!(
         run.stderr
@@ -179,7 +183,7 @@ fn update_moves_a_branch_and_lists_the_commits_in_between() {
     let sb = Sandbox::new();
     let origin = library(&sb);
     project(&sb, &file_url(&origin), "main");
-    let lock = galley(&sb, &["lock"]).expect_code(0);
+    let lock = sb.invoke(["lock"]).dir("proj").run().expect_code(0);
     assert!(
         lock.stderr.contains("follows branch `main`"),
         "{}",
@@ -193,10 +197,18 @@ fn update_moves_a_branch_and_lists_the_commits_in_between() {
     );
     let new = origin.push(&[("README.md", "team recipes\n")], "add a README");
     // The lock pins: a run still gets the old commit.
-    let run = galley(&sb, &["run", "recipe.rhai", "--output", "plain"]).expect_code(0);
+    let run = sb
+        .invoke(["run", "recipe.rhai", "--output", "plain"])
+        .dir("proj")
+        .run()
+        .expect_code(0);
     assert!(run.stdout.contains("said: hi v1"), "{}", run.stdout);
 
-    let update = galley(&sb, &["update", "team"]).expect_code(0);
+    let update = sb
+        .invoke(["update", "team"])
+        .dir("proj")
+        .run()
+        .expect_code(0);
     assert!(
         update
             .stdout
@@ -214,11 +226,19 @@ fn update_moves_a_branch_and_lists_the_commits_in_between() {
     assert!(listed[1].ends_with(" helper: say v2"), "{}", update.stdout);
     assert_eq!(locked(&sb, "commit"), new);
 
-    let run = galley(&sb, &["run", "recipe.rhai", "--output", "plain"]).expect_code(0);
+    let run = sb
+        .invoke(["run", "recipe.rhai", "--output", "plain"])
+        .dir("proj")
+        .run()
+        .expect_code(0);
     assert!(run.stdout.contains("said: hi v2"), "{}", run.stdout);
-    let same = galley(&sb, &["update"]).expect_code(0);
+    let same = sb.invoke(["update"]).dir("proj").run().expect_code(0);
     assert!(same.stdout.contains("is up to date"), "{}", same.stdout);
-    let unknown = galley(&sb, &["update", "teem"]).expect_code(2);
+    let unknown = sb
+        .invoke(["update", "teem"])
+        .dir("proj")
+        .run()
+        .expect_code(2);
     assert!(
         unknown.stderr.contains("did you mean `team`?"),
         "{}",
@@ -231,7 +251,7 @@ fn a_tag_that_moved_is_refused_at_fetch_until_update() {
     let sb = Sandbox::new();
     let origin = library(&sb);
     project(&sb, &file_url(&origin), "v1");
-    galley(&sb, &["lock"]).expect_code(0);
+    sb.invoke(["lock"]).dir("proj").run().expect_code(0);
     let old = locked(&sb, "commit");
 
     let new = origin.push(
@@ -239,7 +259,7 @@ fn a_tag_that_moved_is_refused_at_fetch_until_update() {
         "retag",
     );
     tag(&origin, "v1");
-    let fetch = galley(&sb, &["fetch"]).expect_code(1);
+    let fetch = sb.invoke(["fetch"]).dir("proj").run().expect_code(1);
     assert!(
         fetch.stderr.contains("galley::library_tag_moved"),
         "{}",
@@ -265,10 +285,17 @@ fn a_tag_that_moved_is_refused_at_fetch_until_update() {
         "a refused fetch leaves the lock alone"
     );
 
-    galley(&sb, &["update", "team"]).expect_code(0);
+    sb.invoke(["update", "team"])
+        .dir("proj")
+        .run()
+        .expect_code(0);
     assert_eq!(locked(&sb, "commit"), new);
-    galley(&sb, &["fetch"]).expect_code(0);
-    let run = galley(&sb, &["run", "recipe.rhai", "--output", "plain"]).expect_code(0);
+    sb.invoke(["fetch"]).dir("proj").run().expect_code(0);
+    let run = sb
+        .invoke(["run", "recipe.rhai", "--output", "plain"])
+        .dir("proj")
+        .run()
+        .expect_code(0);
     assert!(run.stdout.contains("said: hi moved"), "{}", run.stdout);
 }
 
@@ -277,7 +304,7 @@ fn a_tampered_checkout_is_refused_naming_the_library_and_the_file() {
     let sb = Sandbox::new();
     let origin = library(&sb);
     project(&sb, &file_url(&origin), "v1");
-    galley(&sb, &["lock"]).expect_code(0);
+    sb.invoke(["lock"]).dir("proj").run().expect_code(0);
     let commit = locked(&sb, "commit");
     let file = checkout(&sb, &commit).join("tree/sub/helper.rhai");
     assert!(
@@ -291,7 +318,7 @@ fn a_tampered_checkout_is_refused_naming_the_library_and_the_file() {
         &["run", "recipe.rhai", "--output", "plain"][..],
         &["check", "recipe.rhai", "--output", "plain"][..],
     ] {
-        let run = galley(&sb, args);
+        let run = sb.invoke(args).dir("proj").run();
         assert_ne!(run.code, 0, "{args:?}");
         assert!(!run.stdout.contains("evil"), "{}", run.stdout);
         let text = flat(&run.stderr);
@@ -312,13 +339,17 @@ fn a_tampered_checkout_is_refused_naming_the_library_and_the_file() {
         assert!(!run.stderr.contains("unknown_function"), "{}", run.stderr);
     }
 
-    let fetch = galley(&sb, &["fetch"]).expect_code(0);
+    let fetch = sb.invoke(["fetch"]).dir("proj").run().expect_code(0);
     assert!(
         fetch.stdout.contains("had been changed"),
         "{}",
         fetch.stdout
     );
-    let run = galley(&sb, &["run", "recipe.rhai", "--output", "plain"]).expect_code(0);
+    let run = sb
+        .invoke(["run", "recipe.rhai", "--output", "plain"])
+        .dir("proj")
+        .run()
+        .expect_code(0);
     assert!(run.stdout.contains("said: hi v1"), "{}", run.stdout);
 }
 
@@ -327,17 +358,17 @@ fn locked_fails_when_the_manifest_and_the_lock_disagree() {
     let sb = Sandbox::new();
     let origin = library(&sb);
     project(&sb, &file_url(&origin), "v1");
-    galley(&sb, &["lock"]).expect_code(0);
+    sb.invoke(["lock"]).dir("proj").run().expect_code(0);
     origin.push(&[("sub/helper.rhai", "fn version() { \"v2\" }\n")], "v2");
     tag(&origin, "v2");
     project(&sb, &file_url(&origin), "v2");
     let lock_before = lockfile(&sb);
 
-    let run = galley(
-        &sb,
-        &["run", "recipe.rhai", "--locked", "--output", "plain"],
-    )
-    .expect_code(2);
+    let run = sb
+        .invoke(["run", "recipe.rhai", "--locked", "--output", "plain"])
+        .dir("proj")
+        .run()
+        .expect_code(2);
     assert!(
         run.stderr.contains("galley::library_lock_mismatch"),
         "{}",
@@ -351,38 +382,42 @@ fn locked_fails_when_the_manifest_and_the_lock_disagree() {
     );
     // CI=true means --locked, for fetch and lock too; nothing changes the lock.
     for args in [&["fetch"][..], &["lock"][..]] {
-        let out = Run::from(
-            sb.galley()
-                .current_dir(sb.path().join("proj"))
-                .env("CI", "true")
-                .args(args)
-                .output()
-                .unwrap(),
-        )
-        .expect_code(1);
+        let out = sb
+            .invoke(args)
+            .dir("proj")
+            .env("CI", "true")
+            .run()
+            .expect_code(1);
         assert!(
             out.stderr.contains("galley::library_lock_mismatch"),
             "{}",
             out.stderr
         );
     }
-    galley(&sb, &["check", "recipe.rhai", "--locked"]).expect_code(2);
+    sb.invoke(["check", "recipe.rhai", "--locked"])
+        .dir("proj")
+        .run()
+        .expect_code(2);
     assert_eq!(lockfile(&sb), lock_before);
 
     // Without --locked a run still never resolves: it says what to run.
-    let run = galley(&sb, &["run", "recipe.rhai", "--output", "plain"]).expect_code(1);
+    let run = sb
+        .invoke(["run", "recipe.rhai", "--output", "plain"])
+        .dir("proj")
+        .run()
+        .expect_code(1);
     assert!(
         flat(&run.stderr).contains("galley.lock is out of date for library `team`"),
         "{}",
         run.stderr
     );
-    galley(&sb, &["lock"]).expect_code(0);
+    sb.invoke(["lock"]).dir("proj").run().expect_code(0);
     assert_eq!(locked(&sb, "rev"), "v2");
-    let run = galley(
-        &sb,
-        &["run", "recipe.rhai", "--locked", "--output", "plain"],
-    )
-    .expect_code(0);
+    let run = sb
+        .invoke(["run", "recipe.rhai", "--locked", "--output", "plain"])
+        .dir("proj")
+        .run()
+        .expect_code(0);
     assert!(run.stdout.contains("said: hi v2"), "{}", run.stdout);
 }
 
@@ -391,17 +426,25 @@ fn runs_offline_from_the_cache_when_the_origin_is_gone() {
     let sb = Sandbox::new();
     let origin = library(&sb);
     project(&sb, &file_url(&origin), "v1");
-    galley(&sb, &["fetch"]).expect_code(0);
+    sb.invoke(["fetch"]).dir("proj").run().expect_code(0);
     let commit = locked(&sb, "commit");
     std::fs::rename(&origin.bare, sb.path().join("team/gone.git")).unwrap();
 
-    let run = galley(&sb, &["run", "recipe.rhai", "--output", "plain"]).expect_code(0);
+    let run = sb
+        .invoke(["run", "recipe.rhai", "--output", "plain"])
+        .dir("proj")
+        .run()
+        .expect_code(0);
     assert!(run.stdout.contains("said: hi v1"), "{}", run.stdout);
 
     // The checkout gone too: the run says what to run; fetch needs the origin, unless the
     // mirror has the commit and --offline says to use it (no chmod needed: folders are writable).
     std::fs::remove_dir_all(checkout(&sb, &commit)).unwrap();
-    let run = galley(&sb, &["run", "recipe.rhai", "--output", "plain"]).expect_code(1);
+    let run = sb
+        .invoke(["run", "recipe.rhai", "--output", "plain"])
+        .dir("proj")
+        .run()
+        .expect_code(1);
     assert!(
         run.stderr.contains("galley::library_not_fetched"),
         "{}",
@@ -412,26 +455,30 @@ fn runs_offline_from_the_cache_when_the_origin_is_gone() {
         "{}",
         run.stderr
     );
-    let fetch = galley(&sb, &["fetch"]).expect_code(1);
+    let fetch = sb.invoke(["fetch"]).dir("proj").run().expect_code(1);
     assert!(
         fetch.stderr.contains("galley::library_fetch"),
         "{}",
         fetch.stderr
     );
-    galley(&sb, &["fetch", "--offline"]).expect_code(0);
-    let run = galley(&sb, &["run", "recipe.rhai", "--output", "plain"]).expect_code(0);
+    sb.invoke(["fetch", "--offline"])
+        .dir("proj")
+        .run()
+        .expect_code(0);
+    let run = sb
+        .invoke(["run", "recipe.rhai", "--output", "plain"])
+        .dir("proj")
+        .run()
+        .expect_code(0);
     assert!(run.stdout.contains("said: hi v1"), "{}", run.stdout);
 
     // A cache that never saw the library cannot be filled offline.
-    let empty = Run::from(
-        sb.galley()
-            .current_dir(sb.path().join("proj"))
-            .env("GALLEY_CACHE", sb.path().join("other-cache"))
-            .args(["fetch", "--offline"])
-            .output()
-            .unwrap(),
-    )
-    .expect_code(1);
+    let empty = sb
+        .invoke(["fetch", "--offline"])
+        .dir("proj")
+        .env("GALLEY_CACHE", sb.path().join("other-cache"))
+        .run()
+        .expect_code(1);
     assert!(
         flat(&empty.stderr).contains("run `galley fetch` without --offline"),
         "{}",
@@ -444,7 +491,7 @@ fn two_concurrent_fetches_into_one_cache_both_succeed() {
     let sb = Sandbox::new();
     let origin = library(&sb);
     project(&sb, &file_url(&origin), "v1");
-    galley(&sb, &["lock"]).expect_code(0);
+    sb.invoke(["lock"]).dir("proj").run().expect_code(0);
     let commit = locked(&sb, "commit");
     for round in 0..3 {
         let cache = sb.path().join(format!("cache-{round}"));
@@ -468,15 +515,12 @@ fn two_concurrent_fetches_into_one_cache_both_succeed() {
             .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
             .collect();
         assert_eq!(leftovers, vec![commit.clone()], "round {round}");
-        let run = Run::from(
-            sb.galley()
-                .current_dir(sb.path().join("proj"))
-                .env("GALLEY_CACHE", &cache)
-                .args(["run", "recipe.rhai", "--output", "plain"])
-                .output()
-                .unwrap(),
-        )
-        .expect_code(0);
+        let run = sb
+            .invoke(["run", "recipe.rhai", "--output", "plain"])
+            .dir("proj")
+            .env("GALLEY_CACHE", &cache)
+            .run()
+            .expect_code(0);
         assert!(run.stdout.contains("said: hi v1"), "{}", run.stdout);
     }
 }
@@ -496,14 +540,10 @@ fn a_private_library_over_ssh_with_a_key() {
         )
     };
     let with_key = |args: &[&str], identity: &Path| {
-        Run::from(
-            sb.galley()
-                .current_dir(sb.path().join("proj"))
-                .env("GIT_SSH_COMMAND", ssh(identity))
-                .args(args)
-                .output()
-                .unwrap(),
-        )
+        sb.invoke(args)
+            .dir("proj")
+            .env("GIT_SSH_COMMAND", ssh(identity))
+            .run()
     };
 
     let refused = with_key(&["lock"], &sb.path().join("no-such-key")).expect_code(1);
@@ -526,7 +566,11 @@ fn a_private_library_over_ssh_with_a_key() {
         sh(&origin.work, &["git", "rev-parse", "HEAD"])
     );
     // The run itself needs neither the key nor the host.
-    let run = galley(&sb, &["run", "recipe.rhai", "--output", "plain"]).expect_code(0);
+    let run = sb
+        .invoke(["run", "recipe.rhai", "--output", "plain"])
+        .dir("proj")
+        .run()
+        .expect_code(0);
     assert!(run.stdout.contains("said: hi v1"), "{}", run.stdout);
 }
 
@@ -539,18 +583,14 @@ fn the_journal_names_the_libraries_a_deploy_loaded() {
         "proj/deploy.rhai",
         "import \"team/rolling\" as r;\ndeploy::run(#{ app: \"libapp\", host: local(), strategy: \"team\" }, || r::hi());\n",
     );
-    galley(&sb, &["lock"]).expect_code(0);
+    sb.invoke(["lock"]).dir("proj").run().expect_code(0);
     let short = locked(&sb, "commit")[..7].to_string();
     let state = sb.path().join("state");
     let with_state = |args: &[&str]| {
-        Run::from(
-            sb.galley()
-                .current_dir(sb.path().join("proj"))
-                .env("GALLEY_STATE_DIR", &state)
-                .args(args)
-                .output()
-                .unwrap(),
-        )
+        sb.invoke(args)
+            .dir("proj")
+            .env("GALLEY_STATE_DIR", &state)
+            .run()
     };
     with_state(&["run", "deploy.rhai", "--output", "plain"]).expect_code(0);
     let history = with_state(&["history", "libapp", "--json"]).expect_code(0);
@@ -569,7 +609,7 @@ fn watch_reloads_the_library_when_the_lock_changes() {
     let reaper = Reaper::new(&sb);
     let origin = library(&sb);
     project(&sb, &file_url(&origin), "main");
-    galley(&sb, &["lock"]).expect_code(0);
+    sb.invoke(["lock"]).dir("proj").run().expect_code(0);
     // --paths matches nothing in the folder: only the lock (watched by name) can trigger a run.
     let watcher = Watcher::start(
         &sb,
@@ -582,7 +622,10 @@ fn watch_reloads_the_library_when_the_lock_changes() {
     assert!(first.contains("said: hi v1"), "{first}");
 
     origin.push(&[("sub/helper.rhai", "fn version() { \"v2\" }\n")], "v2");
-    galley(&sb, &["update", "team"]).expect_code(0);
+    sb.invoke(["update", "team"])
+        .dir("proj")
+        .run()
+        .expect_code(0);
     let after = watcher.wait_run_after("waiting for changes");
     assert!(after.contains("said: hi v2"), "{after}");
 }
@@ -627,7 +670,9 @@ fn init_lib_writes_a_skeleton_that_checks_and_never_overwrites() {
         std::fs::read_to_string(sb.path().join("team-recipes/README.md")).unwrap(),
         "mine\n"
     );
-    let usage = sb.run(&["init"]);
+    // Plain `galley init` writes a starter recipe now (tests/integration/init.rs); a library
+    // and a template at once is a usage error.
+    let usage = sb.run(&["init", "--lib", "--template", "start", "team-recipes"]);
     assert_eq!(usage.code, 2, "{}", usage.stderr);
 }
 
@@ -658,17 +703,25 @@ fn a_library_in_a_folder_of_its_repository_is_hashed_and_imported_from_there() {
         "proj/escape.rhai",
         "import \"team/web\" as w;\nprint(w::hi());\n",
     );
-    galley(&sb, &["lock"]).expect_code(0);
+    sb.invoke(["lock"]).dir("proj").run().expect_code(0);
     assert_eq!(locked(&sb, "path"), "recipes");
     assert_eq!(
         locked(&sb, "hash"),
         expected_hash(&origin.work.join("recipes"))
     );
 
-    let run = galley(&sb, &["run", "recipe.rhai", "--output", "plain"]).expect_code(0);
+    let run = sb
+        .invoke(["run", "recipe.rhai", "--output", "plain"])
+        .dir("proj")
+        .run()
+        .expect_code(0);
     assert!(run.stdout.contains("from recipes/"), "{}", run.stdout);
     // A library's relative imports stay inside its folder.
-    let escape = galley(&sb, &["run", "escape.rhai", "--output", "plain"]).expect_code(1);
+    let escape = sb
+        .invoke(["run", "escape.rhai", "--output", "plain"])
+        .dir("proj")
+        .run()
+        .expect_code(1);
     assert!(
         escape.stderr.contains("galley::module_not_found"),
         "{}",

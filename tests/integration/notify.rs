@@ -116,14 +116,11 @@ notify::slack("{url}", "hello");
         url = server.url("/hook/secret-path")
     );
     sb.write("recipe.rhai", &recipe);
-    let out = crate::support::Run::from(
-        sb.galley()
-            .env("TOKEN", "tok-12345")
-            .args(["run", "recipe.rhai", "--output", "plain"])
-            .output()
-            .unwrap(),
-    )
-    .expect_code(0);
+    let out = sb
+        .invoke(["run", "recipe.rhai", "--output", "plain"])
+        .env("TOKEN", "tok-12345")
+        .run()
+        .expect_code(0);
     assert!(out.stdout.contains("delivered: true"), "{}", out.stdout);
     // The webhook's path (often its secret) is not printed.
     assert!(!out.stdout.contains("secret-path"), "{}", out.stdout);
@@ -191,21 +188,18 @@ fn notify_posts_one_summary_per_deploy_and_a_failing_hook_does_not_fail_it() {
     let bad = Server::start(Answer::Status(500));
     let sb = Sandbox::new();
     sb.write("recipe.rhai", DEPLOYS);
-    let run = crate::support::Run::from(
-        sb.galley()
-            .env("GALLEY_STATE_DIR", sb.path().join("state"))
-            .env("TOKEN", "tok-12345")
-            .env("GITHUB_SERVER_URL", "https://github.com")
-            .env("GITHUB_REPOSITORY", "seeds/app")
-            .env("GITHUB_RUN_ID", "42")
-            .env("GITHUB_ACTOR", "alice")
-            .env("GALLEY_NOTIFY", bad.url("/"))
-            .args(["run", "recipe.rhai", "--output", "plain", "--notify"])
-            .arg(good.url("/slack"))
-            .output()
-            .unwrap(),
-    )
-    .expect_code(1);
+    let run = sb
+        .invoke(["run", "recipe.rhai", "--output", "plain", "--notify"])
+        .state("state")
+        .env("TOKEN", "tok-12345")
+        .env("GITHUB_SERVER_URL", "https://github.com")
+        .env("GITHUB_REPOSITORY", "seeds/app")
+        .env("GITHUB_RUN_ID", "42")
+        .env("GITHUB_ACTOR", "alice")
+        .env("GALLEY_NOTIFY", bad.url("/"))
+        .args([good.url("/slack")])
+        .run()
+        .expect_code(1);
     // --notify given on the command line replaces GALLEY_NOTIFY.
     assert!(bad.requests().is_empty());
     let requests = good.requests();
@@ -239,16 +233,13 @@ fn notify_posts_one_summary_per_deploy_and_a_failing_hook_does_not_fail_it() {
     );
 
     // The same deploys with only the failing hook: a warning each, the first deploy still ok.
-    let run = crate::support::Run::from(
-        sb.galley()
-            .env("GALLEY_STATE_DIR", sb.path().join("state"))
-            .env("TOKEN", "tok-12345")
-            .env("GALLEY_NOTIFY", bad.url("/"))
-            .args(["run", "recipe.rhai", "--output", "plain"])
-            .output()
-            .unwrap(),
-    )
-    .expect_code(1);
+    let run = sb
+        .invoke(["run", "recipe.rhai", "--output", "plain"])
+        .state("state")
+        .env("TOKEN", "tok-12345")
+        .env("GALLEY_NOTIFY", bad.url("/"))
+        .run()
+        .expect_code(1);
     assert_eq!(bad.requests().len(), 2);
     assert_eq!(
         run.stdout.matches("failed: HTTP 500").count(),
@@ -264,22 +255,19 @@ fn a_dry_run_prints_the_notification_and_sends_nothing() {
     let server = Server::start(Answer::Status(200));
     let sb = Sandbox::new();
     sb.write("recipe.rhai", DEPLOYS);
-    let run = crate::support::Run::from(
-        sb.galley()
-            .env("GALLEY_STATE_DIR", sb.path().join("state"))
-            .env("TOKEN", "tok-12345")
-            .args([
-                "run",
-                "recipe.rhai",
-                "--output",
-                "plain",
-                "--dry-run",
-                "--notify",
-            ])
-            .arg(server.url("/"))
-            .output()
-            .unwrap(),
-    );
+    let run = sb
+        .invoke([
+            "run",
+            "recipe.rhai",
+            "--output",
+            "plain",
+            "--dry-run",
+            "--notify",
+        ])
+        .state("state")
+        .env("TOKEN", "tok-12345")
+        .args([server.url("/")])
+        .run();
     let run = run.expect_code(1);
     let would = format!(
         "[local] would notify http://127.0.0.1:{}/… {{\"galley\":",

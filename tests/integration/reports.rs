@@ -7,7 +7,7 @@
 use std::io::{Read, Write};
 use std::net::TcpListener;
 
-use crate::support::{self, Run, Sandbox};
+use crate::support::{self, Sandbox};
 
 /// Fails with both texts printed in full unless `actual` is exactly `expected`.
 #[track_caller]
@@ -21,24 +21,6 @@ fn assert_report(actual: &str, expected: &str) {
 /// Replaces the sandbox's absolute path with `<TMP>`.
 fn normalize(sb: &Sandbox, text: &str) -> String {
     text.replace(&sb.path().to_string_lossy().into_owned(), "<TMP>")
-}
-
-/// Runs `galley ARGS...` in the sandbox with extra environment variables (`None` removes one).
-fn run_with_env(sb: &Sandbox, args: &[&str], env: &[(&str, Option<&str>)]) -> Run {
-    let mut cmd = sb.galley();
-    cmd.args(args);
-    for (name, value) in env {
-        match value {
-            Some(value) => cmd.env(name, value),
-            None => cmd.env_remove(name),
-        };
-    }
-    let out = cmd.output().expect("run galley");
-    Run {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
 }
 
 /// A listener on 127.0.0.1 whose port has five digits, so that URLs in reports (which are wrapped
@@ -507,15 +489,12 @@ fn git_in_a_directory_that_is_not_a_repository() {
     // Stop git from finding a repository above the sandbox (if the temp dir is inside one).
     let ceiling = sb.path().parent().unwrap().to_string_lossy().into_owned();
     sb.write("recipe.rhai", r#"local().git("site").sha();"#);
-    let run = run_with_env(
-        &sb,
-        &["run", "recipe.rhai", "--output", "plain"],
-        &[
-            ("GIT_CEILING_DIRECTORIES", Some(&ceiling)),
-            ("GIT_DIR", None),
-        ],
-    )
-    .expect_code(1);
+    let run = sb
+        .invoke(["run", "recipe.rhai", "--output", "plain"])
+        .env("GIT_CEILING_DIRECTORIES", &ceiling)
+        .env_remove("GIT_DIR")
+        .run()
+        .expect_code(1);
     assert_report(
         &run.stderr,
         r#"galley::git
@@ -565,12 +544,11 @@ fn require_branch_names_the_branch_and_the_patterns() {
 fn missing_secret() {
     let sb = Sandbox::new();
     sb.write("recipe.rhai", r#"let token = secret("DEPLOY_TOKEN");"#);
-    let run = run_with_env(
-        &sb,
-        &["run", "recipe.rhai", "--output", "plain"],
-        &[("DEPLOY_TOKEN", None)],
-    )
-    .expect_code(1);
+    let run = sb
+        .invoke(["run", "recipe.rhai", "--output", "plain"])
+        .env_remove("DEPLOY_TOKEN")
+        .run()
+        .expect_code(1);
     assert_report(
         &run.stderr,
         r#"galley::secret
@@ -696,12 +674,11 @@ fn secrets_are_masked_in_output_and_reports() {
         "recipe.rhai",
         "let t = secret(\"TOKEN\");\nlocal().run([\"sh\", \"-c\", `echo ${t} >&2; exit 1`]);\n",
     );
-    let run = run_with_env(
-        &sb,
-        &["run", "recipe.rhai", "--output", "plain"],
-        &[("TOKEN", Some("s3cr3t-value"))],
-    )
-    .expect_code(1);
+    let run = sb
+        .invoke(["run", "recipe.rhai", "--output", "plain"])
+        .env("TOKEN", "s3cr3t-value")
+        .run()
+        .expect_code(1);
     assert!(!run.stdout.contains("s3cr3t-value"), "{}", run.stdout);
     assert!(!run.stderr.contains("s3cr3t-value"), "{}", run.stderr);
     assert!(
@@ -738,12 +715,11 @@ fn secrets_are_masked_in_json_reports() {
         "recipe.rhai",
         "let t = secret(\"TOKEN\");\nlocal().run([\"sh\", \"-c\", `echo ${t} >&2; exit 1`]);\n",
     );
-    let run = run_with_env(
-        &sb,
-        &["run", "recipe.rhai", "--output", "json"],
-        &[("TOKEN", Some("s3cr3t-value"))],
-    )
-    .expect_code(1);
+    let run = sb
+        .invoke(["run", "recipe.rhai", "--output", "json"])
+        .env("TOKEN", "s3cr3t-value")
+        .run()
+        .expect_code(1);
     assert!(!run.stdout.contains("s3cr3t-value"), "{}", run.stdout);
     assert!(!run.stderr.contains("s3cr3t-value"), "{}", run.stderr);
     let report: serde_json::Value = serde_json::from_str(run.stderr.trim_end()).unwrap();
@@ -774,11 +750,10 @@ fn assert_secret_never_printed(secret: &str, echo_prefix: &str, mode: &str) {
             "let t = secret(\"TOKEN\");\nlocal().run([\"sh\", \"-c\", `echo {echo_prefix}${{t}} >&2; exit 1`]);\n"
         ),
     );
-    let run = run_with_env(
-        &sb,
-        &["run", "recipe.rhai", "--output", mode],
-        &[("TOKEN", Some(secret))],
-    );
+    let run = sb
+        .invoke(["run", "recipe.rhai", "--output", mode])
+        .env("TOKEN", secret)
+        .run();
     assert_ne!(run.code, 0, "{}{}", run.stdout, run.stderr);
     // Also look for the value with the line wraps, shell quoting and JSON escapes it may get.
     let flat = |text: &str| {

@@ -85,18 +85,6 @@ fn state_dir(sb: &Sandbox) -> PathBuf {
     sb.path().join("state")
 }
 
-/// `galley ARGS...` in the sandbox with its own state folder, not yet started.
-fn galley(sb: &Sandbox, args: &[&str]) -> Command {
-    let mut cmd = sb.galley();
-    cmd.env("GALLEY_STATE_DIR", state_dir(sb)).args(args);
-    cmd
-}
-
-/// Runs `galley ARGS...` to completion.
-fn run(sb: &Sandbox, args: &[&str]) -> Run {
-    Run::from(galley(sb, args).output().expect("run galley"))
-}
-
 /// Every record of the deploy journal, oldest first (each line must be JSON).
 fn journal(sb: &Sandbox) -> Vec<serde_json::Value> {
     crate::support::journal_in(&state_dir(sb))
@@ -199,7 +187,7 @@ impl Releases {
             args.extend(["--set", set.as_str()]);
         }
         args.extend_from_slice(extra);
-        run(&self.sb, &args)
+        self.sb.invoke(&args).state("state").run()
     }
 
     /// Where `current` points.
@@ -327,7 +315,10 @@ fn galley_rollback_goes_back_to_the_previous_release_without_fetching_it() {
     let version_file = format!("{}/releases/v1/VERSION", r.root);
     let inode = std::fs::metadata(&version_file).unwrap().ino();
 
-    let back = run(&r.sb, &["rollback", "web", "--output", "plain"]);
+    let back =
+        r.sb.invoke(["rollback", "web", "--output", "plain"])
+            .state("state")
+            .run();
     r.track(&reaper);
     let back = back.expect_code(0);
     assert!(
@@ -355,7 +346,11 @@ fn galley_rollback_goes_back_to_the_previous_release_without_fetching_it() {
     assert_eq!(field(last, "release"), "v1", "{last}");
     assert_eq!(field(last, "rollback_to"), v1_id, "{last}");
 
-    let json = run(&r.sb, &["history", "web", "--json"]).expect_code(0);
+    let json =
+        r.sb.invoke(["history", "web", "--json"])
+            .state("state")
+            .run()
+            .expect_code(0);
     let lines: Vec<serde_json::Value> = json
         .stdout
         .lines()
@@ -365,7 +360,11 @@ fn galley_rollback_goes_back_to_the_previous_release_without_fetching_it() {
     // Newest first, like the table.
     assert_eq!(field(&lines[0], "rollback_to"), v1_id);
 
-    let one = run(&r.sb, &["history", "web", "--limit", "1"]).expect_code(0);
+    let one =
+        r.sb.invoke(["history", "web", "--limit", "1"])
+            .state("state")
+            .run()
+            .expect_code(0);
     let rows: Vec<&str> = one
         .stdout
         .lines()
@@ -402,7 +401,7 @@ fn in_place_records_its_deploy_and_respects_the_lock() {
             args.extend(["--set", set.as_str()]);
         }
         args.extend_from_slice(extra);
-        let out = run(&sb, &args);
+        let out = sb.invoke(&args).state("state").run();
         let pidfile = format!("{dir}/web.pid");
         if Path::new(&pidfile).exists() {
             reaper.track(read_pid(pidfile));
@@ -484,7 +483,11 @@ fn in_place_records_its_deploy_and_respects_the_lock() {
 
     // `galley unlock` removes a lock by hand and says whose it was.
     std::fs::write(&lock, holder).unwrap();
-    let unlocked = run(&sb, &["unlock", "web"]).expect_code(0);
+    let unlocked = sb
+        .invoke(["unlock", "web"])
+        .state("state")
+        .run()
+        .expect_code(0);
     assert!(
         unlocked.stdout.contains("removed the lock of web")
             && unlocked.stdout.contains("alice@build-box"),
@@ -492,7 +495,11 @@ fn in_place_records_its_deploy_and_respects_the_lock() {
         unlocked.stdout
     );
     assert!(!lock.exists());
-    let again = run(&sb, &["unlock", "web"]).expect_code(0);
+    let again = sb
+        .invoke(["unlock", "web"])
+        .state("state")
+        .run()
+        .expect_code(0);
     assert!(
         again.stdout.contains("web is not locked"),
         "{}",
@@ -596,7 +603,11 @@ deploy::run(#{ app: "web", host: h, strategy: "custom", sha: "abc123" }, || {
 log("went on");
 "#,
     );
-    let mut galley = Spawned::new(galley(&sb, &["run", "recipe.rhai", "--output", "plain"]));
+    let mut galley = Spawned::new(
+        sb.invoke(["run", "recipe.rhai", "--output", "plain"])
+            .state("state")
+            .command(),
+    );
     reaper.track(galley.pid());
     galley.wait_for_line("[local] waiting");
     let lock = lock_file(&sb, "web");
@@ -647,9 +658,12 @@ print("after=" + h.exists("{lock}"));
         state = state.display(),
     );
     sb.write("recipe.rhai", &recipe);
-    let mut cmd = galley(&sb, &["run", "recipe.rhai", "--output", "plain"]);
-    cmd.env("GALLEY_CONTROL_DIR", fleet.control_dir());
-    let out = Run::from(cmd.output().expect("run galley")).expect_code(0);
+    let out = sb
+        .invoke(["run", "recipe.rhai", "--output", "plain"])
+        .state("state")
+        .env("GALLEY_CONTROL_DIR", fleet.control_dir())
+        .run()
+        .expect_code(0);
     assert_eq!(value_of(&out.stdout, "during"), "true", "{}", out.stdout);
     assert_eq!(value_of(&out.stdout, "holder"), "true", "{}", out.stdout);
     assert_eq!(value_of(&out.stdout, "after"), "false", "{}", out.stdout);
@@ -738,7 +752,7 @@ fn a_dry_run_of_an_in_place_redeploy_leaves_the_running_app_alone() {
             args.extend(["--set", set.as_str()]);
         }
         args.extend_from_slice(extra);
-        let out = run(&sb, &args);
+        let out = sb.invoke(&args).state("state").run();
         let pidfile = format!("{dir}/web.pid");
         if Path::new(&pidfile).exists() {
             reaper.track(read_pid(pidfile));

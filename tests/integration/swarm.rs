@@ -44,28 +44,21 @@ print("replicas=" + r.replicas);
     )
 }
 
-/// `galley ARGS...` in the sandbox with its own journal and locks.
-fn galley(sb: &Sandbox, args: &[&str]) -> Run {
-    Run::from(
-        sb.galley()
-            .env("GALLEY_STATE_DIR", sb.path().join("state"))
-            .args(args)
-            .output()
-            .expect("run galley"),
-    )
-}
-
 /// `galley run recipe.rhai --output plain --set image=IMAGE EXTRA...`.
 fn deploy(sb: &Sandbox, image: &str, extra: &[&str]) -> Run {
     let set = format!("image={image}");
     let mut args = vec!["run", "recipe.rhai", "--output", "plain", "--set", &set];
     args.extend_from_slice(extra);
-    galley(sb, &args)
+    sb.invoke(&args).state("state").run()
 }
 
 /// The newest journal record of `app`, as JSON (`history --json` lists the newest first).
 fn last_record(sb: &Sandbox, app: &str) -> serde_json::Value {
-    let run = galley(sb, &["history", app, "--json", "--limit", "1"]).expect_code(0);
+    let run = sb
+        .invoke(["history", app, "--json", "--limit", "1"])
+        .state("state")
+        .run()
+        .expect_code(0);
     let line = run.stdout.lines().next().expect("a journal record");
     serde_json::from_str(line).expect("a JSON record")
 }
@@ -231,7 +224,11 @@ fn galley_rollback_redeploys_the_previous_image() {
     deploy(&sb, &images.tag("v2"), &["--set", "replicas=2"]).expect_code(0);
     wait_for_version(&app, 2, "v2");
 
-    let run = galley(&sb, &["rollback", &app, "--output", "plain"]).expect_code(0);
+    let run = sb
+        .invoke(["rollback", &app, "--output", "plain"])
+        .state("state")
+        .run()
+        .expect_code(0);
     assert!(
         run.stdout
             .contains(&format!("rolling {app} back to {}", images.tag("v1"))),
@@ -338,14 +335,10 @@ fn deploy_scale_and_rm_mask_the_secrets_and_dry_run_changes_nothing() {
     let run_task = |task: &str, extra: &[&str]| {
         let mut args = vec!["run", "recipe.rhai", task, "--output", "plain"];
         args.extend_from_slice(extra);
-        Run::from(
-            sb.galley()
-                .env("GALLEY_STATE_DIR", sb.path().join("state"))
-                .env("SWARM_TOKEN", token)
-                .args(&args)
-                .output()
-                .expect("run galley"),
-        )
+        sb.invoke(&args)
+            .state("state")
+            .env("SWARM_TOKEN", token)
+            .run()
     };
 
     let dry = run_task("dry", &["--dry-run"]).expect_code(0);

@@ -5,22 +5,6 @@ use std::path::Path;
 use crate::support::{alive, Run, Sandbox};
 use crate::support::{value_of, Reaper};
 
-/// Writes `recipe.rhai` and runs `galley run recipe.rhai ARGS...` with extra environment variables.
-fn run_env(sb: &Sandbox, text: &str, args: &[&str], env: &[(&str, &str)]) -> Run {
-    sb.write("recipe.rhai", text);
-    let mut cmd = sb.galley();
-    cmd.args(["run", "recipe.rhai"]).args(args);
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    let out = cmd.output().expect("run galley");
-    Run {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
-}
-
 #[test]
 fn set_values_reach_params_at_the_top_level_and_in_a_task() {
     let sb = Sandbox::new();
@@ -88,13 +72,12 @@ fn env_with_and_without_a_default() {
         fn f() { env("GALLEY_TEST_X") }
         log(`in_fn=${f()}`);
     "#;
-    let run = run_env(
-        &sb,
-        recipe,
-        &["--output", "plain"],
-        &[("GALLEY_TEST_X", "from the env")],
-    )
-    .expect_code(0);
+    sb.write("recipe.rhai", recipe);
+    let run = sb
+        .invoke(["run", "recipe.rhai", "--output", "plain"])
+        .env("GALLEY_TEST_X", "from the env")
+        .run()
+        .expect_code(0);
     assert_eq!(value_of(&run.stdout, "x"), "from the env");
     assert_eq!(value_of(&run.stdout, "x_default"), "from the env");
     assert_eq!(value_of(&run.stdout, "y"), "the default");
@@ -133,13 +116,20 @@ fn secrets_come_from_the_environment_and_from_a_secrets_file() {
         log(`env=${secret("ENV_TOKEN") == "from-the-env"}`);
         log(`both=${secret("BOTH") == "env-wins"}`);
     "#;
-    let run = run_env(
-        &sb,
-        recipe,
-        &["--output", "plain", "--secrets", ".secrets"],
-        &[("ENV_TOKEN", "from-the-env"), ("BOTH", "env-wins")],
-    )
-    .expect_code(0);
+    sb.write("recipe.rhai", recipe);
+    let run = sb
+        .invoke([
+            "run",
+            "recipe.rhai",
+            "--output",
+            "plain",
+            "--secrets",
+            ".secrets",
+        ])
+        .env("ENV_TOKEN", "from-the-env")
+        .env("BOTH", "env-wins")
+        .run()
+        .expect_code(0);
     assert_eq!(value_of(&run.stdout, "file"), "true");
     assert_eq!(value_of(&run.stdout, "env"), "true");
     assert_eq!(
@@ -232,13 +222,12 @@ fn a_secret_is_masked_in_dry_run_action_lines() {
         h.write("config.env", `PASSWORD=${t}`);
         log(`done with ${t}`);
     "#;
-    let run = run_env(
-        &sb,
-        recipe,
-        &["--output", "plain", "--dry-run"],
-        &[("DB_PASSWORD", secret)],
-    )
-    .expect_code(0);
+    sb.write("recipe.rhai", recipe);
+    let run = sb
+        .invoke(["run", "recipe.rhai", "--output", "plain", "--dry-run"])
+        .env("DB_PASSWORD", secret)
+        .run()
+        .expect_code(0);
     let all = format!("{}{}", run.stdout, run.stderr);
     assert!(!all.contains(secret), "the secret leaked:\n{all}");
     assert!(
@@ -278,13 +267,12 @@ fn a_secret_with_quotes_is_masked_in_shell_quoted_output() {
         local().run(["echo", t]);
         log(t);
     "#;
-    let run = run_env(
-        &sb,
-        recipe,
-        &["--output", "plain", "--dry-run"],
-        &[("TRICKY", secret)],
-    )
-    .expect_code(0);
+    sb.write("recipe.rhai", recipe);
+    let run = sb
+        .invoke(["run", "recipe.rhai", "--output", "plain", "--dry-run"])
+        .env("TRICKY", secret)
+        .run()
+        .expect_code(0);
     assert!(
         !run.stdout.contains("it's") && !run.stdout.contains("it'\\''s"),
         "{}",
@@ -308,7 +296,12 @@ fn a_secret_with_quotes_is_masked_in_json_output() {
         local().run(["echo", t]);
         log(t);
     "#;
-    let run = run_env(&sb, recipe, &["--output", "json"], &[("TRICKY", secret)]).expect_code(0);
+    sb.write("recipe.rhai", recipe);
+    let run = sb
+        .invoke(["run", "recipe.rhai", "--output", "json"])
+        .env("TRICKY", secret)
+        .run()
+        .expect_code(0);
     for line in run.stdout.lines() {
         serde_json::from_str::<serde_json::Value>(line).unwrap_or_else(|e| panic!("{line}: {e}"));
     }
@@ -321,13 +314,12 @@ fn a_secret_with_a_single_quote_is_masked_in_json_action_lines() {
     let sb = Sandbox::new();
     let recipe = r#"let t = secret("TRICKY"); local().run(["echo", t]);"#;
     for secret in ["it's-secret", r#"it's a "pass\word""#] {
-        let run = run_env(
-            &sb,
-            recipe,
-            &["--output", "json", "--dry-run"],
-            &[("TRICKY", secret)],
-        )
-        .expect_code(0);
+        sb.write("recipe.rhai", recipe);
+        let run = sb
+            .invoke(["run", "recipe.rhai", "--output", "json", "--dry-run"])
+            .env("TRICKY", secret)
+            .run()
+            .expect_code(0);
         assert!(
             !run.stdout.contains("secret") && !run.stdout.contains("pass"),
             "the secret leaked:\n{}",
@@ -578,16 +570,20 @@ deploy::run(#{ app: "masked", host: local(), strategy: "test", sha: trimmed, bra
         "BEGIN GALLEY KEY",
     ];
     for mode in ["plain", "json"] {
-        let run = run_env(
-            &sb,
-            recipe,
-            &["--output", mode, "--secrets", ".secrets"],
-            &[
-                ("PEM_KEY", pem),
-                ("TRAIL", "trail-secret-99\n"),
-                ("GALLEY_STATE_DIR", &state),
-            ],
-        );
+        sb.write("recipe.rhai", recipe);
+        let run = sb
+            .invoke([
+                "run",
+                "recipe.rhai",
+                "--output",
+                mode,
+                "--secrets",
+                ".secrets",
+            ])
+            .env("PEM_KEY", pem)
+            .env("TRAIL", "trail-secret-99\n")
+            .env("GALLEY_STATE_DIR", &state)
+            .run();
         assert_eq!(run.code, 1, "{}\n{}", run.stdout, run.stderr);
         assert!(run.stdout.contains("***"), "{}", run.stdout);
         for needle in needles {

@@ -29,6 +29,18 @@ impl Watcher {
         out: &str,
         args: &[&str],
     ) -> Self {
+        Watcher::start_as(sb, reaper, cwd, out, args, "plain")
+    }
+
+    /// `galley watch ARGS... --output OUTPUT`, as `start`.
+    fn start_as(
+        sb: &Sandbox,
+        reaper: &Reaper,
+        cwd: &str,
+        out: &str,
+        args: &[&str],
+        output: &str,
+    ) -> Self {
         let out = sb.path().join(out);
         let file = std::fs::File::create(&out).expect("output file");
         let child = sb
@@ -37,7 +49,7 @@ impl Watcher {
             .env("GALLEY_STATE_DIR", sb.path().join("state"))
             .arg("watch")
             .args(args)
-            .args(["--output", "plain"])
+            .args(["--output", output])
             .stdout(Stdio::from(file.try_clone().unwrap()))
             .stderr(Stdio::from(file))
             .spawn()
@@ -261,6 +273,108 @@ fn a_write_and_an_editor_save_trigger_runs_that_see_the_new_content() {
         runs(&text).last().unwrap().contains("last run: ok"),
         "{text}"
     );
+}
+
+/// The events of JSON lines; panics on a line that is not a JSON object of schema version 1.
+fn json_events(text: &str) -> Vec<serde_json::Value> {
+    text.lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| {
+            let event: serde_json::Value =
+                serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}"));
+            assert_eq!(event["v"], 1, "{l}");
+            assert!(event["event"].is_string(), "{l}");
+            event
+        })
+        .collect()
+}
+
+/// The messages of the watcher's own events.
+fn watch_messages(text: &str) -> Vec<String> {
+    json_events(text)
+        .iter()
+        .filter(|e| e["event"] == "watch")
+        .map(|e| e["message"].as_str().unwrap_or_default().to_string())
+        .collect()
+}
+
+#[test]
+fn with_output_json_every_line_is_an_event_and_the_watchers_own_lines_too() {
+    let sb = Sandbox::new();
+    let reaper = Reaper::new(&sb);
+    sb.write("proj/recipe.rhai", READS_DATA);
+    sb.write("proj/data.txt", "one");
+    let w = Watcher::start_as(&sb, &reaper, "proj", "out.jsonl", &["recipe.rhai"], "json");
+    let last_runs = |t: &str| {
+        watch_messages(t)
+            .into_iter()
+            .filter(|m| m.starts_with("last run: "))
+            .count()
+    };
+    let text = w.wait("the first run's `watch` event", |t| last_runs(t) >= 1);
+    let events = json_events(&text);
+    assert!(
+        events
+            .iter()
+            .any(|e| e["event"] == "log" && e["message"] == "content=one"),
+        "{text}"
+    );
+    let messages = watch_messages(&text);
+    assert!(
+        messages[0].starts_with("last run: ok in ")
+            && messages[0].contains(&format!("watching {}", path_of(&sb, "proj"))),
+        "{messages:?}"
+    );
+
+    std::fs::write(sb.path().join("proj/data.txt"), "two").unwrap();
+    let text = w.wait("the second run's `watch` event", |t| last_runs(t) >= 2);
+    let messages = watch_messages(&text);
+    assert!(
+        messages
+            .iter()
+            .any(|m| m.starts_with("changed: ") && m.contains(&path_of(&sb, "proj/data.txt"))),
+        "{messages:?}"
+    );
+    assert!(!text.contains("[watch]"), "no plain line:\n{text}");
+}
+
+#[test]
+fn the_watchers_own_lines_mask_the_secrets() {
+    let sb = Sandbox::new();
+    let reaper = Reaper::new(&sb);
+    let token = "tok-7e3d91c4b2";
+    sb.write("secrets.env", &format!("GIT_TOKEN={token}\n"));
+    sb.write("proj/deploy.rhai", "log(\"deploy\");\n");
+    // Nothing listens on port 9: every poll fails, and git's error names the remote.
+    let remote = format!("https://deploy:{token}@127.0.0.1:9/app.git");
+    let w = Watcher::start(
+        &sb,
+        &reaper,
+        "proj",
+        "out.txt",
+        &[
+            "deploy.rhai",
+            "--git",
+            &remote,
+            "--interval",
+            "1s",
+            "--secrets",
+            &path_of(&sb, "secrets.env"),
+        ],
+    );
+    let text = w.wait("a failed poll", |t| {
+        t.lines().any(|l| l.starts_with("warning: [watch]"))
+    });
+    assert!(
+        text.contains("[watch] polling https://deploy:***@127.0.0.1:9/app.git every 1s"),
+        "{text}"
+    );
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("warning: [watch]") && l.contains("deploy:***@")),
+        "{text}"
+    );
+    assert!(!text.contains(token), "{text}");
 }
 
 #[test]
@@ -935,13 +1049,10 @@ fn paths_outside_the_watched_folder_add_their_folder_or_are_refused() {
     drop(w);
 
     let missing = format!("{}/**", path_of(&sb, "nowhere"));
-    let run = crate::support::Run::from(
-        sb.galley()
-            .current_dir(sb.path().join("proj"))
-            .args(["watch", "recipe.rhai", "--paths", &missing])
-            .output()
-            .unwrap(),
-    )
-    .expect_code(2);
+    let run = sb
+        .invoke(["watch", "recipe.rhai", "--paths", &missing])
+        .dir("proj")
+        .run()
+        .expect_code(2);
     assert!(run.stderr.contains("does not exist"), "{}", run.stderr);
 }

@@ -91,9 +91,24 @@ impl Sandbox {
         cmd
     }
 
+    /// `galley ARGS...` in the sandbox, to be given what it needs and then run:
+    /// `sb.invoke(["run", "recipe.rhai"]).env("TOKEN", "x").state("state").run()`.
+    pub fn invoke<I, S>(&self, args: I) -> Invocation
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<std::ffi::OsStr>,
+    {
+        let mut cmd = self.galley();
+        cmd.args(args);
+        Invocation {
+            cmd,
+            root: self.path().to_path_buf(),
+        }
+    }
+
     /// Runs `galley ARGS...` to completion.
     pub fn run(&self, args: &[&str]) -> Run {
-        Run::from(self.galley().args(args).output().expect("run galley"))
+        self.invoke(args).run()
     }
 
     /// Writes `recipe.rhai` with `text` and runs `galley run recipe.rhai --output plain ARGS...`.
@@ -102,6 +117,58 @@ impl Sandbox {
         let mut all = vec!["run", "recipe.rhai", "--output", "plain"];
         all.extend_from_slice(args);
         self.run(&all)
+    }
+}
+
+/// A `galley` command line being put together (`Sandbox::invoke`); `run` runs it to completion.
+pub struct Invocation {
+    cmd: Command,
+    root: PathBuf,
+}
+
+impl Invocation {
+    /// More arguments.
+    pub fn args<I, S>(mut self, args: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<std::ffi::OsStr>,
+    {
+        self.cmd.args(args);
+        self
+    }
+
+    /// An environment variable.
+    pub fn env(mut self, key: &str, value: impl AsRef<std::ffi::OsStr>) -> Self {
+        self.cmd.env(key, value);
+        self
+    }
+
+    /// Without this environment variable.
+    pub fn env_remove(mut self, key: &str) -> Self {
+        self.cmd.env_remove(key);
+        self
+    }
+
+    /// Galley's state folder (journal, locks) at `dir` inside the sandbox.
+    pub fn state(self, dir: &str) -> Self {
+        let path = self.root.join(dir);
+        self.env("GALLEY_STATE_DIR", path)
+    }
+
+    /// Runs in the folder `dir`: inside the sandbox when relative.
+    pub fn dir(mut self, dir: impl AsRef<Path>) -> Self {
+        self.cmd.current_dir(self.root.join(dir));
+        self
+    }
+
+    /// The command, not yet started (for tests that spawn it and signal it).
+    pub fn command(self) -> Command {
+        self.cmd
+    }
+
+    /// Runs galley to completion.
+    pub fn run(mut self) -> Run {
+        Run::from(self.cmd.output().expect("run galley"))
     }
 }
 

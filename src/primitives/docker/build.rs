@@ -11,6 +11,7 @@ use globset::GlobMatcher;
 use super::client::DockerHost;
 use crate::error::DockerProblem;
 use crate::error::Failure;
+use crate::exec::docker::Request;
 use crate::exec::Stream;
 use crate::primitives::validate;
 
@@ -118,24 +119,11 @@ pub fn context_tar(context: &Path, dockerfile: &str) -> Result<Vec<u8>, String> 
     tar.into_inner().map_err(|e| e.to_string())
 }
 
-/// Builds the image and returns its id; every line of the build's output is printed as it comes.
+/// Builds the image and returns its id ("" in a dry run).
 pub fn build(docker: &DockerHost, spec: &BuildSpec) -> Result<String, Failure> {
     for tag in &spec.tags {
         validate::image_reference(tag)?;
     }
-    let host = docker.host.name().to_string();
-    let context = Path::new(&spec.context);
-    let bad_context = |why: String| Failure::Docker {
-        host: host.clone(),
-        problem: DockerProblem::Build,
-        message: format!("cannot read the build context {}: {why}", spec.context),
-        detail: Vec::new(),
-        help: "the context is a folder on this machine, relative to where galley runs".into(),
-    };
-    if !context.join(&spec.file).is_file() {
-        return Err(bad_context(format!("there is no {} in it", spec.file)));
-    }
-    let tar = context_tar(context, &spec.file).map_err(bad_context)?;
     let options = BuildImageOptions {
         dockerfile: spec.file.clone(),
         t: spec.tags.first().cloned(),
@@ -147,6 +135,36 @@ pub fn build(docker: &DockerHost, spec: &BuildSpec) -> Result<String, Failure> {
         target: spec.target.clone().unwrap_or_default(),
         ..Default::default()
     };
+    let request = Request::Build {
+        context: spec.context.clone(),
+        options,
+        more_tags: spec.tags.iter().skip(1).cloned().collect(),
+    };
+    Ok(docker.perform(request)?.id())
+}
+
+/// Sends a `Request::Build`: the context folder as a tar, every line of the build's output
+/// printed as it comes; then gives the image its other tags. Returns the image's id.
+pub fn send(
+    docker: &DockerHost,
+    context_dir: &str,
+    options: BuildImageOptions,
+    more_tags: &[String],
+) -> Result<String, Failure> {
+    let host = docker.host.name().to_string();
+    let context = Path::new(context_dir);
+    let file = options.dockerfile.clone();
+    let bad_context = |why: String| Failure::Docker {
+        host: host.clone(),
+        problem: DockerProblem::Build,
+        message: format!("cannot read the build context {context_dir}: {why}"),
+        detail: Vec::new(),
+        help: "the context is a folder on this machine, relative to where galley runs".into(),
+    };
+    if !context.join(&file).is_file() {
+        return Err(bad_context(format!("there is no {file} in it")));
+    }
+    let tar = context_tar(context, &file).map_err(bad_context)?;
     let printer = docker.host.ctx().printer.clone();
     let api = docker.api.clone();
     let outcome = docker.host.ctx().wait("building an image", async move {
@@ -203,7 +221,7 @@ pub fn build(docker: &DockerHost, spec: &BuildSpec) -> Result<String, Failure> {
                 .into(),
         }
     })?;
-    for tag in spec.tags.iter().skip(1) {
+    for tag in more_tags {
         super::images::tag(docker, &id, tag)?;
     }
     Ok(id)

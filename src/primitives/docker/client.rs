@@ -6,12 +6,45 @@ use std::sync::Arc;
 
 use bollard::errors::Error as ApiError;
 
+use super::{build, containers, images, swarm};
 use crate::error::DockerProblem;
 use crate::error::Failure;
+use crate::exec::docker::Request;
+use crate::exec::{Action, Output};
 use crate::primitives::host::Host;
 
 /// Where the Engine listens on a host that is reached over ssh.
 const REMOTE_SOCKET: &str = "/var/run/docker.sock";
+
+/// What the Engine gave back for a request.
+pub enum Reply {
+    /// Done, or in a dry run only announced.
+    Done,
+    /// The id of what it made (a container, an image).
+    Id(String),
+    /// A command's output (`exec`).
+    Ran(Output),
+    /// What the request was about does not exist (a 404): a stop or a removal has nothing to do.
+    Missing,
+}
+
+impl Reply {
+    /// The id of what the request made ("" in a dry run).
+    pub fn id(self) -> String {
+        match self {
+            Reply::Id(id) => id,
+            _ => String::new(),
+        }
+    }
+
+    /// The command's output (an empty success in a dry run).
+    pub fn output(self) -> Output {
+        match self {
+            Reply::Ran(out) => out,
+            _ => Output::ok(),
+        }
+    }
+}
 
 /// Docker on one host.
 #[derive(Clone)]
@@ -59,6 +92,64 @@ impl DockerHost {
             api: Arc::new(api),
             endpoint,
         })
+    }
+
+    /// Announces `request` and, unless this is a dry run, sends that same request.
+    pub fn perform(&self, request: Request) -> Result<Reply, Failure> {
+        if !self
+            .host
+            .announce(&Action::Docker(Box::new(request.clone())))
+        {
+            return Ok(Reply::Done);
+        }
+        match request {
+            Request::Build {
+                context,
+                options,
+                more_tags,
+            } => build::send(self, &context, options, &more_tags).map(Reply::Id),
+            Request::Run { options, body } => {
+                containers::create_and_start(self, options, body).map(Reply::Id)
+            }
+            Request::Stop { container, options } => {
+                containers::send_stop(self, &container, options)
+            }
+            Request::Remove { container, options } => {
+                containers::send_remove(self, &container, options)
+            }
+            Request::Exec { container, config } => {
+                containers::send_exec(self, &container, config).map(Reply::Ran)
+            }
+            Request::CreateNetwork(request) => containers::send_network(self, request),
+            Request::Tag { image, options } => images::send_tag(self, &image, options),
+            Request::Pull { options, auth } => images::send_pull(self, options, auth),
+            Request::Push {
+                image,
+                options,
+                auth,
+            } => images::send_push(self, &image, options, auth),
+            Request::RemoveImage { image } => images::send_remove(self, &image),
+            Request::SwarmInit(request) => swarm::send_init(self, request),
+            Request::SwarmLeave(options) => swarm::send_leave(self, options),
+            Request::CreateSecret { spec, .. } => swarm::send_secret(self, spec),
+            Request::CreateService(spec) => swarm::send_create(self, spec),
+            Request::UpdateService {
+                service,
+                spec,
+                options,
+                ..
+            } => swarm::send_update(self, &service, spec, options),
+            Request::RemoveService { service } => swarm::send_remove(self, &service),
+        }
+    }
+
+    /// The reply to a stop or a removal: a 404 means there was nothing to do.
+    pub fn reply(&self, what: &str, result: Result<Reply, ApiError>) -> Result<Reply, Failure> {
+        match result {
+            Err(e) if is_missing(&e) => Ok(Reply::Missing),
+            Err(e) => Err(self.failure(what, &e)),
+            Ok(reply) => Ok(reply),
+        }
     }
 
     /// Runs an API call on the runtime (cancellable); its error becomes a report about `what`.

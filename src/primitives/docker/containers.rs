@@ -13,11 +13,12 @@ use bollard::query_parameters::{
 };
 use futures_util::StreamExt;
 
-use super::client::{is_missing, DockerHost};
+use super::client::{is_missing, DockerHost, Reply};
 use crate::error::DockerProblem;
 use crate::error::Failure;
 use crate::exec::action::quote;
-use crate::exec::{Action, Output, Stream};
+use crate::exec::docker::{container_ports, restart_text, Request};
+use crate::exec::{Output, Stream};
 use crate::primitives::validate;
 
 /// A published port: `[ip:]host:container[/proto]`.
@@ -70,49 +71,6 @@ pub struct RunSpec {
     pub network: Option<String>,
     pub log_driver: Option<String>,
     pub command: Option<Vec<String>>,
-    /// How the env file was named, for the printed command.
-    pub env_file: Option<String>,
-}
-
-impl RunSpec {
-    /// The command line the docker CLI would take for the same container.
-    fn display(&self) -> String {
-        let mut words = vec!["run".to_string(), "-d".into()];
-        if let Some(name) = &self.name {
-            words.extend(["--name".into(), quote(name)]);
-        }
-        for port in &self.ports {
-            words.extend(["-p".into(), quote(port)]);
-        }
-        if let Some(file) = &self.env_file {
-            words.extend(["--env-file".into(), quote(file)]);
-        }
-        for (k, v) in &self.env {
-            words.extend(["-e".into(), quote(&format!("{k}={v}"))]);
-        }
-        for volume in &self.volumes {
-            words.extend(["-v".into(), quote(volume)]);
-        }
-        if let Some(restart) = &self.restart {
-            words.extend(["--restart".into(), quote(restart)]);
-        }
-        let mut labels: Vec<_> = self.labels.iter().collect();
-        labels.sort();
-        for (k, v) in labels {
-            words.extend(["--label".into(), quote(&format!("{k}={v}"))]);
-        }
-        if let Some(network) = &self.network {
-            words.extend(["--network".into(), quote(network)]);
-        }
-        if let Some(driver) = &self.log_driver {
-            words.extend(["--log-driver".into(), quote(driver)]);
-        }
-        words.push(quote(&self.image));
-        if let Some(command) = &self.command {
-            words.extend(command.iter().map(|w| quote(w)));
-        }
-        words.join(" ")
-    }
 }
 
 fn restart_policy(text: &str) -> Option<RestartPolicy> {
@@ -136,8 +94,17 @@ fn restart_policy(text: &str) -> Option<RestartPolicy> {
 /// What a refused container name is called in reports.
 const CONTAINER: &str = "docker container name";
 
-/// Creates and starts a container; returns its id.
+/// Creates and starts a container; returns its id ("" in a dry run).
 pub fn run(docker: &DockerHost, spec: &RunSpec) -> Result<String, Failure> {
+    let (options, body) = request(spec)?;
+    if docker.host.ctx().dry_run && docker.host.ctx().run.diff {
+        show_diff(docker, &options, &body);
+    }
+    Ok(docker.perform(Request::Run { options, body })?.id())
+}
+
+/// The Engine's create request for `spec`, once every value in it is checked.
+fn request(spec: &RunSpec) -> Result<(CreateContainerOptions, ContainerCreateBody), Failure> {
     let bad = |what: &str, expected: &str, got: &str| Failure::BadValue {
         function: "run".into(),
         what: what.into(),
@@ -158,7 +125,6 @@ pub fn run(docker: &DockerHost, spec: &RunSpec) -> Result<String, Failure> {
     }
     let mut exposed = Vec::new();
     let mut bindings: HashMap<String, Option<Vec<PortBinding>>> = HashMap::new();
-    let mut host_ports = Vec::new();
     for port in &spec.ports {
         let publish = Publish::parse(port).ok_or_else(|| {
             bad(
@@ -168,9 +134,6 @@ pub fn run(docker: &DockerHost, spec: &RunSpec) -> Result<String, Failure> {
             )
         })?;
         exposed.push(publish.container.clone());
-        if !publish.host.is_empty() {
-            host_ports.push(publish.host.clone());
-        }
         bindings
             .entry(publish.container)
             .or_insert_with(|| Some(Vec::new()))
@@ -190,14 +153,6 @@ pub fn run(docker: &DockerHost, spec: &RunSpec) -> Result<String, Failure> {
         })?),
         None => None,
     };
-    if docker.host.ctx().dry_run && docker.host.ctx().run.diff {
-        show_diff(docker, spec);
-    }
-    if !docker.host.announce(&Action::Docker {
-        what: spec.display(),
-    }) {
-        return Ok(String::new());
-    }
     let body = ContainerCreateBody {
         image: Some(spec.image.clone()),
         cmd: spec.command.clone(),
@@ -221,7 +176,26 @@ pub fn run(docker: &DockerHost, spec: &RunSpec) -> Result<String, Failure> {
         name: spec.name.clone(),
         ..Default::default()
     };
-    let shown = spec.name.clone().unwrap_or_else(|| spec.image.clone());
+    Ok((options, body))
+}
+
+/// Sends a `Request::Run`: creates the container and starts it; one that does not start is
+/// removed again (it would keep the name and block the next try).
+pub fn create_and_start(
+    docker: &DockerHost,
+    options: CreateContainerOptions,
+    body: ContainerCreateBody,
+) -> Result<String, Failure> {
+    let shown = options
+        .name
+        .clone()
+        .or_else(|| body.image.clone())
+        .unwrap_or_default();
+    let host_ports: Vec<String> = container_ports(&body)
+        .into_iter()
+        .map(|(_, host, _)| host)
+        .filter(|host| !host.is_empty())
+        .collect();
     let created = docker.call(
         &format!("creating container {shown}"),
         docker.api.create_container(Some(options), body),
@@ -232,7 +206,6 @@ pub fn run(docker: &DockerHost, spec: &RunSpec) -> Result<String, Failure> {
     )?;
     if let Err(e) = started {
         let mut failure = docker.failure(&format!("starting container {shown}"), &e);
-        // A container that never started would keep the name (and block the next try).
         let _ = docker.host.ctx().wait(
             "removing the container that did not start",
             docker.api.remove_container(
@@ -268,30 +241,35 @@ fn port_line(ip: Option<&str>, host: &str, container: &str) -> String {
 }
 
 /// What `--dry-run --diff` compares for a container: one setting per line, sorted within kind.
-fn spec_lines(spec: &RunSpec) -> Vec<String> {
-    let mut lines = vec![format!("image: {}", spec.image)];
-    if let Some(command) = &spec.command {
+fn spec_lines(body: &ContainerCreateBody) -> Vec<String> {
+    let host = body.host_config.clone().unwrap_or_default();
+    let mut lines = vec![format!(
+        "image: {}",
+        body.image.as_deref().unwrap_or_default()
+    )];
+    if let Some(command) = &body.cmd {
         lines.push(format!("command: {}", command.join(" ")));
     }
-    let mut env: Vec<String> = spec
+    let mut env: Vec<String> = body
         .env
         .iter()
-        .map(|(k, v)| format!("env: {k}={v}"))
+        .flatten()
+        .map(|e| format!("env: {e}"))
         .collect();
-    let mut ports: Vec<String> = spec
-        .ports
+    let mut ports: Vec<String> = container_ports(body)
         .iter()
-        .filter_map(|p| Publish::parse(p))
-        .map(|p| port_line(p.ip.as_deref(), &p.host, &p.container))
+        .map(|(ip, host, container)| port_line(ip.as_deref(), host, container))
         .collect();
-    let mut volumes: Vec<String> = spec
-        .volumes
+    let mut volumes: Vec<String> = host
+        .binds
         .iter()
+        .flatten()
         .map(|v| format!("volume: {v}"))
         .collect();
-    let mut labels: Vec<String> = spec
+    let mut labels: Vec<String> = body
         .labels
         .iter()
+        .flatten()
         .map(|(k, v)| format!("label: {k}={v}"))
         .collect();
     for group in [&mut env, &mut ports, &mut volumes, &mut labels] {
@@ -299,9 +277,9 @@ fn spec_lines(spec: &RunSpec) -> Vec<String> {
         lines.append(group);
     }
     let optional = [
-        ("restart", &spec.restart),
-        ("network", &spec.network),
-        ("log-driver", &spec.log_driver),
+        ("restart", host.restart_policy.as_ref().map(restart_text)),
+        ("network", host.network_mode),
+        ("log-driver", host.log_config.and_then(|l| l.typ)),
     ];
     for (key, value) in optional {
         if let Some(value) = value {
@@ -311,9 +289,14 @@ fn spec_lines(spec: &RunSpec) -> Vec<String> {
     lines
 }
 
-/// The same lines for the container that `spec` would replace, leaving out what the recipe did
+/// The same lines for the container that `body` would replace, leaving out what the recipe did
 /// not set (the image's own environment and labels, defaults) so that only real changes show.
-fn existing_lines(docker: &DockerHost, name: &str, spec: &RunSpec) -> Option<Vec<String>> {
+fn existing_lines(
+    docker: &DockerHost,
+    name: &str,
+    body: &ContainerCreateBody,
+) -> Option<Vec<String>> {
+    let wanted = body.host_config.clone().unwrap_or_default();
     let found = docker
         .host
         .ctx()
@@ -339,7 +322,7 @@ fn existing_lines(docker: &DockerHost, name: &str, spec: &RunSpec) -> Option<Vec
     let from_image_env = image_config.env.unwrap_or_default();
     let from_image_labels = image_config.labels.unwrap_or_default();
     let mut lines = vec![format!("image: {image}")];
-    if spec.command.is_some() {
+    if body.cmd.is_some() {
         lines.push(format!(
             "command: {}",
             config.cmd.unwrap_or_default().join(" ")
@@ -380,21 +363,17 @@ fn existing_lines(docker: &DockerHost, name: &str, spec: &RunSpec) -> Option<Vec
         group.sort();
         lines.append(group);
     }
-    if spec.restart.is_some() {
+    if wanted.restart_policy.is_some() {
         let policy = host.restart_policy.unwrap_or_default();
-        let name = policy.name.map(|n| n.to_string()).unwrap_or_default();
-        match policy.maximum_retry_count.filter(|n| *n > 0) {
-            Some(n) => lines.push(format!("restart: {name}:{n}")),
-            None => lines.push(format!("restart: {name}")),
-        }
+        lines.push(format!("restart: {}", restart_text(&policy)));
     }
-    if spec.network.is_some() {
+    if wanted.network_mode.is_some() {
         lines.push(format!(
             "network: {}",
             host.network_mode.unwrap_or_default()
         ));
     }
-    if spec.log_driver.is_some() {
+    if wanted.log_config.is_some() {
         let driver = host.log_config.and_then(|l| l.typ).unwrap_or_default();
         lines.push(format!("log-driver: {driver}"));
     }
@@ -402,14 +381,14 @@ fn existing_lines(docker: &DockerHost, name: &str, spec: &RunSpec) -> Option<Vec
 }
 
 /// `--dry-run --diff`: what `run` would change against the container of the same name.
-fn show_diff(docker: &DockerHost, spec: &RunSpec) {
-    let label = format!("container {}", spec.name.as_deref().unwrap_or("(new)"));
-    let old = spec
+fn show_diff(docker: &DockerHost, options: &CreateContainerOptions, body: &ContainerCreateBody) {
+    let label = format!("container {}", options.name.as_deref().unwrap_or("(new)"));
+    let old = options
         .name
         .as_deref()
-        .and_then(|name| existing_lines(docker, name, spec))
+        .and_then(|name| existing_lines(docker, name, body))
         .map(|lines| lines.join("\n") + "\n");
-    let new = spec_lines(spec).join("\n") + "\n";
+    let new = spec_lines(body).join("\n") + "\n";
     if let Some(diff) = crate::exec::diff::unified(&label, old.as_deref(), &new) {
         docker
             .host
@@ -449,46 +428,55 @@ fn port_holders(docker: &DockerHost, ports: &[String]) -> Vec<String> {
 /// Stops a container (TERM, then KILL after `timeout`); a missing one is not an error.
 pub fn stop(docker: &DockerHost, name: &str, timeout: Duration) -> Result<(), Failure> {
     validate::docker_name(CONTAINER, name)?;
-    if !docker.host.announce(&Action::Docker {
-        what: format!("stop -t {} {}", timeout.as_secs(), quote(name)),
-    }) {
-        return Ok(());
-    }
     let options = StopContainerOptions {
         t: Some(timeout.as_secs() as i32),
         ..Default::default()
     };
+    docker.perform(Request::Stop {
+        container: name.to_string(),
+        options,
+    })?;
+    Ok(())
+}
+
+/// Sends a `Request::Stop`.
+pub fn send_stop(
+    docker: &DockerHost,
+    name: &str,
+    options: StopContainerOptions,
+) -> Result<Reply, Failure> {
     let result = docker.host.ctx().wait(
         "stopping a container",
         docker.api.stop_container(name, Some(options)),
     )?;
-    match result {
-        Err(e) if !is_missing(&e) => Err(docker.failure(&format!("stopping {name}"), &e)),
-        _ => Ok(()),
-    }
+    docker.reply(&format!("stopping {name}"), result.map(|_| Reply::Done))
 }
 
 /// Removes a container; a missing one is not an error.
 pub fn rm(docker: &DockerHost, name: &str, force: bool) -> Result<(), Failure> {
     validate::docker_name(CONTAINER, name)?;
-    let flag = if force { "-f " } else { "" };
-    if !docker.host.announce(&Action::Docker {
-        what: format!("rm {flag}{}", quote(name)),
-    }) {
-        return Ok(());
-    }
     let options = RemoveContainerOptions {
         force,
         ..Default::default()
     };
+    docker.perform(Request::Remove {
+        container: name.to_string(),
+        options,
+    })?;
+    Ok(())
+}
+
+/// Sends a `Request::Remove`.
+pub fn send_remove(
+    docker: &DockerHost,
+    name: &str,
+    options: RemoveContainerOptions,
+) -> Result<Reply, Failure> {
     let result = docker.host.ctx().wait(
         "removing a container",
         docker.api.remove_container(name, Some(options)),
     )?;
-    match result {
-        Err(e) if !is_missing(&e) => Err(docker.failure(&format!("removing {name}"), &e)),
-        _ => Ok(()),
-    }
+    docker.reply(&format!("removing {name}"), result.map(|_| Reply::Done))
 }
 
 /// The container's state: "running", "exited", "created", ... or "missing".
@@ -546,19 +534,23 @@ pub fn logs(docker: &DockerHost, name: &str, tail: Option<u64>) -> Result<String
 /// Runs `argv` inside a running container, streaming its output.
 pub fn exec(docker: &DockerHost, name: &str, argv: &[String]) -> Result<Output, Failure> {
     validate::docker_name(CONTAINER, name)?;
-    let shown: Vec<String> = argv.iter().map(|w| quote(w)).collect();
-    if !docker.host.announce(&Action::Docker {
-        what: format!("exec {} {}", quote(name), shown.join(" ")),
-    }) {
-        return Ok(Output::ok());
-    }
-    let started = Instant::now();
     let config = ExecConfig {
         cmd: Some(argv.to_vec()),
         attach_stdout: Some(true),
         attach_stderr: Some(true),
         ..Default::default()
     };
+    let request = Request::Exec {
+        container: name.to_string(),
+        config,
+    };
+    Ok(docker.perform(request)?.output())
+}
+
+/// Sends a `Request::Exec`, streaming the command's output.
+pub fn send_exec(docker: &DockerHost, name: &str, config: ExecConfig) -> Result<Output, Failure> {
+    let started = Instant::now();
+    let shown: Vec<String> = config.cmd.iter().flatten().map(|w| quote(w)).collect();
     let api = docker.api.clone();
     let printer = docker.host.ctx().printer.clone();
     let host = docker.host.name().to_string();
@@ -608,22 +600,20 @@ pub fn network(docker: &DockerHost, name: &str) -> Result<(), Failure> {
         }
         Err(_) => {}
     }
-    if !docker.host.announce(&Action::Docker {
-        what: format!("network create {}", quote(name)),
-    }) {
-        return Ok(());
-    }
     let request = NetworkCreateRequest {
         name: name.to_string(),
         driver: Some("bridge".into()),
         ..Default::default()
     };
-    docker
-        .call(
-            &format!("creating network {name}"),
-            docker.api.create_network(request),
-        )
-        .map(|_| ())
+    docker.perform(Request::CreateNetwork(request))?;
+    Ok(())
+}
+
+/// Sends a `Request::CreateNetwork`.
+pub fn send_network(docker: &DockerHost, request: NetworkCreateRequest) -> Result<Reply, Failure> {
+    let what = format!("creating network {}", request.name);
+    docker.call(&what, docker.api.create_network(request))?;
+    Ok(Reply::Done)
 }
 
 #[cfg(test)]
@@ -641,5 +631,37 @@ mod tests {
         assert_eq!((p.host.as_str(), p.container.as_str()), ("8080", "80/udp"));
         assert_eq!(Publish::parse("80").unwrap().host, "");
         assert!(Publish::parse("web:80").is_none());
+    }
+
+    #[test]
+    fn a_run_spec_becomes_the_body_that_is_sent_and_shown() {
+        let spec = RunSpec {
+            name: Some("web".into()),
+            image: "app:1".into(),
+            ports: vec!["127.0.0.1:8080:80".into(), "9000".into()],
+            env: vec![("MODE".into(), "prod".into())],
+            volumes: Vec::new(),
+            restart: Some("unless-stopped".into()),
+            labels: HashMap::from([("galley.app".to_string(), "web".to_string())]),
+            network: None,
+            log_driver: Some("json-file".into()),
+            command: Some(vec!["serve".into()]),
+        };
+        let (options, body) = request(&spec).unwrap();
+        assert_eq!(body.env, Some(vec!["MODE=prod".to_string()]));
+        assert_eq!(
+            body.exposed_ports,
+            Some(vec!["80/tcp".to_string(), "9000/tcp".to_string()])
+        );
+        assert_eq!(
+            Request::Run { options, body }.to_string(),
+            "run -d --name web -p 127.0.0.1:8080:80 -p 9000 -e MODE=prod --restart unless-stopped \
+             --label galley.app=web --log-driver json-file app:1 serve"
+        );
+        let bad = RunSpec {
+            restart: Some("sometimes".into()),
+            ..spec
+        };
+        assert!(request(&bad).is_err());
     }
 }

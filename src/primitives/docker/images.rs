@@ -9,9 +9,10 @@ use bollard::query_parameters::{
 use futures_util::StreamExt;
 use rhai::{Array, Dynamic, Map};
 
-use super::client::DockerHost;
+use super::client::{DockerHost, Reply};
 use crate::error::Failure;
-use crate::exec::{Action, Stream};
+use crate::exec::docker::Request;
+use crate::exec::Stream;
 use crate::primitives::validate;
 
 /// `repo:tag` split at the tag's colon (not a registry port's); no tag means `latest`.
@@ -30,20 +31,34 @@ pub fn split_reference(reference: &str) -> (String, String) {
 pub fn tag(docker: &DockerHost, source: &str, target: &str) -> Result<(), Failure> {
     validate::image_reference(source)?;
     validate::image_reference(target)?;
-    if !docker.host.announce(&Action::Docker {
-        what: format!("tag {source} {target}"),
-    }) {
-        return Ok(());
-    }
     let (repo, tag) = split_reference(target);
     let options = TagImageOptions {
         repo: Some(repo),
         tag: Some(tag),
     };
+    docker.perform(Request::Tag {
+        image: source.to_string(),
+        options,
+    })?;
+    Ok(())
+}
+
+/// Sends a `Request::Tag`.
+pub fn send_tag(
+    docker: &DockerHost,
+    source: &str,
+    options: TagImageOptions,
+) -> Result<Reply, Failure> {
+    let target = format!(
+        "{}:{}",
+        options.repo.as_deref().unwrap_or_default(),
+        options.tag.as_deref().unwrap_or_default()
+    );
     docker.call(
         &format!("tagging {source} as {target}"),
         docker.api.tag_image(source, Some(options)),
-    )
+    )?;
+    Ok(Reply::Done)
 }
 
 /// Prints a pull's or push's progress: one line per layer and state, not every byte count.
@@ -83,50 +98,75 @@ fn credentials(auth: Option<Map>) -> Option<DockerCredentials> {
 /// Pulls `reference` from its registry.
 pub fn pull(docker: &DockerHost, reference: &str, auth: Option<Map>) -> Result<(), Failure> {
     validate::image_reference(reference)?;
-    if !docker.host.announce(&Action::Docker {
-        what: format!("pull {reference}"),
-    }) {
-        return Ok(());
-    }
     let (repo, tag) = split_reference(reference);
     let options = CreateImageOptions {
         from_image: Some(repo),
         tag: Some(tag),
         ..Default::default()
     };
+    docker.perform(Request::Pull {
+        options,
+        auth: credentials(auth),
+    })?;
+    Ok(())
+}
+
+/// Sends a `Request::Pull`, printing its progress.
+pub fn send_pull(
+    docker: &DockerHost,
+    options: CreateImageOptions,
+    auth: Option<DockerCredentials>,
+) -> Result<Reply, Failure> {
+    let reference = format!(
+        "{}:{}",
+        options.from_image.as_deref().unwrap_or_default(),
+        options.tag.as_deref().unwrap_or_default()
+    );
     let api = docker.api.clone();
     let mut progress = Progress {
         seen: Default::default(),
     };
     docker.call(&format!("pulling {reference}"), async {
-        let mut stream = api.create_image(Some(options), None, credentials(auth));
+        let mut stream = api.create_image(Some(options), None, auth);
         while let Some(info) = stream.next().await {
             let info = info?;
             progress.show(docker, info.id.as_deref(), info.status.as_deref());
         }
         Ok(())
-    })
+    })?;
+    Ok(Reply::Done)
 }
 
 /// Pushes `reference` to its registry.
 pub fn push(docker: &DockerHost, reference: &str, auth: Option<Map>) -> Result<(), Failure> {
     validate::image_reference(reference)?;
-    if !docker.host.announce(&Action::Docker {
-        what: format!("push {reference}"),
-    }) {
-        return Ok(());
-    }
     let (repo, tag) = split_reference(reference);
     let options = PushImageOptions {
         tag: Some(tag),
         ..Default::default()
     };
+    docker.perform(Request::Push {
+        image: repo,
+        options,
+        auth: credentials(auth),
+    })?;
+    Ok(())
+}
+
+/// Sends a `Request::Push`, printing its progress.
+pub fn send_push(
+    docker: &DockerHost,
+    repo: &str,
+    options: PushImageOptions,
+    auth: Option<DockerCredentials>,
+) -> Result<Reply, Failure> {
+    let reference = format!("{repo}:{}", options.tag.as_deref().unwrap_or_default());
     let api = docker.api.clone();
     let mut progress = Progress {
         seen: Default::default(),
     };
     docker.call(&format!("pushing {reference}"), async {
-        let mut stream = api.push_image(&repo, Some(options), credentials(auth));
+        let mut stream = api.push_image(repo, Some(options), auth);
         while let Some(info) = stream.next().await {
             let info = info?;
             if let Some(error) = info.error_detail.and_then(|d| d.message) {
@@ -135,7 +175,8 @@ pub fn push(docker: &DockerHost, reference: &str, auth: Option<Map>) -> Result<(
             progress.show(docker, None, info.status.as_deref());
         }
         Ok(())
-    })
+    })?;
+    Ok(Reply::Done)
 }
 
 /// One image as recipes see it.
@@ -226,28 +267,30 @@ pub fn prune(docker: &DockerHost, reference: &str, keep: usize) -> Result<Vec<St
             row.tags.clone()
         };
         for name in names {
-            if !docker.host.announce(&Action::Docker {
-                what: format!("rmi {name}"),
-            }) {
-                removed.push(name);
-                continue;
-            }
-            let api = docker.api.clone();
-            let result = docker.host.ctx().wait(
-                "removing an image",
-                api.remove_image(&name, None::<RemoveImageOptions>, None),
-            )?;
-            match result {
+            let request = Request::RemoveImage {
+                image: name.clone(),
+            };
+            match docker.perform(request) {
+                Ok(Reply::Missing) => {}
                 Ok(_) => removed.push(name),
-                Err(e) if super::client::is_missing(&e) => {}
-                Err(e) => docker.host.ctx().printer.warn(&format!(
-                    "kept {name}: {}",
-                    docker.failure("removing it", &e)
-                )),
+                // Interrupted: the prune stops there.
+                Err(e @ Failure::Interrupted { .. }) => return Err(e),
+                Err(e) => docker.host.ctx().printer.warn(&format!("kept {name}: {e}")),
             }
         }
     }
     Ok(removed)
+}
+
+/// Sends a `Request::RemoveImage`.
+pub fn send_remove(docker: &DockerHost, name: &str) -> Result<Reply, Failure> {
+    let result = docker.host.ctx().wait(
+        "removing an image",
+        docker
+            .api
+            .remove_image(name, None::<RemoveImageOptions>, None),
+    )?;
+    docker.reply("removing it", result.map(|_| Reply::Done))
 }
 
 #[cfg(test)]

@@ -35,19 +35,6 @@ fn build(d: &DockerHost, opts: Map) -> Result<String, Failure> {
         build_args: map_of(opts.string_map("build_args")?),
         labels: map_of(opts.string_map("labels")?),
     };
-    if !d.host.announce(&crate::exec::Action::Docker {
-        what: format!(
-            "build {}-f {} {}",
-            spec.tags
-                .iter()
-                .map(|t| format!("-t {t} "))
-                .collect::<String>(),
-            spec.file,
-            spec.context
-        ),
-    }) {
-        return Ok(String::new());
-    }
     build::build(d, &spec)
 }
 
@@ -72,7 +59,7 @@ fn run(d: &DockerHost, opts: Map) -> Result<String, Failure> {
     }
     let command = match opts.get("command") {
         None => None,
-        Some(_) => opts.command("command")?.map(|c| c.argv),
+        Some(_) => opts.command("command")?.map(|c| c.program.argv()),
     };
     let spec = containers::RunSpec {
         name: opts.string("name")?,
@@ -85,7 +72,6 @@ fn run(d: &DockerHost, opts: Map) -> Result<String, Failure> {
         network: opts.string("network")?,
         log_driver: opts.string("log_driver")?,
         command,
-        env_file,
     };
     containers::run(d, &spec)
 }

@@ -13,19 +13,18 @@ use std::future::Future;
 use std::time::{Duration, Instant};
 
 use bollard::errors::Error as ApiError;
-use bollard::models::{LocalNodeState, SecretSpec, Service, SwarmInitRequest, Task};
+use bollard::models::{LocalNodeState, SecretSpec, Service, ServiceSpec, SwarmInitRequest, Task};
 use bollard::query_parameters::{
     InspectServiceOptions, LeaveSwarmOptions, ListTasksOptions, LogsOptions, UpdateServiceOptions,
 };
 use futures_util::StreamExt;
 use rhai::{Array, Dynamic, Map};
 
-use super::client::{is_missing, DockerHost};
+use super::client::{is_missing, DockerHost, Reply};
 use crate::api::{opt, Api, OptionSpec, Spec, Type};
 use crate::error::SwarmProblem;
 use crate::error::{Failure, RhaiResult};
-use crate::exec::action::quote;
-use crate::exec::Action;
+use crate::exec::docker::{Change, Request, SWARM_LISTEN_DEFAULT};
 use crate::primitives::host::Host;
 use crate::primitives::options::Opts;
 use spec::{Deploy, SecretRef};
@@ -149,27 +148,12 @@ impl Swarm {
             ));
             return self.status();
         }
-        let mut what = "swarm init".to_string();
-        if let Some(a) = &advertise {
-            what.push_str(&format!(" --advertise-addr {}", quote(a)));
-        }
-        if let Some(l) = &listen {
-            what.push_str(&format!(" --listen-addr {}", quote(l)));
-        }
-        if !self.docker.host.announce(&Action::Docker { what }) {
-            return self.status();
-        }
         let request = SwarmInitRequest {
             advertise_addr: advertise,
-            listen_addr: Some(listen.unwrap_or_else(|| "0.0.0.0:2377".into())),
+            listen_addr: Some(listen.unwrap_or_else(|| SWARM_LISTEN_DEFAULT.into())),
             ..Default::default()
         };
-        call(
-            &self.docker,
-            "",
-            "initialising the swarm",
-            self.docker.api.init_swarm(request),
-        )?;
+        self.docker.perform(Request::SwarmInit(request))?;
         self.status()
     }
 
@@ -180,18 +164,9 @@ impl Swarm {
         if self.info()?.local_node_state != Some(LocalNodeState::ACTIVE) {
             return Ok(());
         }
-        let what = format!("swarm leave{}", if force { " --force" } else { "" });
-        if !self.docker.host.announce(&Action::Docker { what }) {
-            return Ok(());
-        }
-        call(
-            &self.docker,
-            "",
-            "leaving the swarm",
-            self.docker
-                .api
-                .leave_swarm(Some(LeaveSwarmOptions { force })),
-        )
+        self.docker
+            .perform(Request::SwarmLeave(LeaveSwarmOptions { force }))?;
+        Ok(())
     }
 
     fn service(&self, name: &str) -> Result<SwarmService, Failure> {
@@ -290,13 +265,13 @@ impl SwarmService {
         }
     }
 
-    /// Sends `spec` as the service's new spec (version from `current`), or as a rollback.
-    pub fn update(
+    /// The request that replaces the service's spec with `spec` (at the version of `current`).
+    fn update_request(
         &self,
         current: &Service,
         spec: bollard::models::ServiceSpec,
-        rollback: bool,
-    ) -> Result<(), Failure> {
+        change: Change,
+    ) -> Result<Request, Failure> {
         let index = current
             .version
             .as_ref()
@@ -312,18 +287,31 @@ impl SwarmService {
         let options = UpdateServiceOptions {
             version,
             registry_auth_from: "spec".into(),
-            rollback: rollback.then(|| "previous".into()),
+            rollback: (change == Change::Rollback).then(|| "previous".into()),
         };
-        let response = self.call(
-            &format!("updating service {}", self.name),
-            self.docker
-                .api
-                .update_service(&self.name, spec, options, None),
-        )?;
-        for warning in response.warnings.unwrap_or_default() {
-            self.host().ctx().printer.warn(&warning);
+        Ok(Request::UpdateService {
+            service: self.name.clone(),
+            spec,
+            options,
+            change,
+        })
+    }
+
+    /// Sends `request` (a create or an update of this service) and waits for the rollout that
+    /// `plan` expects; a dry run only announces it.
+    fn roll_out(
+        &self,
+        request: Request,
+        current: Option<&Service>,
+        plan: &rollout::Plan,
+    ) -> Result<(), Failure> {
+        if self.host().ctx().dry_run {
+            self.docker.perform(request)?;
+            return Ok(());
         }
-        Ok(())
+        let before = rollout::Before::of(self, current)?;
+        self.docker.perform(request)?;
+        rollout::watch(self, plan, &before)
     }
 
     /// Makes sure every secret exists as a Docker secret; returns (id, name, file) to mount.
@@ -351,29 +339,25 @@ impl SwarmService {
                 .host()
                 .ctx()
                 .wait(&what, self.docker.api.inspect_secret(&docker_name))?;
+            // A dry run shows the plan even where it cannot look (a node that is no manager yet).
+            let dry_run = self.host().ctx().dry_run;
             let id = match (found, value) {
                 (Ok(existing), _) => existing.id.unwrap_or_default(),
-                (Err(e), Some(value)) if is_missing(&e) => {
-                    self.host().announce(&Action::Docker {
-                        what: format!(
-                            "secret create {} -  (the value of {file})",
-                            quote(&docker_name)
-                        ),
-                    });
-                    let labels = HashMap::from([("galley.service".to_string(), self.name.clone())]);
-                    let created = self.call(
-                        &format!("creating secret {docker_name}"),
-                        self.docker.api.create_secret(SecretSpec {
-                            name: Some(docker_name.clone()),
-                            labels: Some(labels),
-                            data: Some(
-                                base64::engine::general_purpose::STANDARD.encode(value.as_bytes()),
-                            ),
-                            ..Default::default()
-                        }),
-                    )?;
-                    created.id
+                (Err(e), Some(value)) if is_missing(&e) || dry_run => {
+                    let labels = HashMap::from([(SERVICE_LABEL.to_string(), self.name.clone())]);
+                    let spec = SecretSpec {
+                        name: Some(docker_name.clone()),
+                        labels: Some(labels),
+                        data: Some(base64::engine::general_purpose::STANDARD.encode(value)),
+                        ..Default::default()
+                    };
+                    let request = Request::CreateSecret {
+                        spec,
+                        source: file.clone(),
+                    };
+                    self.docker.perform(request)?.id()
                 }
+                (Err(_), None) if dry_run => String::new(),
                 (Err(e), _) => return Err(failure(&self.docker, &self.name, &what, &e)),
             };
             mounts.push((id, docker_name, file));
@@ -428,38 +412,34 @@ impl SwarmService {
             .as_ref()
             .and_then(|s| s.spec.as_ref()?.task_template.as_ref()?.force_update)
             .unwrap_or(0);
-        let shown = deploy.display(&self.name, current.is_some(), replicas);
         let mut result = Map::new();
         result.insert("service".into(), self.name.clone().into());
         result.insert("image".into(), deploy.image.clone().into());
         result.insert("replicas".into(), Dynamic::from(replicas));
         result.insert("created".into(), current.is_none().into());
-        if !self.host().announce(&Action::Docker { what: shown }) {
-            return Ok(result);
-        }
         let started = Instant::now();
         let mounts = self.secrets(&deploy.secrets)?;
         let spec = deploy.spec(&self.name, replicas, force_update, mounts);
-        let before = rollout::Before::of(self, current.as_ref())?;
-        match &current {
-            None => {
-                let response = self.call(
-                    &format!("creating service {}", self.name),
-                    self.docker.api.create_service(spec, None),
-                )?;
-                for warning in response.warnings.unwrap_or_default() {
-                    self.host().ctx().printer.warn(&warning);
-                }
-            }
-            Some(current) => self.update(current, spec, false)?,
-        }
+        let request = match &current {
+            None => Request::CreateService(spec),
+            Some(current) => self.update_request(
+                current,
+                spec,
+                Change::Update {
+                    forced: deploy.force,
+                },
+            )?,
+        };
         let plan = rollout::Plan {
             expect: rollout::Expect::Update,
             timeout: deploy.timeout,
             rollback_on_deadline: deploy.update.failure_action.as_deref() == Some("rollback")
                 && current.is_some(),
         };
-        rollout::watch(self, &plan, &before)?;
+        self.roll_out(request, current.as_ref(), &plan)?;
+        if dry_run {
+            return Ok(result);
+        }
         result.insert(
             "seconds".into(),
             Dynamic::from(started.elapsed().as_secs_f64()),
@@ -553,11 +533,6 @@ impl SwarmService {
     /// Sets the number of replicas and waits until that many tasks run.
     fn scale(&self, replicas: i64) -> Result<(), Failure> {
         let current = self.existing("scale")?;
-        if !self.host().announce(&Action::Docker {
-            what: format!("service scale {}={replicas}", quote(&self.name)),
-        }) {
-            return Ok(());
-        }
         let mut spec = current.spec.clone().unwrap_or_default();
         spec.mode = Some(bollard::models::ServiceSpecMode {
             replicated: Some(bollard::models::ServiceSpecModeReplicated {
@@ -565,62 +540,119 @@ impl SwarmService {
             }),
             ..Default::default()
         });
-        let before = rollout::Before::of(self, Some(&current))?;
-        self.update(&current, spec, false)?;
+        let request = self.update_request(&current, spec, Change::Scale)?;
         let plan = rollout::Plan {
             expect: rollout::Expect::Update,
             timeout: CONVERGE_TIMEOUT,
             rollback_on_deadline: false,
         };
-        rollout::watch(self, &plan, &before)
+        self.roll_out(request, Some(&current), &plan)
     }
 
     /// Asks Swarm to put the previous spec back (server-side) and waits for it.
     pub fn rollback(&self, timeout: Duration) -> Result<(), Failure> {
         let current = self.existing("rollback")?;
-        if !self.host().announce(&Action::Docker {
-            what: format!("service rollback {}", quote(&self.name)),
-        }) {
-            return Ok(());
-        }
-        let before = rollout::Before::of(self, Some(&current))?;
-        self.update(&current, current.spec.clone().unwrap_or_default(), true)
-            .map_err(|e| {
-                if !e.to_string().contains("does not have a previous spec") {
-                    return e;
-                }
-                Failure::Other {
-                    message: format!("service {} has no previous spec to roll back to", self.name),
-                    help:
-                        "Swarm keeps one previous spec, from the last update; deploy the old image \
-                           instead (`galley rollback APP` does that for `galley/swarm`)"
-                            .into(),
-                }
-            })?;
+        let spec = current.spec.clone().unwrap_or_default();
+        let request = self.update_request(&current, spec, Change::Rollback)?;
         let plan = rollout::Plan {
             expect: rollout::Expect::Rollback,
             timeout,
             rollback_on_deadline: false,
         };
-        rollout::watch(self, &plan, &before)
+        self.roll_out(request, Some(&current), &plan).map_err(|e| {
+            if !e.to_string().contains("does not have a previous spec") {
+                return e;
+            }
+            Failure::Other {
+                message: format!("service {} has no previous spec to roll back to", self.name),
+                help: "Swarm keeps one previous spec, from the last update; deploy the old image \
+                           instead (`galley rollback APP` does that for `galley/swarm`)"
+                    .into(),
+            }
+        })
     }
 
     /// Removes the service (its tasks stop); a missing service is not an error.
     fn rm(&self) -> Result<(), Failure> {
-        if !self.host().announce(&Action::Docker {
-            what: format!("service rm {}", quote(&self.name)),
-        }) {
-            return Ok(());
-        }
-        let what = format!("removing service {}", self.name);
-        match self
-            .host()
-            .ctx()
-            .wait(&what, self.docker.api.delete_service(&self.name))?
-        {
-            Err(e) if !is_missing(&e) => Err(failure(&self.docker, &self.name, &what, &e)),
-            _ => Ok(()),
-        }
+        self.docker.perform(Request::RemoveService {
+            service: self.name.clone(),
+        })?;
+        Ok(())
+    }
+}
+
+/// The label on the Docker secrets Galley stores: the service they belong to.
+const SERVICE_LABEL: &str = "galley.service";
+
+/// Sends a `Request::SwarmInit`.
+pub fn send_init(docker: &DockerHost, request: SwarmInitRequest) -> Result<Reply, Failure> {
+    call(
+        docker,
+        "",
+        "initialising the swarm",
+        docker.api.init_swarm(request),
+    )?;
+    Ok(Reply::Done)
+}
+
+/// Sends a `Request::SwarmLeave`.
+pub fn send_leave(docker: &DockerHost, options: LeaveSwarmOptions) -> Result<Reply, Failure> {
+    let leave = docker.api.leave_swarm(Some(options));
+    call(docker, "", "leaving the swarm", leave)?;
+    Ok(Reply::Done)
+}
+
+/// Sends a `Request::CreateSecret`; replies with the secret's id.
+pub fn send_secret(docker: &DockerHost, spec: SecretSpec) -> Result<Reply, Failure> {
+    let labels = spec.labels.clone().unwrap_or_default();
+    let service = labels.get(SERVICE_LABEL).map_or("", String::as_str);
+    let what = format!(
+        "creating secret {}",
+        spec.name.as_deref().unwrap_or_default()
+    );
+    let created = call(docker, service, &what, docker.api.create_secret(spec))?;
+    Ok(Reply::Id(created.id))
+}
+
+/// Sends a `Request::CreateService`.
+pub fn send_create(docker: &DockerHost, spec: ServiceSpec) -> Result<Reply, Failure> {
+    let service = spec.name.clone().unwrap_or_default();
+    let what = format!("creating service {service}");
+    let created = docker.api.create_service(spec, None);
+    let response = call(docker, &service, &what, created)?;
+    for warning in response.warnings.unwrap_or_default() {
+        docker.host.ctx().printer.warn(&warning);
+    }
+    Ok(Reply::Done)
+}
+
+/// Sends a `Request::UpdateService`.
+pub fn send_update(
+    docker: &DockerHost,
+    service: &str,
+    spec: ServiceSpec,
+    options: UpdateServiceOptions,
+) -> Result<Reply, Failure> {
+    let what = format!("updating service {service}");
+    let updated = docker.api.update_service(service, spec, options, None);
+    let response = call(docker, service, &what, updated)?;
+    for warning in response.warnings.unwrap_or_default() {
+        docker.host.ctx().printer.warn(&warning);
+    }
+    Ok(Reply::Done)
+}
+
+/// Sends a `Request::RemoveService`; a missing service is not an error.
+pub fn send_remove(docker: &DockerHost, service: &str) -> Result<Reply, Failure> {
+    let what = format!("removing service {service}");
+    match docker
+        .host
+        .ctx()
+        .wait(&what, docker.api.delete_service(service))?
+    {
+        Err(e) if is_missing(&e) => Ok(Reply::Missing),
+        Err(e) => Err(failure(docker, service, &what, &e)),
+        Ok(_) => Ok(Reply::Done),
     }
 }
 

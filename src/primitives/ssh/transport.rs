@@ -239,7 +239,7 @@ impl SshTransport {
             .stderr(Stdio::piped())
             .spawn()
             .await
-            .map_err(|e| self.lost(&format!("cannot run `{}`", cmd.display()), e))?;
+            .map_err(|e| self.lost(&format!("cannot run `{cmd}`"), e))?;
         if let (Some(text), Some(mut stdin)) = (input, child.stdin().take()) {
             tokio::spawn(async move {
                 let _ = stdin.write_all(text.as_bytes()).await;
@@ -328,19 +328,19 @@ impl SshTransport {
             // A signal and a lost connection look the same on a mux channel: ask the master.
             End::Exited(Err(e)) => match self.conn.session.check().await {
                 Ok(()) => None,
-                Err(_) => return Err(self.lost(&format!("while running `{}`", cmd.display()), e)),
+                Err(_) => return Err(self.lost(&format!("while running `{cmd}`"), e)),
             },
             End::TimedOut => {
                 return Err(Failure::Timeout {
                     host: self.name.clone(),
-                    command: cmd.display(),
+                    command: cmd.to_string(),
                     after: timeout,
                     stderr_tail: last_lines(&stderr, STDERR_TAIL),
                 })
             }
             End::Cancelled => {
                 return Err(Failure::Interrupted {
-                    what: format!("running `{}` on {}", cmd.display(), self.name),
+                    what: format!("running `{cmd}` on {}", self.name),
                 })
             }
         };
@@ -353,18 +353,18 @@ impl SshTransport {
             )),
             // `env K=V prog` says "No such file or directory" where the shell says "not found".
             Some(127)
-                if !cmd.shell
+                if !cmd.program.is_shell()
                     && (stderr.contains("not found")
                         || stderr.contains("No such file or directory")) =>
             {
-                Some(format!("`{}` not found", cmd.argv[0]))
+                Some(format!("`{}` not found", cmd.program.name()))
             }
             _ => None,
         };
         if let Some(error) = not_started {
             return Err(Failure::Spawn {
                 host: self.name.clone(),
-                command: cmd.display(),
+                command: cmd.to_string(),
                 error,
             });
         }
@@ -384,7 +384,7 @@ fn remote_script(cmd: &Command, sudo: bool) -> String {
     if sudo {
         words.extend(["sudo", "-n", "--"].map(String::from));
     }
-    words.extend(cmd.argv.iter().cloned());
+    words.extend(cmd.program.argv());
     let exec: Vec<String> = words.iter().map(|w| quote(w)).collect();
     let cd = match &cmd.dir {
         Some(dir) => format!(

@@ -1,5 +1,5 @@
-//! A service's deploy options, read from the recipe's map into the Engine's `ServiceSpec`, and
-//! shown as the `docker service create/update` command line that would send the same spec.
+//! A service's deploy options, read from the recipe's map into the Engine's `ServiceSpec` (which
+//! `exec::docker::Request` shows as the `docker service create/update` line that sends it).
 
 use std::time::Duration;
 
@@ -14,9 +14,7 @@ use bollard::models::{
 use rhai::{Dynamic, Map};
 
 use crate::api::{opt, OptionSpec, Type};
-use crate::duration::format_duration;
 use crate::error::Failure;
-use crate::exec::action::quote;
 use crate::primitives::options::{bad_value, Opts};
 
 const POLICY_OPTIONS: &[OptionSpec] = &[
@@ -360,7 +358,7 @@ impl Deploy {
             replicas,
             command: match opts.get("command") {
                 None => None,
-                Some(_) => opts.command("command")?.map(|c| c.argv),
+                Some(_) => opts.command("command")?.map(|c| c.program.argv()),
             },
             env: opts.string_map("env")?,
             env_file: opts.string("env_file")?,
@@ -491,133 +489,6 @@ impl Deploy {
             }),
         }
     }
-
-    /// The `docker service create` (or `update`) command line that sends the same spec; secret
-    /// values are never part of it (the printer masks env values that are secrets).
-    pub fn display(&self, name: &str, update: bool, replicas: i64) -> String {
-        let mut words: Vec<String> = if update {
-            vec!["service".into(), "update".into(), "--image".into()]
-        } else {
-            vec![
-                "service".into(),
-                "create".into(),
-                "--name".into(),
-                quote(name),
-            ]
-        };
-        if update {
-            words.push(quote(&self.image));
-        }
-        words.extend(["--replicas".into(), replicas.to_string()]);
-        for port in &self.ports {
-            words.extend(["--publish".into(), quote(&port_text(port))]);
-        }
-        if let Some(file) = &self.env_file {
-            words.extend(["--env-file".into(), quote(file)]);
-        }
-        for (k, v) in &self.env {
-            words.extend(["--env".into(), quote(&format!("{k}={v}"))]);
-        }
-        for secret in &self.secrets {
-            let name = match secret {
-                SecretRef::Value { name, .. } | SecretRef::Existing { name } => name,
-            };
-            words.extend(["--secret".into(), quote(name)]);
-        }
-        for (k, v) in &self.labels {
-            words.extend(["--label".into(), quote(&format!("{k}={v}"))]);
-        }
-        for n in &self.networks {
-            words.extend(["--network".into(), quote(n)]);
-        }
-        for c in &self.constraints {
-            words.extend(["--constraint".into(), quote(c)]);
-        }
-        if let Some(h) = &self.healthcheck {
-            health_words(h, &mut words);
-        }
-        policy_words("update", &self.update, &mut words);
-        policy_words("rollback", &self.rollback, &mut words);
-        if let Some(grace) = self.stop_grace_period {
-            words.extend(["--stop-grace-period".into(), format_duration(grace)]);
-        }
-        if self.force {
-            words.push("--force".into());
-        }
-        if update {
-            words.push(quote(name));
-        } else {
-            words.push(quote(&self.image));
-            if let Some(command) = &self.command {
-                words.extend(command.iter().map(|w| quote(w)));
-            }
-        }
-        words.join(" ")
-    }
-}
-
-fn health_words(h: &HealthConfig, words: &mut Vec<String>) {
-    match h.test.as_deref() {
-        Some([none]) if none == "NONE" => return words.push("--no-healthcheck".into()),
-        Some([kind, rest @ ..]) => {
-            let cmd = if kind == "CMD-SHELL" {
-                rest.join(" ")
-            } else {
-                rest.iter().map(|w| quote(w)).collect::<Vec<_>>().join(" ")
-            };
-            words.extend(["--health-cmd".into(), quote(&cmd)]);
-        }
-        _ => {}
-    }
-    let ns = |n: i64| format_duration(Duration::from_nanos(n.max(0) as u64));
-    for (flag, value) in [
-        ("--health-interval", h.interval),
-        ("--health-timeout", h.timeout),
-        ("--health-start-period", h.start_period),
-    ] {
-        if let Some(v) = value {
-            words.extend([flag.into(), ns(v)]);
-        }
-    }
-    if let Some(n) = h.retries {
-        words.extend(["--health-retries".into(), n.to_string()]);
-    }
-}
-
-fn policy_words(kind: &str, p: &Policy, words: &mut Vec<String>) {
-    let mut flag = |name: &str, value: Option<String>| {
-        if let Some(value) = value {
-            words.extend([format!("--{kind}-{name}"), value]);
-        }
-    };
-    flag("parallelism", p.parallelism.map(|n| n.to_string()));
-    flag("delay", p.delay.map(format_duration));
-    flag("order", p.order.clone());
-    flag("failure-action", p.failure_action.clone());
-    flag("monitor", p.monitor.map(format_duration));
-    flag(
-        "max-failure-ratio",
-        p.max_failure_ratio.map(|r| r.to_string()),
-    );
-}
-
-/// A port as `--publish` takes it (the long form).
-pub fn port_text(p: &EndpointPortConfig) -> String {
-    let mode = match p.publish_mode {
-        Some(EndpointPortConfigPublishModeEnum::HOST) => "host",
-        _ => "ingress",
-    };
-    let mut text = format!("mode={mode},target={}", p.target_port.unwrap_or_default());
-    if let Some(published) = p.published_port {
-        text.push_str(&format!(",published={published}"));
-    }
-    if let Some(proto) = p
-        .protocol
-        .filter(|p| *p != EndpointPortConfigProtocolEnum::TCP)
-    {
-        text.push_str(&format!(",protocol={proto}"));
-    }
-    text
 }
 
 /// The Docker secret name for a value: secrets are immutable, so the name carries a digest of
@@ -638,6 +509,7 @@ pub fn secret_name(service: &str, name: &str, value: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::exec::docker::port_text;
 
     #[test]
     fn parses_short_and_long_ports() {
@@ -671,7 +543,7 @@ mod tests {
     }
 
     #[test]
-    fn displays_the_cli_equivalent() {
+    fn the_spec_is_shown_as_the_cli_line_that_sends_it() {
         let mut map = Map::new();
         map.insert("image".into(), "app:2".into());
         map.insert("replicas".into(), Dynamic::from(3_i64));
@@ -679,8 +551,14 @@ mod tests {
         update.insert("order".into(), "start-first".into());
         map.insert("update".into(), Dynamic::from(update));
         let deploy = Deploy::from_map(map).unwrap();
+        let update = crate::exec::docker::Request::UpdateService {
+            service: "web".into(),
+            spec: deploy.spec("web", 3, 0, Vec::new()),
+            options: Default::default(),
+            change: crate::exec::docker::Change::Update { forced: false },
+        };
         assert_eq!(
-            deploy.display("web", true, 3),
+            update.to_string(),
             "service update --image app:2 --replicas 3 --update-order start-first web"
         );
         let mut bad = Map::new();
