@@ -20,8 +20,18 @@ pub fn compile(
     text: &str,
     cancelled: &dyn Fn() -> bool,
 ) -> Option<Result<AST, ParseError>> {
+    compile_pieces(text, cancelled, &mut |piece| engine.compile(piece))
+}
+
+/// Compiles `text` with `compile_piece`: in one piece when it is small, else chunk by chunk,
+/// each chunk preceded by newlines so that its positions are those of the whole recipe.
+pub fn compile_pieces(
+    text: &str,
+    cancelled: &dyn Fn() -> bool,
+    compile_piece: &mut dyn FnMut(&str) -> Result<AST, ParseError>,
+) -> Option<Result<AST, ParseError>> {
     if text.len() <= CHUNKED_ABOVE {
-        return Some(engine.compile(text));
+        return Some(compile_piece(text));
     }
     let mut ast = AST::empty();
     let mut padding = String::new();
@@ -34,7 +44,7 @@ pub fn compile(
         padding.truncate(0);
         padding.extend(std::iter::repeat_n('\n', lines_before));
         padding.push_str(chunk);
-        match engine.compile(&padding) {
+        match compile_piece(&padding) {
             Ok(part) => {
                 ast.combine(part);
             }

@@ -88,6 +88,10 @@ pub trait Reportable {
     fn message(&self) -> &str;
     /// Where in which recipe file it points: file as named, line, column.
     fn location(&self) -> Option<(String, usize, usize)>;
+    /// A warning (`galley check`) rather than an error.
+    fn is_warning(&self) -> bool {
+        false
+    }
 }
 
 /// Prints run events; cheap to clone, safe to share between threads.
@@ -283,7 +287,13 @@ impl Printer {
         if let Some(github) = &self.github {
             let at = report.location();
             let at = at.as_ref().map(|(f, l, c)| (f.as_str(), *l, *c));
-            github.error(&self.masker, report.code(), report.message(), at);
+            github.error(
+                &self.masker,
+                report.code(),
+                report.message(),
+                at,
+                report.is_warning(),
+            );
         }
     }
 

@@ -31,6 +31,8 @@ pub struct Report {
     details: Vec<String>,
     /// The call sites from the failing line back to the recipe, innermost first.
     related: Vec<Report>,
+    /// A warning (`galley check`) rather than an error.
+    warning: bool,
 }
 
 impl fmt::Display for Report {
@@ -47,7 +49,13 @@ impl Diagnostic for Report {
     }
     fn severity(&self) -> Option<miette::Severity> {
         // Call-site frames are context for the error above them, not errors of their own.
-        self.code.is_empty().then_some(miette::Severity::Advice)
+        if self.code.is_empty() {
+            Some(miette::Severity::Advice)
+        } else if self.warning {
+            Some(miette::Severity::Warning)
+        } else {
+            None
+        }
     }
     fn help<'a>(&'a self) -> Option<Box<dyn fmt::Display + 'a>> {
         self.help
@@ -108,7 +116,14 @@ impl Report {
             location: None,
             details: Vec::new(),
             related: Vec::new(),
+            warning: false,
         }
+    }
+
+    /// The same report as a warning: `galley check` prints it and still exits 0.
+    pub fn warning(mut self) -> Self {
+        self.warning = true;
+        self
     }
 
     /// Adds lines shown after the report.
@@ -130,7 +145,8 @@ impl Report {
         }
     }
 
-    fn at(mut self, sources: &Sources, key: &str, pos: Position, label: &str) -> Self {
+    /// Points the report at `pos` in the source `key`, underlined with `label`.
+    pub fn at(mut self, sources: &Sources, key: &str, pos: Position, label: &str) -> Self {
         let (Some(source), Some(line)) = (sources.get(key), pos.line()) else {
             return self;
         };
@@ -150,6 +166,11 @@ impl Report {
         self.help = Some(help);
     }
 
+    /// The help line, if any.
+    pub fn help(&self) -> Option<&str> {
+        self.help.as_deref()
+    }
+
     /// How a command that ends with this report exits.
     pub fn exit(&self) -> Exit {
         self.exit
@@ -161,7 +182,7 @@ impl Report {
         if mode == OutputMode::Json {
             let (file, line, column) = this.location.clone().unwrap_or_default();
             let value = serde_json::json!({
-                "v": crate::exec::output::JSON_VERSION, "event": "error", "code": this.code, "message": this.message,
+                "v": crate::exec::output::JSON_VERSION, "event": if this.warning { "warning" } else { "error" }, "code": this.code, "message": this.message,
                 "help": this.help, "details": this.details, "file": file, "line": line, "column": column,
                 "called_from": this.related.iter().map(|r| {
                     let (file, line, column) = r.location.clone().unwrap_or_default();
@@ -495,6 +516,9 @@ impl Reportable for Report {
     }
     fn location(&self) -> Option<(String, usize, usize)> {
         self.location.clone()
+    }
+    fn is_warning(&self) -> bool {
+        self.warning
     }
 }
 

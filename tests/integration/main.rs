@@ -8,6 +8,7 @@ mod support;
 
 mod blue_green;
 mod cache;
+mod check;
 mod ci;
 mod cli;
 mod diff;

@@ -1,10 +1,10 @@
-//! `galley check`: finds calls to functions that do not exist, without running anything.
+//! Calls to functions that neither the engine, the recipe nor an imported module defines.
 
 use std::collections::HashMap;
 
-use rhai::{ASTNode, Expr, Stmt, AST};
+use rhai::{ASTNode, Expr, Stmt};
 
-use super::{Galley, Recipe};
+use crate::engine::{Galley, Recipe};
 use crate::error::suggest;
 use crate::report::{Known, Report};
 
@@ -113,21 +113,4 @@ fn imported_functions(galley: &Galley, recipe: &Recipe) -> HashMap<String, Optio
         found.insert(alias.name.to_string(), fns);
     }
     found
-}
-
-/// Helps `check` evaluate an AST's imports, reporting modules that cannot be loaded.
-pub fn check_imports(galley: &Galley, recipe: &Recipe) -> Result<(), Report> {
-    let imports_only: Vec<Stmt> = recipe
-        .ast
-        .statements()
-        .iter()
-        .filter(|s| matches!(s, Stmt::Import(..)))
-        .cloned()
-        .collect();
-    let mut ast = AST::new(imports_only, rhai::Module::new());
-    ast.set_source(recipe.key.as_str());
-    galley
-        .engine
-        .run_ast(&ast)
-        .map_err(|e| galley.report(&e, &recipe.key, Some(&recipe.ast)))
 }
