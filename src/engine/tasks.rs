@@ -50,8 +50,7 @@ pub fn definitions(engine: &Engine, text: &str) -> Vec<Definition> {
 fn definition(tokens: &mut Tokens, start: Position) -> Option<Definition> {
     let (token, mut name_at) = tokens.next()?;
     let mut name = match token {
-        Token::Identifier(name) => name.to_string(),
-        Token::StringConstant(name) => name.to_string(),
+        Token::Identifier(name) | Token::StringConstant(name) => name.to_string(),
         _ => return None,
     };
     let mut params = Vec::new();

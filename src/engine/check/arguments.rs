@@ -33,8 +33,9 @@ pub fn wrong_arguments(galley: &Galley, recipe: &Recipe) -> Vec<Report> {
     let mut reports = Vec::new();
     recipe.ast.walk(&mut |path: &[ASTNode]| {
         let (call, pos, method) = match path.last() {
-            Some(ASTNode::Expr(Expr::FnCall(call, pos)))
-            | Some(ASTNode::Stmt(Stmt::FnCall(call, pos))) => (call, *pos, false),
+            Some(
+                ASTNode::Expr(Expr::FnCall(call, pos)) | ASTNode::Stmt(Stmt::FnCall(call, pos)),
+            ) => (call, *pos, false),
             Some(ASTNode::Expr(Expr::MethodCall(call, pos))) => (call, *pos, true),
             _ => return true,
         };

@@ -28,17 +28,20 @@ const KEYWORD_FUNCTIONS: &[&str] = &[
 pub fn unknown_calls(galley: &Galley, recipe: &Recipe) -> Vec<Report> {
     let known = Known::from(&galley.engine, Some(&recipe.ast));
     let mut names: Vec<String> = known.names().into_iter().map(str::to_string).collect();
-    names.extend(KEYWORD_FUNCTIONS.iter().map(|s| s.to_string()));
+    names.extend(
+        KEYWORD_FUNCTIONS
+            .iter()
+            .map(std::string::ToString::to_string),
+    );
     let modules = imported_functions(galley, recipe);
 
     let mut reports = Vec::new();
     let mut problems: Vec<(String, rhai::Position, Vec<String>)> = Vec::new();
     recipe.ast.walk(&mut |path: &[ASTNode]| {
         let (name, namespace, pos) = match path.last() {
-            Some(ASTNode::Expr(Expr::FnCall(call, pos)))
-            | Some(ASTNode::Stmt(Stmt::FnCall(call, pos))) => {
-                (call.name.to_string(), call.namespace.to_string(), *pos)
-            }
+            Some(
+                ASTNode::Expr(Expr::FnCall(call, pos)) | ASTNode::Stmt(Stmt::FnCall(call, pos)),
+            ) => (call.name.to_string(), call.namespace.to_string(), *pos),
             Some(ASTNode::Expr(Expr::MethodCall(call, pos))) => {
                 (call.name.to_string(), String::new(), *pos)
             }
@@ -106,7 +109,7 @@ fn imported_functions(galley: &Galley, recipe: &Recipe) -> HashMap<String, Optio
             .ok()
             .map(|module| {
                 module
-                    .gen_fn_signatures_with_mapper(|s| s.into())
+                    .gen_fn_signatures_with_mapper(std::convert::Into::into)
                     .map(|s| s.split('(').next().unwrap_or_default().trim().to_string())
                     .collect()
             });

@@ -145,7 +145,10 @@ impl<'a> Declared<'a> {
                 _ => None,
             })
             .collect();
-        let mut names: Vec<String> = PROVIDED.iter().map(|s| s.to_string()).collect();
+        let mut names: Vec<String> = PROVIDED
+            .iter()
+            .map(std::string::ToString::to_string)
+            .collect();
         ast.walk(&mut |path: &[ASTNode]| {
             if let Some(ASTNode::Stmt(Stmt::Var(var, ..))) = path.last() {
                 names.push(var.0.name.to_string());
