@@ -6,6 +6,7 @@
 pub mod api;
 pub mod cli;
 pub mod duration;
+pub mod editors;
 pub mod engine;
 pub mod error;
 pub mod exec;

@@ -1,11 +1,13 @@
-//! `galley init --lib [DIR]`: writes the skeleton of a shared recipe library. A skeleton is a
-//! list of files; each kind of `init` (a library now, templates later) only says which files,
-//! and writing them (never over an existing file) is shared.
+//! `galley init [--template NAME] [DIR]`: writes a commented starter recipe and a
+//! `.galleyignore`; `galley init --lib [DIR]`: the skeleton of a shared recipe library. A
+//! skeleton is a list of files; each kind of `init` only says which files, and writing them
+//! (never over an existing file) is shared.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use super::{EXIT_FAILED, EXIT_OK, EXIT_USAGE};
+use crate::editors::templates::{Template, GALLEYIGNORE, RECIPE_FILE};
 use crate::error::Code;
 use crate::exec::{Masker, OutputMode};
 use crate::report::Report;
@@ -14,6 +16,8 @@ use crate::report::Report;
 pub enum Kind {
     /// A shared recipe library: `lib.rhai`, a README and a test recipe.
     Library,
+    /// A starter recipe (`deploy.rhai`) and a `.galleyignore`.
+    Recipe(&'static Template),
 }
 
 /// A set of files to write, by path relative to the target folder.
@@ -25,9 +29,9 @@ struct Skeleton {
 
 /// Writes the skeleton of `kind` into `dir` (created if missing); refuses to overwrite a file.
 pub fn init(dir: &Path, kind: Kind) -> i32 {
-    let name = library_name(dir);
     let skeleton = match kind {
-        Kind::Library => library(&name),
+        Kind::Library => library(&library_name(dir)),
+        Kind::Recipe(template) => recipe(dir, template),
     };
     match write_all(dir, &skeleton) {
         Ok(written) => {
@@ -80,7 +84,7 @@ fn write_all(dir: &Path, skeleton: &Skeleton) -> Result<Vec<PathBuf>, (Report, i
             Report::plain(
                 Code::Usage,
                 format!("galley init would overwrite {}", existing.join(", ")),
-                "nothing was written; run it in an empty folder or give another one: `galley init --lib DIR`",
+                "nothing was written; run it in an empty folder or give another one: `galley init [--template NAME] DIR`",
             ),
             EXIT_USAGE,
         ));
@@ -109,6 +113,22 @@ fn write_all(dir: &Path, skeleton: &Skeleton) -> Result<Vec<PathBuf>, (Report, i
         }
     }
     Ok(targets)
+}
+
+/// A template's recipe and the `.galleyignore` that `galley watch` reads.
+fn recipe(dir: &Path, template: &Template) -> Skeleton {
+    let recipe = dir.join(RECIPE_FILE);
+    let recipe = recipe.display();
+    Skeleton {
+        files: vec![
+            (RECIPE_FILE, template.text.to_string()),
+            (".galleyignore", GALLEYIGNORE.to_string()),
+        ],
+        next: format!(
+            "{}: read the comments and adapt it, then `galley check {recipe}` and `galley run {recipe} --dry-run`",
+            template.summary
+        ),
+    }
 }
 
 fn library(name: &str) -> Skeleton {

@@ -2,20 +2,25 @@
 //! parse error, 130 interrupted.
 
 mod check;
+mod completions;
+mod defs;
 mod disconnect;
 mod docs;
 mod history;
 mod init;
 mod list;
 mod lock;
+mod man;
 mod run;
 mod unlock;
 mod watch;
 
 use std::path::PathBuf;
 
+use clap::builder::{PossibleValuesParser, TypedValueParser};
 use clap::{Args, Parser, Subcommand};
 
+use crate::editors::templates::{self, TEMPLATES};
 use crate::error::{Code, Exit};
 use crate::exec::{Masker, OutputMode};
 use crate::report::Report;
@@ -43,6 +48,7 @@ galley run deploy.rhai --dry-run             print every action, change nothing\
 galley run deploy.rhai --dry-run --diff      and what each file would become\n  \
 galley check deploy.rhai                     find syntax errors and unknown functions\n  \
 galley list deploy.rhai                      show the recipe's tasks\n  \
+galley init --template rolling               write a starter recipe\n  \
 galley disconnect                            close kept-open SSH connections\n  \
 galley lock                                  pin the libraries of galley.toml in galley.lock\n\n\
 Exit codes: 0 ok, 1 the recipe failed, 2 usage or parse error, 130 interrupted."
@@ -182,20 +188,60 @@ given to ssh::connect: pass the same with --state-dir).")]
         #[command(flatten)]
         offline: OfflineArg,
     },
-    /// Write the skeleton of a shared recipe library (lib.rhai, README.md, test.rhai).
+    /// Write a starter recipe (deploy.rhai, .galleyignore) or a library skeleton.
     #[command(
-        after_help = "Example:\n  galley init --lib team-recipes\n\nExisting files are \
-never overwritten: galley init refuses and writes nothing. docs/libraries.md says how to \
-version and use a library."
+        after_help = "Examples:\n  galley init                       the start.sh replacement\n  \
+galley init --template rolling    a rolling update behind nginx\n  \
+galley init --lib team-recipes    a shared recipe library (lib.rhai, README.md, test.rhai)\n\n\
+Existing files are never overwritten: galley init refuses and writes nothing. \
+docs/libraries.md says how to version and use a library."
     )]
     Init {
-        /// Write a shared recipe library.
-        #[arg(long, required = true)]
+        /// The starter recipe to write.
+        #[arg(long, value_name = "NAME", default_value = "start", value_parser = template_parser())]
+        template: &'static templates::Template,
+        /// Write a shared recipe library instead of a recipe.
+        #[arg(long, conflicts_with = "template")]
         lib: bool,
         /// The folder to write into (created if missing).
         #[arg(default_value = ".")]
         dir: PathBuf,
     },
+    /// Write Rhai definition files of the recipe API, for editors and Rhai tooling.
+    #[command(after_help = "Examples:\n  galley defs --dir .rhai/definitions\n  \
+galley defs --editors editors\n\n--editors regenerates the generated files of editors/: the \
+definitions, the VS Code grammar and snippets, the vim syntax. See docs/editors.md.")]
+    Defs {
+        /// Write the .d.rhai files (Galley's functions and modules, the stdlib's modules) here.
+        #[arg(long, value_name = "DIR", required_unless_present = "editors")]
+        dir: Option<PathBuf>,
+        /// Regenerate every generated file of this editors/ folder.
+        #[arg(long, value_name = "DIR")]
+        editors: Option<PathBuf>,
+    },
+    /// Print the shell completion script for bash, zsh, fish or powershell.
+    #[command(
+        after_help = "Example:\n  galley completions bash > ~/.local/share/bash-completion/completions/galley\n\nSee the README for each shell."
+    )]
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff), or write one page per command into --dir.
+    #[command(
+        after_help = "Examples:\n  galley man | man -l -\n  galley man --dir ~/.local/share/man/man1"
+    )]
+    Man {
+        /// Write galley.1 and one page per command (galley-run.1, ...) into this folder.
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+    },
+}
+
+/// `--template NAME`: one of the templates' names (which completions offer too).
+fn template_parser() -> impl TypedValueParser<Value = &'static templates::Template> {
+    PossibleValuesParser::new(TEMPLATES.iter().map(|t| t.name))
+        .try_map(|name| templates::get(&name).ok_or("unknown template"))
 }
 
 const LIBRARIES_HELP: &str =
@@ -390,6 +436,10 @@ pub fn main() -> i32 {
             locked: crate::libs::locked_mode(locked.locked),
             offline: offline.offline,
         }),
-        Commands::Init { lib: _, dir } => init::init(&dir, init::Kind::Library),
+        Commands::Init { lib: true, dir, .. } => init::init(&dir, init::Kind::Library),
+        Commands::Init { template, dir, .. } => init::init(&dir, init::Kind::Recipe(template)),
+        Commands::Defs { dir, editors } => defs::defs(dir.as_deref(), editors.as_deref()),
+        Commands::Completions { shell } => completions::completions(shell),
+        Commands::Man { dir } => man::man(dir.as_deref()),
     }
 }

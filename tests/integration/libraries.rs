@@ -670,7 +670,9 @@ fn init_lib_writes_a_skeleton_that_checks_and_never_overwrites() {
         std::fs::read_to_string(sb.path().join("team-recipes/README.md")).unwrap(),
         "mine\n"
     );
-    let usage = sb.run(&["init"]);
+    // Plain `galley init` writes a starter recipe now (tests/integration/init.rs); a library
+    // and a template at once is a usage error.
+    let usage = sb.run(&["init", "--lib", "--template", "start", "team-recipes"]);
     assert_eq!(usage.code, 2, "{}", usage.stderr);
 }
 

@@ -1,0 +1,2 @@
+" Galley recipes are Rhai scripts.
+autocmd BufRead,BufNewFile *.rhai setfiletype rhai
