@@ -509,21 +509,17 @@ impl Failure {
         }
     }
 
-    /// The failure as a Rhai error at `pos` (for errors raised outside a function call).
+    /// The failure as a Rhai error at `pos` (for errors raised outside a function call; in a
+    /// native function, `?` or `primitives::at_call` give it the call's position).
     pub fn into_rhai_at(self, pos: Position) -> Box<EvalAltResult> {
         Box::new(EvalAltResult::ErrorRuntime(Dynamic::from(self), pos))
     }
-
-    /// The failure as a Rhai error; the engine fills in the call-site position. Where a
-    /// `Box<EvalAltResult>` is expected, `?` and `.into()` say the same.
-    pub fn into_rhai(self) -> Box<EvalAltResult> {
-        self.into_rhai_at(Position::NONE)
-    }
 }
 
+/// The one conversion into a Rhai error; the engine fills in the call-site position.
 impl From<Failure> for Box<EvalAltResult> {
     fn from(failure: Failure) -> Self {
-        failure.into_rhai()
+        failure.into_rhai_at(Position::NONE)
     }
 }
 

@@ -95,14 +95,9 @@ impl Report {
         .with_details(failure.details())
     }
 
-    /// A call site shown under the report: no code of its own.
-    fn frame() -> Self {
-        Report::new(
-            String::new(),
-            Exit::Failed,
-            "called from here".into(),
-            String::new(),
-        )
+    /// A spot shown under the report (a call site): no code of its own.
+    fn frame(message: &str) -> Self {
+        Report::new(String::new(), Exit::Failed, message.into(), String::new())
     }
 
     fn new(code: String, exit: Exit, message: String, help: String) -> Self {
@@ -280,12 +275,30 @@ pub struct Context<'a> {
     pub engine: &'a Engine,
 }
 
+/// The frame that `in_callers_options` puts around a failure: a real call frame, that of
+/// `options::check`.
+const CALLERS_OPTIONS: &str = "options::check";
+
+/// The error for a `failure` in the options map that a function written in Rhai was called
+/// with (found by `options::check`): its report points at the call of that function, where the
+/// map was written, with the check as a note.
+pub fn in_callers_options(call: &rhai::NativeCallContext, failure: Failure) -> Box<EvalAltResult> {
+    Box::new(EvalAltResult::ErrorInFunctionCall(
+        CALLERS_OPTIONS.into(),
+        call.call_source().unwrap_or_default().into(),
+        failure.into_rhai_at(call.call_position()),
+        call.call_position(),
+    ))
+}
+
 /// Turns an error from the engine into a report pointing at the recipe.
 pub fn from_rhai(err: &EvalAltResult, cx: &Context) -> Report {
     let walk = Walk {
         frames: Vec::new(),
         key: cx.main.to_string(),
         fanout: None,
+        in_call: false,
+        checked: None,
     };
     walk.follow(err, cx)
 }
@@ -296,6 +309,10 @@ struct Walk {
     frames: Vec<(String, Position, String)>,
     key: String,
     fanout: Option<String>,
+    /// Whether the last frame is a function call (whose options `options::check` may check).
+    in_call: bool,
+    /// Where `options::check` found a mistake in the options of the last call.
+    checked: Option<(String, Position)>,
 }
 
 impl Walk {
@@ -311,7 +328,16 @@ impl Walk {
                     let note = format!("on {}, in this fan-out", item.item);
                     self.frames.push((self.key.clone(), *pos, note));
                     self.fanout = Some(item.summary);
+                    self.in_call = false;
                     return self.follow(&item.error, cx);
+                }
+                EvalAltResult::ErrorInFunctionCall(name, _, inner, pos)
+                    if name == CALLERS_OPTIONS =>
+                {
+                    if self.in_call {
+                        self.checked = Some((self.key.clone(), *pos));
+                    }
+                    current = inner;
                 }
                 EvalAltResult::ErrorInFunctionCall(name, source, inner, pos) => {
                     if let Some(owner) = cx.sources.closure_source(name) {
@@ -328,6 +354,7 @@ impl Walk {
                             self.key.clone_from(source);
                         }
                     }
+                    self.in_call = true;
                     current = inner;
                 }
                 EvalAltResult::ErrorInModule(path, inner, pos) => {
@@ -336,25 +363,40 @@ impl Walk {
                         self.frames.push((self.key.clone(), *pos, note));
                         self.key.clone_from(path);
                     }
+                    self.in_call = false;
                     current = inner;
                 }
                 _ => break,
             }
         }
         let mut report = innermost(current, cx);
-        report = report.at(cx.sources, &self.key, current.position(), "here");
+        let mut notes = Vec::new();
+        match (self.checked, self.frames.pop()) {
+            // The mistake is in the map the call passed: point there, the check is a note.
+            (Some((key, pos)), Some((call_key, call_pos, _))) => {
+                report = report.at(cx.sources, &call_key, call_pos, "here");
+                notes.push(Report::frame("checked here").at(
+                    cx.sources,
+                    &key,
+                    pos,
+                    "against this options table",
+                ));
+            }
+            (_, frame) => {
+                self.frames.extend(frame);
+                report = report.at(cx.sources, &self.key, current.position(), "here");
+            }
+        }
         if let Some(summary) = self.fanout {
             let help = report.help.take().unwrap_or_default();
             report.help = Some(format!(
                 "{summary}; this is the first failure, the table above has the others. {help}"
             ));
         }
-        report.related = self
-            .frames
-            .into_iter()
-            .rev()
-            .map(|(key, pos, note)| Report::frame().at(cx.sources, &key, pos, &note))
-            .collect();
+        notes.extend(self.frames.into_iter().rev().map(|(key, pos, note)| {
+            Report::frame("called from here").at(cx.sources, &key, pos, &note)
+        }));
+        report.related = notes;
         report
     }
 }

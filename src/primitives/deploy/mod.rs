@@ -295,7 +295,7 @@ pub fn register(api: &mut Api, ctx: &Arc<Ctx>) {
             match cleared {
                 Ok(Some(holder)) => Ok(holder.into()),
                 Ok(None) => Ok(Dynamic::UNIT),
-                Err(failure) => Err(super::at_call(&call, failure.into_rhai())),
+                Err(failure) => Err(super::at_call(&call, failure)),
             }
         },
     );
