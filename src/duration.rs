@@ -7,7 +7,7 @@ use rhai::Dynamic;
 
 /// The longest duration Galley accepts anywhere (a sleep, a timeout, a persist time): one
 /// year. Longer ones are refused with a report rather than overflowing a clock.
-pub const MAX_DURATION: Duration = Duration::from_secs(365 * 24 * 3600);
+pub const MAX_DURATION: Duration = Duration::from_hours(8760);
 
 /// What a duration option must be, for reports.
 pub const DURATION_EXPECTED: &str =
@@ -72,10 +72,10 @@ mod tests {
         assert_eq!(parse_duration("250ms"), Some(Duration::from_millis(250)));
         assert_eq!(parse_duration("30s"), Some(Duration::from_secs(30)));
         assert_eq!(parse_duration("1.5s"), Some(Duration::from_millis(1500)));
-        assert_eq!(parse_duration("2m"), Some(Duration::from_secs(120)));
+        assert_eq!(parse_duration("2m"), Some(Duration::from_mins(2)));
         assert_eq!(parse_duration("ten"), None);
         assert_eq!(parse_duration("10"), None);
-        assert_eq!(format_duration(Duration::from_secs(120)), "2m");
+        assert_eq!(format_duration(Duration::from_mins(2)), "2m");
         assert_eq!(format_duration(Duration::from_millis(300)), "300ms");
     }
 

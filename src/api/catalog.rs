@@ -81,7 +81,7 @@ impl Function {
             (None, Kind::Function) => self.name.clone(),
             (None, _) => format!(
                 "{}.{}",
-                self.params.first().map(|p| p.ty.as_str()).unwrap_or("?"),
+                self.params.first().map_or("?", |p| p.ty.as_str()),
                 self.name
             ),
         }

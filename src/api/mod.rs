@@ -180,11 +180,7 @@ impl Spec {
         match (self.module, self.kind) {
             (Some(module), _) => format!("{module}::{}", self.name),
             (None, Kind::Function) => self.name.to_string(),
-            (None, _) => format!(
-                "{}.{}",
-                self.params.first().map(|p| p.1).unwrap_or("?"),
-                self.name
-            ),
+            (None, _) => format!("{}.{}", self.params.first().map_or("?", |p| p.1), self.name),
         }
     }
 

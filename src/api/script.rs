@@ -60,7 +60,9 @@ pub fn script_table(function: &str, table: &Map) -> Result<Vec<OptionInfo>, Fail
             ty,
             default,
             required: field("required").is_some_and(|v| v.as_bool().unwrap_or(false)),
-            doc: field("doc").map(|d| d.to_string()).unwrap_or_default(),
+            doc: field("doc")
+                .map(std::string::ToString::to_string)
+                .unwrap_or_default(),
             keys: Vec::new(),
         });
     }
@@ -157,7 +159,7 @@ pub fn option_tables(ast: &AST, natives: &[Spec]) -> Vec<(String, Vec<OptionInfo
             if call.namespace.to_string() == "options" && call.name == "check" {
                 let literal = |i: usize| call.args.get(i).and_then(|a| a.get_literal_value(None));
                 let name = literal(0).and_then(|n| n.into_string().ok());
-                let table = literal(2).and_then(|t| t.try_cast::<Map>());
+                let table = literal(2).and_then(rhai::Dynamic::try_cast::<Map>);
                 let like = literal(3).and_then(|l| l.into_string().ok());
                 if let (Some(name), Some(table)) = (name, table) {
                     if let Ok(mut options) = script_table(&name, &table) {

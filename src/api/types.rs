@@ -56,8 +56,7 @@ impl Type {
             other => NAMED
                 .iter()
                 .find(|(_, t)| t == other)
-                .map(|(n, _)| *n)
-                .unwrap_or("any"),
+                .map_or("any", |(n, _)| *n),
         }
     }
 

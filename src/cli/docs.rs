@@ -156,7 +156,7 @@ fn signature(f: &Function) -> String {
             .collect::<Vec<_>>()
             .join(", ")
     };
-    let receiver = f.params.first().map(|p| p.name.as_str()).unwrap_or("value");
+    let receiver = f.params.first().map_or("value", |p| p.name.as_str());
     match (f.kind, &f.module) {
         (Kind::Property, _) => format!("{receiver}.{}{returns}", f.name),
         (Kind::Method, _) => format!("{receiver}.{}({}){returns}", f.name, params(1)),

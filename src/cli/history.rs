@@ -106,8 +106,8 @@ pub fn history(app: Option<&str>, limit: usize, json: bool) -> i32 {
 pub fn rollback(app: &str, to: Option<&str>, output: OutputMode) -> i32 {
     let all = records(Some(app));
     let good: Vec<&Record> = all.iter().filter(|r| r.result == "ok").collect();
-    let target = match to {
-        Some(id) => match all.iter().find(|r| r.id == id) {
+    let target = if let Some(id) = to {
+        match all.iter().find(|r| r.id == id) {
             Some(r) if r.result == "ok" => r,
             Some(r) => {
                 return usage(Report::plain(
@@ -126,18 +126,17 @@ pub fn rollback(app: &str, to: Option<&str>, output: OutputMode) -> i32 {
                     "`galley history APP` lists the ids",
                 ))
             }
-        },
-        None => {
-            let current = good.last().map(|r| r.version());
-            match good.iter().rev().find(|r| Some(r.version()) != current) {
-                Some(r) => r,
-                None => {
-                    return usage(Report::plain(
-                        Code::Usage,
-                        format!("no earlier good version of {app} to roll back to"),
-                        "`galley history APP` shows what was deployed",
-                    ))
-                }
+        }
+    } else {
+        let current = good.last().map(|r| r.version());
+        match good.iter().rev().find(|r| Some(r.version()) != current) {
+            Some(r) => r,
+            None => {
+                return usage(Report::plain(
+                    Code::Usage,
+                    format!("no earlier good version of {app} to roll back to"),
+                    "`galley history APP` shows what was deployed",
+                ))
             }
         }
     };

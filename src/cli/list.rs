@@ -1,9 +1,10 @@
-//! `galley list FILE`.
+//! `galley list FILE`: the recipe's tasks, in source order.
 
 use std::path::Path;
 
 use super::{print_report, EXIT_OK, EXIT_USAGE};
-use crate::engine::{tasks, Galley};
+use crate::engine::tasks::{tasks, Task};
+use crate::engine::Galley;
 use crate::exec::OutputMode;
 
 pub fn list(file: &Path, mode: OutputMode) -> i32 {
@@ -16,41 +17,40 @@ pub fn list(file: &Path, mode: OutputMode) -> i32 {
             return EXIT_USAGE;
         }
     };
-    let tasks = tasks(&recipe.ast);
+    let tasks = tasks(&galley.engine, &recipe.ast, &galley.text(&recipe));
     print_tasks(mode, &tasks);
     EXIT_OK
 }
 
-fn print_tasks(mode: OutputMode, tasks: &[(String, Vec<String>, String)]) {
+fn print_tasks(mode: OutputMode, tasks: &[Task]) {
     if mode == OutputMode::Json {
-        for (name, params, doc) in tasks {
+        for task in tasks {
             println!(
                 "{}",
-                serde_json::json!({ "task": name, "params": params, "doc": doc })
+                serde_json::json!({
+                    "task": task.name, "params": task.params, "doc": task.doc,
+                    "line": task.position.line(),
+                })
             );
         }
         return;
     }
     if tasks.is_empty() {
-        println!("no tasks (a task is a top-level `fn`)");
+        println!("no tasks (a task is a top-level `fn` with a `///` doc comment)");
         return;
     }
     let signatures: Vec<String> = tasks
         .iter()
-        .map(|(name, params, _)| {
-            if params.is_empty() {
-                name.clone()
+        .map(|task| {
+            if task.params.is_empty() {
+                task.name.clone()
             } else {
-                format!("{name}({})", params.join(", "))
+                format!("{}({})", task.name, task.params.join(", "))
             }
         })
         .collect();
     let width = signatures.iter().map(String::len).max().unwrap_or(0);
-    for (signature, (_, _, doc)) in signatures.iter().zip(tasks) {
-        if doc.is_empty() {
-            println!("{signature}");
-        } else {
-            println!("{signature:width$}  # {doc}");
-        }
+    for (signature, task) in signatures.iter().zip(tasks) {
+        println!("{signature:width$}  # {}", task.doc);
     }
 }

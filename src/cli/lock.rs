@@ -90,7 +90,7 @@ pub fn update(name: Option<&str>, offline: bool) -> i32 {
             let open = mirror.open()?;
             match lock.get(name) {
                 Some(old) if old.commit == new.commit => {
-                    println!("{name}: {} is up to date ({})", short(&new.commit), new.rev)
+                    println!("{name}: {} is up to date ({})", short(&new.commit), new.rev);
                 }
                 Some(old) => {
                     println!(

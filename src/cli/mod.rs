@@ -46,7 +46,7 @@ recipe line that failed.",
 galley run deploy.rhai deploy --set branch=main   then call its `deploy` task\n  \
 galley run deploy.rhai --dry-run             print every action, change nothing\n  \
 galley run deploy.rhai --dry-run --diff      and what each file would become\n  \
-galley check deploy.rhai                     find syntax errors and unknown functions\n  \
+galley check deploy.rhai                     find mistakes without running anything\n  \
 galley list deploy.rhai                      show the recipe's tasks\n  \
 galley init --template rolling               write a starter recipe\n  \
 galley disconnect                            close kept-open SSH connections\n  \
@@ -67,15 +67,21 @@ galley run deploy.rhai --dry-run --output plain\n\n\
 `--set key=value` values are strings in the map `params` (visible in every function).\n\
 Exit codes: 0 ok, 1 the recipe failed, 2 usage or parse error, 130 interrupted.")]
     Run(RunArgs),
-    /// Check recipes without running them: syntax, imports, unknown functions.
-    #[command(
-        after_help = "Example:\n  galley check recipes/*.rhai\n\nNothing runs: imported \
-modules are loaded for their functions only. Exit code 2 when a problem is found."
-    )]
+    /// Check recipes without running them: syntax, imports, unknown functions and variables.
+    #[command(after_help = "Examples:\n  galley check recipes/*.rhai\n  \
+galley check deploy.rhai --format gnu     file:line:col: severity: message, for editors and CI\n\n\
+Finds syntax errors, imports that do not load, calls to unknown functions, variables used where \
+none is defined (a top-level `let` read inside a `fn`), and (warnings) recipe functions that \
+hide a built-in one. Nothing runs: imported modules are loaded for their functions only.\n\n\
+Exit codes: 0 no errors (warnings allowed), 2 an error was found or bad command line.")]
     Check {
         /// Recipe files to check.
         #[arg(required = true)]
         files: Vec<PathBuf>,
+        /// How to print the problems: human (reports, on stderr), gnu (one
+        /// `file:line:col: severity: message` line each) or json (one object each), on stdout.
+        #[arg(long, value_enum, default_value = "human")]
+        format: check::Format,
         #[command(flatten)]
         locked: LockedArg,
         #[command(flatten)]
@@ -96,10 +102,11 @@ A filter that matches nothing exits with 2."
         #[arg(long, value_enum, default_value = "text")]
         format: docs::Format,
     },
-    /// List a recipe's tasks (its top-level functions) with their doc comments.
+    /// List a recipe's tasks (its documented top-level functions) in source order.
     #[command(
-        after_help = "Example:\n  galley list deploy.rhai\n\nA task is a top-level `fn`; \
-its `///` doc comment is shown beside it. Run one with `galley run FILE TASK`."
+        after_help = "Example:\n  galley list deploy.rhai\n\nA task is a top-level `fn` with a \
+`///` doc comment, shown beside it; helpers without one, private functions and closures are not \
+listed. Run one with `galley run FILE TASK`."
     )]
     List {
         /// The recipe file.
@@ -276,10 +283,10 @@ struct UnlockArgs {
     /// The private key for --host.
     #[arg(long, value_name = "FILE", requires = "host")]
     identity: Option<String>,
-    /// The known_hosts file for --host.
+    /// The `known_hosts` file for --host.
     #[arg(long, value_name = "FILE", requires = "host")]
     known_hosts_file: Option<String>,
-    /// Galley's state folder on --host, when the deploys there gave ssh::connect a `state_dir`.
+    /// Galley's state folder on --host, when the deploys there gave `ssh::connect` a `state_dir`.
     #[arg(long, value_name = "DIR", requires = "host")]
     state_dir: Option<String>,
     #[command(flatten)]
@@ -289,7 +296,7 @@ struct UnlockArgs {
 #[derive(Args, Clone)]
 struct OutputArgs {
     /// How to print: fancy (colors on a terminal), plain, json (one object per line, see
-    /// docs/json.md) or github (workflow commands). Default: github when GITHUB_ACTIONS=true,
+    /// docs/json.md) or github (workflow commands). Default: github when `GITHUB_ACTIONS=true`,
     /// else fancy.
     #[arg(long, value_enum, global = true)]
     output: Option<OutputMode>,
@@ -330,7 +337,7 @@ struct RunArgs {
     #[arg(long, requires = "dry_run")]
     diff: bool,
     /// Post a summary of each deploy to this webhook (Slack-compatible; repeatable, or
-    /// GALLEY_NOTIFY with URLs separated by commas).
+    /// `GALLEY_NOTIFY` with URLs separated by commas).
     #[arg(long, value_name = "URL", env = "GALLEY_NOTIFY", value_delimiter = ',')]
     notify: Vec<String>,
     #[command(flatten)]
@@ -415,9 +422,10 @@ pub fn main() -> i32 {
         Commands::Run(args) => run::run(args),
         Commands::Check {
             files,
+            format,
             locked,
             output,
-        } => check::check(&files, locked.locked, output.mode()),
+        } => check::check(&files, locked.locked, output.mode(), format),
         Commands::List { file, output } => list::list(&file, output.mode()),
         Commands::Docs { filter, format } => docs::docs(filter.as_deref(), format),
         Commands::Disconnect => disconnect::disconnect(),

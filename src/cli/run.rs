@@ -6,7 +6,8 @@ use std::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::{print_report, RunArgs, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE};
-use crate::engine::{tasks, Galley};
+use crate::engine::tasks::unknown_task;
+use crate::engine::Galley;
 use crate::error::Code;
 use crate::exec::{Ctx, Masker, Printer};
 use crate::primitives::values::{params_from, RunInputs, SecretsFile};
@@ -185,7 +186,7 @@ pub fn execute(
         }
         Err(report) => return fail_early(report, sources),
     };
-    if let Err(report) = known_task(args, &recipe) {
+    if let Err(report) = known_task(args, &galley, &recipe) {
         return fail_early(report, sources);
     }
     let started = Instant::now();
@@ -205,7 +206,7 @@ pub fn execute(
 }
 
 /// The `--set` params with `extra`, and the secrets file, each of whose values is masked
-/// (and in GitHub Actions registered with ::add-mask::) before anything is printed, whether or
+/// (and in GitHub Actions registered with `::add-mask::`) before anything is printed, whether or
 /// not the recipe reads it. With `--locked`, the libraries must agree with galley.lock.
 fn run_inputs(args: &RunArgs, extra: Map, masker: &Masker) -> Result<RunInputs, Report> {
     let mut params = params_from(&args.set)
@@ -281,35 +282,21 @@ fn run_context(
     })
 }
 
-/// A report unless the task named on the command line is a task of the recipe.
-fn known_task(args: &RunArgs, recipe: &crate::engine::Recipe) -> Result<(), Report> {
+/// A report unless the recipe has a function the task named on the command line can call.
+fn known_task(
+    args: &RunArgs,
+    galley: &Galley,
+    recipe: &crate::engine::Recipe,
+) -> Result<(), Report> {
     let Some(task) = &args.task else {
         return Ok(());
     };
-    let known = tasks(&recipe.ast);
-    if known
-        .iter()
-        .any(|(name, params, _)| name == task && params.is_empty())
-    {
-        return Ok(());
+    let file = args.file.display().to_string();
+    let text = galley.text(recipe);
+    match unknown_task(&galley.engine, &recipe.ast, &text, &file, task) {
+        Some(report) => Err(report),
+        None => Ok(()),
     }
-    let names: Vec<&str> = known
-        .iter()
-        .filter(|t| t.1.is_empty())
-        .map(|t| t.0.as_str())
-        .collect();
-    let near = crate::error::suggest(task, names.iter().copied())
-        .map(|n| format!("did you mean `{n}`? "))
-        .unwrap_or_default();
-    Err(Report::plain(
-        Code::UnknownTask,
-        format!("{} has no task `{task}`", args.file.display()),
-        format!(
-            "{near}tasks: {} (see `galley list {}`)",
-            names.join(", "),
-            args.file.display()
-        ),
-    ))
 }
 
 /// The recipe with the task call appended: both run as one script, so that the task sees the

@@ -63,13 +63,12 @@ fn clock() -> String {
 }
 
 /// Whether an event changed a file (not just read it or its access time).
-fn is_change(kind: &notify::EventKind) -> bool {
+fn is_change(kind: notify::EventKind) -> bool {
     use notify::event::{MetadataKind, ModifyKind};
     use notify::EventKind;
     match kind {
-        EventKind::Create(_) | EventKind::Remove(_) => true,
         EventKind::Modify(ModifyKind::Metadata(MetadataKind::AccessTime)) => false,
-        EventKind::Modify(_) => true,
+        EventKind::Create(_) | EventKind::Remove(_) | EventKind::Modify(_) => true,
         _ => false,
     }
 }
@@ -113,16 +112,13 @@ pub fn watch(args: WatchArgs) -> i32 {
     // The secrets file's values are masked in the watcher's own lines from the first (a git
     // remote's URL may hold a token); a file that cannot be read is reported by each run.
     let _ = secrets_file(&args.run, &masker);
-    let debounce = match parse_duration(&args.debounce) {
-        Some(d) => d,
-        None => {
-            return usage(
-                &args,
-                &masker,
-                format!("--debounce {:?} is not a duration", args.debounce),
-                "write it like 200ms or 1s",
-            )
-        }
+    let Some(debounce) = parse_duration(&args.debounce) else {
+        return usage(
+            &args,
+            &masker,
+            format!("--debounce {:?} is not a duration", args.debounce),
+            "write it like 200ms or 1s",
+        );
     };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -327,7 +323,7 @@ fn watch_files(
 fn file_watcher(tx: mpsc::Sender<Event>) -> notify::Result<notify::RecommendedWatcher> {
     notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
         if let Ok(event) = event {
-            if is_change(&event.kind) && !event.paths.is_empty() {
+            if is_change(event.kind) && !event.paths.is_empty() {
                 let _ = tx.send(Event::Changed(event.paths));
             }
         }
@@ -542,7 +538,10 @@ impl Runs<'_> {
 
     /// Cancels the running run (Ctrl-C); false when none runs.
     fn cancel(&self) -> bool {
-        self.current.as_ref().map(|t| t.cancel()).is_some()
+        self.current
+            .as_ref()
+            .map(tokio_util::sync::CancellationToken::cancel)
+            .is_some()
     }
 
     /// A burst of changes ended: a run starts, or with one running, `--on-busy` decides.
@@ -582,16 +581,13 @@ fn watch_git(
     stop: &CancellationToken,
 ) -> i32 {
     let printer = watch_printer(args, masker);
-    let interval = match parse_duration(&args.interval) {
-        Some(d) => d,
-        None => {
-            return usage(
-                args,
-                masker,
-                format!("--interval {:?} is not a duration", args.interval),
-                "write it like 30s or 5m (at most 365 days)",
-            )
-        }
+    let Some(interval) = parse_duration(&args.interval) else {
+        return usage(
+            args,
+            masker,
+            format!("--interval {:?} is not a duration", args.interval),
+            "write it like 30s or 5m (at most 365 days)",
+        );
     };
     let state = crate::primitives::deploy::journal::state_dir();
     let mut poller = match Poller::new(remote, &args.branch, &args.paths, state) {
@@ -669,8 +665,8 @@ fn watch_git(
         first = false;
         let wait = runtime.block_on(async {
             tokio::select! {
-                _ = tokio::time::sleep(interval) => false,
-                _ = stop.cancelled() => true,
+                () = tokio::time::sleep(interval) => false,
+                () = stop.cancelled() => true,
             }
         });
         if wait {

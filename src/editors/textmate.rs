@@ -1,4 +1,4 @@
-//! The VS Code (TextMate) grammar: Rhai's syntax, with Galley's names from the API's catalog on top.
+//! The VS Code (`TextMate`) grammar: Rhai's syntax, with Galley's names from the API's catalog on top.
 
 use serde_json::{json, Map, Value};
 

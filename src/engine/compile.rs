@@ -20,8 +20,18 @@ pub fn compile(
     text: &str,
     cancelled: &dyn Fn() -> bool,
 ) -> Option<Result<AST, ParseError>> {
+    compile_pieces(text, cancelled, &mut |piece| engine.compile(piece))
+}
+
+/// Compiles `text` with `compile_piece`: in one piece when it is small, else chunk by chunk,
+/// each chunk preceded by newlines so that its positions are those of the whole recipe.
+pub fn compile_pieces(
+    text: &str,
+    cancelled: &dyn Fn() -> bool,
+    compile_piece: &mut dyn FnMut(&str) -> Result<AST, ParseError>,
+) -> Option<Result<AST, ParseError>> {
     if text.len() <= CHUNKED_ABOVE {
-        return Some(engine.compile(text));
+        return Some(compile_piece(text));
     }
     let mut ast = AST::empty();
     let mut padding = String::new();
@@ -34,7 +44,7 @@ pub fn compile(
         padding.truncate(0);
         padding.extend(std::iter::repeat_n('\n', lines_before));
         padding.push_str(chunk);
-        match engine.compile(&padding) {
+        match compile_piece(&padding) {
             Ok(part) => {
                 ast.combine(part);
             }
@@ -67,6 +77,8 @@ enum Open {
 
 /// The recipe cut into (first line, text) pieces at line ends that follow a `;` ending a
 /// top-level statement, each at least `CHUNK` bytes (but the last).
+// One state machine over the bytes: its states read best side by side.
+#[allow(clippy::too_many_lines)]
 fn chunks(text: &str) -> Vec<(usize, &str)> {
     let bytes = text.as_bytes();
     let mut pieces = Vec::new();
@@ -84,7 +96,7 @@ fn chunks(text: &str) -> Vec<(usize, &str)> {
         match mode {
             Mode::Code => match b {
                 b'\n' if open.is_empty() && last == b';' && i + 1 - start >= CHUNK => {
-                    pieces.push((start_line, &text[start..i + 1]));
+                    pieces.push((start_line, &text[start..=i]));
                     start = i + 1;
                     start_line = line;
                 }

@@ -4,6 +4,7 @@ pub mod check;
 pub mod compile;
 pub mod resolver;
 pub mod stdlib;
+pub mod tasks;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -114,6 +115,14 @@ impl Galley {
         Ok(Recipe { ast, key })
     }
 
+    /// The text of a compiled recipe.
+    pub fn text(&self, recipe: &Recipe) -> String {
+        self.sources
+            .get(&recipe.key)
+            .map(|s| s.text)
+            .unwrap_or_default()
+    }
+
     /// Turns an engine error into a report pointing into the recipe `key`.
     pub fn report(&self, err: &rhai::EvalAltResult, key: &str, ast: Option<&AST>) -> Report {
         let known = report::Known::from(&self.engine, ast);
@@ -185,32 +194,4 @@ fn share_global_constants(engine: &mut Engine) {
         global.constants = Some(shared.clone());
         Ok(true)
     });
-}
-
-/// The tasks of a recipe: its public top-level functions with their doc comments.
-pub fn tasks(ast: &AST) -> Vec<(String, Vec<String>, String)> {
-    ast.iter_functions()
-        .filter(|f| f.access != rhai::FnAccess::Private)
-        .map(|f| {
-            let doc = f
-                .comments
-                .iter()
-                .flat_map(|c| c.lines())
-                .map(|l| {
-                    l.trim()
-                        .trim_start_matches("///")
-                        .trim_start_matches("/**")
-                        .trim_end_matches("*/")
-                        .trim()
-                })
-                .filter(|l| !l.is_empty())
-                .collect::<Vec<_>>()
-                .join(" ");
-            (
-                f.name.to_string(),
-                f.params.iter().map(|p| p.to_string()).collect(),
-                doc,
-            )
-        })
-        .collect()
 }

@@ -82,6 +82,8 @@ codes! {
     WrongArguments = "galley::wrong_arguments" => Failed,
     /// A call to a function nobody defines.
     UnknownFunction = "galley::unknown_function" => Failed,
+    /// `galley check`'s warning: a recipe function hides a built-in one of the same name.
+    ShadowedFunction = "galley::shadowed_function" => Usage,
     /// The command line is wrong.
     Usage = "galley::usage" => Usage,
     /// `galley run FILE TASK` with a task the recipe does not have.

@@ -460,7 +460,7 @@ impl Failure {
         }
     }
 
-    /// Whether the old version serves again after this failure (the journal's "rolled_back").
+    /// Whether the old version serves again after this failure (the journal's "`rolled_back`").
     pub fn is_rolled_back(&self) -> bool {
         matches!(
             self,
@@ -509,21 +509,17 @@ impl Failure {
         }
     }
 
-    /// The failure as a Rhai error at `pos` (for errors raised outside a function call).
+    /// The failure as a Rhai error at `pos` (for errors raised outside a function call; in a
+    /// native function, `?` or `primitives::at_call` give it the call's position).
     pub fn into_rhai_at(self, pos: Position) -> Box<EvalAltResult> {
         Box::new(EvalAltResult::ErrorRuntime(Dynamic::from(self), pos))
     }
-
-    /// The failure as a Rhai error; the engine fills in the call-site position. Where a
-    /// `Box<EvalAltResult>` is expected, `?` and `.into()` say the same.
-    pub fn into_rhai(self) -> Box<EvalAltResult> {
-        self.into_rhai_at(Position::NONE)
-    }
 }
 
+/// The one conversion into a Rhai error; the engine fills in the call-site position.
 impl From<Failure> for Box<EvalAltResult> {
     fn from(failure: Failure) -> Self {
-        failure.into_rhai()
+        failure.into_rhai_at(Position::NONE)
     }
 }
 
@@ -575,7 +571,7 @@ pub fn last_lines(text: &str, n: usize) -> Vec<String> {
     let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
     lines[lines.len().saturating_sub(n)..]
         .iter()
-        .map(|l| l.to_string())
+        .map(std::string::ToString::to_string)
         .collect()
 }
 
@@ -710,7 +706,7 @@ mod tests {
     fn every_code_is_galley_s_and_written_once() {
         let mut texts: Vec<&str> = Code::ALL.iter().map(|c| c.as_str()).collect();
         assert!(texts.iter().all(|t| t.starts_with("galley::")));
-        texts.sort();
+        texts.sort_unstable();
         texts.dedup();
         assert_eq!(texts.len(), Code::ALL.len());
         assert_eq!(Code::Syntax.exit().code(), 2);

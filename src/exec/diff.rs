@@ -29,7 +29,7 @@ pub fn of_bytes(path: &str, old: Option<&[u8]>, new: &[u8]) -> Option<String> {
         (Some(Ok(old)), Ok(new)) => unified(path, Some(old), new),
         _ => Some(format!(
             "Binary content of {path} would change ({} -> {} bytes)",
-            old.map(<[u8]>::len).unwrap_or(0),
+            old.map_or(0, <[u8]>::len),
             new.len()
         )),
     }

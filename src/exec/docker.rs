@@ -112,7 +112,8 @@ struct Words(Vec<String>);
 impl Words {
     /// Plain words (flags), taken as they are.
     fn flag(&mut self, words: &[&str]) -> &mut Self {
-        self.0.extend(words.iter().map(|w| w.to_string()));
+        self.0
+            .extend(words.iter().map(std::string::ToString::to_string));
         self
     }
 

@@ -28,8 +28,14 @@ pub fn escape_property(text: &str) -> String {
     escape_data(text).replace(':', "%3A").replace(',', "%2C")
 }
 
-/// `::error file=..,line=..,col=..,title=Galley: CODE::MESSAGE`, escaped; no file when unknown.
-pub fn error_command(code: &str, message: &str, at: Option<(&str, usize, usize)>) -> String {
+/// `::error file=..,line=..,col=..,title=Galley: CODE::MESSAGE` (or `::warning ...` when
+/// `warning`), escaped; no file when unknown.
+pub fn error_command(
+    code: &str,
+    message: &str,
+    at: Option<(&str, usize, usize)>,
+    warning: bool,
+) -> String {
     let mut props = Vec::new();
     if let Some((file, line, col)) = at {
         props.push(format!(
@@ -43,7 +49,8 @@ pub fn error_command(code: &str, message: &str, at: Option<(&str, usize, usize)>
         "title={}",
         escape_property(&format!("Galley: {code}"))
     ));
-    format!("::error {}::{}", props.join(","), escape_data(message))
+    let level = if warning { "warning" } else { "error" };
+    format!("::{level} {}::{}", props.join(","), escape_data(message))
 }
 
 /// `file` relative to `$GITHUB_WORKSPACE` (annotations attach only to files in the repository).
@@ -210,13 +217,15 @@ impl Github {
         }
     }
 
-    /// An error annotation (the first MAX_ANNOTATIONS; later ones are listed in the summary).
+    /// An error (or warning) annotation (the first `MAX_ANNOTATIONS`; later ones are listed in
+    /// the summary).
     pub fn error(
         &self,
         masker: &Masker,
         code: &str,
         message: &str,
         at: Option<(&str, usize, usize)>,
+        warning: bool,
     ) {
         let mut state = self.state.lock().expect("github lock");
         let message = masker.mask(message);
@@ -225,7 +234,11 @@ impl Github {
             return;
         }
         state.annotations += 1;
-        self.command(&mut state, masker, error_command(code, &message, at));
+        self.command(
+            &mut state,
+            masker,
+            error_command(code, &message, at, warning),
+        );
     }
 
     /// The results of a fan-out: each failed item an annotation, each host's result kept.
@@ -242,7 +255,7 @@ impl Github {
         }
         for row in rows.iter().filter(|r| r.outcome == Outcome::Failed) {
             let message = format!("{title}: {} failed: {}", row.name, row.note);
-            self.error(masker, "host_failed", &message, None);
+            self.error(masker, "host_failed", &message, None, false);
         }
     }
 
@@ -317,7 +330,7 @@ impl Github {
             md.push_str("| host | result | time |\n| --- | --- | --- |\n");
             for (host, outcome) in &state.hosts {
                 let (word, took) = match outcome {
-                    Some((o, t)) => (o.word(), t.map(secs).unwrap_or_else(|| "-".into())),
+                    Some((o, t)) => (o.word(), t.map_or_else(|| "-".into(), secs)),
                     None => ("ran", "-".into()),
                 };
                 md.push_str(&format!("| {} | {word} | {took} |\n", cell(host)));
@@ -401,7 +414,12 @@ mod tests {
         assert_eq!(escape_data("50% a\r\nb"), "50%25 a%0D%0Ab");
         assert_eq!(escape_property("a:b,c%"), "a%3Ab%2Cc%25");
         assert_eq!(
-            error_command(Code::Usage.as_str(), "bad, very\nbad", Some(("r,1.rhai", 2, 9))),
+            error_command(
+                Code::Usage.as_str(),
+                "bad, very\nbad",
+                Some(("r,1.rhai", 2, 9)),
+                false
+            ),
             "::error file=r%2C1.rhai,line=2,col=9,title=Galley%3A galley%3A%3Ausage::bad, very%0Abad"
         );
     }

@@ -90,8 +90,7 @@ impl Ctx {
 
     fn record_written(&self, path: &str, suffix: &str) {
         let path = std::path::absolute(path)
-            .map(|p| p.to_string_lossy().into_owned())
-            .unwrap_or_else(|_| path.to_string());
+            .map_or_else(|_| path.to_string(), |p| p.to_string_lossy().into_owned());
         let path = format!("{}{suffix}", path.trim_end_matches('/'));
         let mut written = self.written.lock().expect("written lock");
         if !written.contains(&path) {
@@ -107,7 +106,7 @@ impl Ctx {
         self.runtime.block_on(async move {
             tokio::select! {
                 out = fut => Ok(out),
-                _ = cancel.cancelled() => Err(Failure::Interrupted { what: what.to_string() }),
+                () = cancel.cancelled() => Err(Failure::Interrupted { what: what.to_string() }),
             }
         })
     }

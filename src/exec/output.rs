@@ -16,7 +16,7 @@ pub const JSON_VERSION: u64 = 1;
 /// How output is rendered.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum OutputMode {
-    /// Colors and spinners when stdout is a terminal (and NO_COLOR is unset).
+    /// Colors and spinners when stdout is a terminal (and `NO_COLOR` is unset).
     Fancy,
     /// Plain text, no colors, no spinners: for logs and CI.
     Plain,
@@ -88,6 +88,10 @@ pub trait Reportable {
     fn message(&self) -> &str;
     /// Where in which recipe file it points: file as named, line, column.
     fn location(&self) -> Option<(String, usize, usize)>;
+    /// A warning (`galley check`) rather than an error.
+    fn is_warning(&self) -> bool {
+        false
+    }
 }
 
 /// Prints run events; cheap to clone, safe to share between threads.
@@ -109,7 +113,7 @@ const YELLOW: &str = "33";
 const CYAN: &str = "36";
 
 impl Printer {
-    /// A printer for `mode`; colors only on a terminal and never with NO_COLOR.
+    /// A printer for `mode`; colors only on a terminal and never with `NO_COLOR`.
     pub fn new(mode: OutputMode, masker: Masker) -> Self {
         let color = mode == OutputMode::Fancy && colors_wanted();
         Printer {
@@ -283,7 +287,13 @@ impl Printer {
         if let Some(github) = &self.github {
             let at = report.location();
             let at = at.as_ref().map(|(f, l, c)| (f.as_str(), *l, *c));
-            github.error(&self.masker, report.code(), report.message(), at);
+            github.error(
+                &self.masker,
+                report.code(),
+                report.message(),
+                at,
+                report.is_warning(),
+            );
         }
     }
 
@@ -432,8 +442,7 @@ impl Printer {
         for row in rows {
             let took = row
                 .took
-                .map(|t| format!("{:.2}s", t.as_secs_f64()))
-                .unwrap_or_else(|| "-".into());
+                .map_or_else(|| "-".into(), |t| format!("{:.2}s", t.as_secs_f64()));
             let word = format!("{:11}", row.outcome.word());
             let word = match row.outcome {
                 Outcome::Ok => self.paint(GREEN, &word),
@@ -500,7 +509,7 @@ impl Drop for SpinnerGuard {
     }
 }
 
-/// Whether to use colors: stdout is a terminal and NO_COLOR is unset or empty.
+/// Whether to use colors: stdout is a terminal and `NO_COLOR` is unset or empty.
 pub fn colors_wanted() -> bool {
     let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
     !no_color && std::io::stdout().is_terminal()

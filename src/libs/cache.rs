@@ -132,8 +132,7 @@ impl Cache {
         if dir.join("SUMS").is_file() {
             let recorded = std::fs::read_to_string(dir.join("SUMS")).unwrap_or_default();
             let intact = hash::read_files(&dir.join("tree"))
-                .map(|files| hash::sums(&files) == recorded)
-                .unwrap_or(false);
+                .is_ok_and(|files| hash::sums(&files) == recorded);
             if intact {
                 return Ok(Checkout::Cached);
             }
@@ -210,8 +209,7 @@ fn subtree(sums: &str, path: &str) -> String {
 fn temp_name(kind: &str, commit: &str) -> String {
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.subsec_nanos())
-        .unwrap_or(0);
+        .map_or(0, |d| d.subsec_nanos());
     format!(".{kind}-{commit}-{}-{nanos}", std::process::id())
 }
 
@@ -469,7 +467,7 @@ fn git(git_dir: Option<&Path>, args: &[&str]) -> Result<String, LibError> {
         .chain(args.iter().skip_while(|a| **a != "--").skip(1).take(1));
     Err(LibError::new(
         Code::LibraryFetch,
-        format!("git {} failed", what.cloned().collect::<Vec<_>>().join(" ")),
+        format!("git {} failed", what.copied().collect::<Vec<_>>().join(" ")),
         "check the URL and your access: git uses your ssh keys and agent, ~/.ssh/config, insteadOf and credential helpers; `git ls-remote URL` tries the same",
     )
     .with_details(last_lines(&String::from_utf8_lossy(&output.stderr), 20)))

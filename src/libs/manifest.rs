@@ -108,7 +108,7 @@ fn validate_path(path: &str) -> Result<String, String> {
         || trimmed
             .split('/')
             .any(|part| part == ".." || part == "." || (part.is_empty() && !trimmed.is_empty()))
-        || trimmed.chars().any(|c| c.is_control())
+        || trimmed.chars().any(char::is_control)
     {
         return Err(format!(
             "path `{path}` must be a folder inside the repository, like `recipes`"

@@ -39,7 +39,7 @@ fn hash_inputs(
     let mut cmd = Command::new(
         ["sha256sum", "--"]
             .iter()
-            .map(|w| w.to_string())
+            .map(std::string::ToString::to_string)
             .chain(inputs.iter().cloned()),
     );
     cmd.dir = dir;
@@ -94,13 +94,12 @@ fn step(
             help: "pass #{ inputs: [\"uv.lock\", \"pyproject.toml\"], on: host }".into(),
         })?;
     let dir = opts.string("dir")?;
-    let fail = |f: Failure| super::at_call(call, f.into_rhai());
-    let hashes = hash_inputs(&host, name, &inputs, dir).map_err(fail)?;
-    let folder = format!("{}/cache", host.state_dir().map_err(fail)?);
+    let hashes = hash_inputs(&host, name, &inputs, dir)?;
+    let folder = format!("{}/cache", host.state_dir()?);
     let file = record_name(name);
     let path = format!("{folder}/{file}");
-    let last = if host.exists(&path).map_err(fail)? {
-        Some(host.read_text(&path).map_err(fail)?)
+    let last = if host.exists(&path)? {
+        Some(host.read_text(&path)?)
     } else {
         None
     };
@@ -110,7 +109,7 @@ fn step(
     }
     let result = body.call_within_context::<Dynamic>(call, ())?;
     if !ctx.dry_run {
-        record(&host, &folder, &file, &hashes).map_err(fail)?;
+        record(&host, &folder, &file, &hashes)?;
     }
     Ok(result)
 }
@@ -135,7 +134,7 @@ pub fn register(api: &mut Api, ctx: &Arc<Ctx>) {
             .example(r#"cache::step("deps", #{ on: web, inputs: ["uv.lock"], dir: "/srv/app" }, || web.run("uv sync", #{ dir: "/srv/app" }));"#)
             .options(STEP_OPTIONS),
         move |call: NativeCallContext, name: &str, opts: Map, body: FnPtr| {
-            step(&c, &call, name, opts, body)
+            step(&c, &call, name, opts, body).map_err(|e| super::at_call(&call, e))
         },
     );
 }

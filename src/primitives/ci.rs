@@ -33,7 +33,7 @@ pub fn register(api: &mut Api, ctx: &Arc<Ctx>) {
                     "letters, digits, `_` and `-` (such as \"url\")",
                     &got,
                 );
-                return Err(super::at_call(&call, failure.into_rhai()));
+                return Err(super::at_call(&call, failure));
             }
             c.printer.set_output(name, &value.to_string());
             Ok(())

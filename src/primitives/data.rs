@@ -52,7 +52,7 @@ const FORMATS: &[Format] = &[
                 "to_pretty",
                 |v| serde_json::to_string_pretty(v).map_err(|e| e.to_string()),
                 "Renders a value as indented JSON text.",
-                r#"log(json::to_pretty(params));"#,
+                r"log(json::to_pretty(params));",
             ),
         ],
     ),

@@ -185,13 +185,15 @@ fn finish(
             .iter()
             .map(|(name, err)| (name.clone(), reason(err)))
             .collect();
-        return Err(Failure::Partial {
-            what: title.to_string(),
-            failed,
-            total: items.len(),
-            tolerated,
-        }
-        .into_rhai_at(call.call_position()));
+        return Err(super::at_call(
+            call,
+            Failure::Partial {
+                what: title.to_string(),
+                failed,
+                total: items.len(),
+                tolerated,
+            },
+        ));
     }
     let names: Vec<&str> = failures.iter().map(|(n, _)| n.as_str()).collect();
     let summary = format!(
@@ -200,16 +202,18 @@ fn finish(
         items.len(),
         names.join(", ")
     );
-    let failed = names.iter().map(|n| n.to_string()).collect();
+    let failed = names.iter().map(std::string::ToString::to_string).collect();
     let (item, error) = failures.swap_remove(0);
     // The first failure is the report; it says on which item, and how many others failed.
-    Err(Failure::Item(ItemFailure {
-        item,
-        summary,
-        failed,
-        error: error.into(),
-    })
-    .into_rhai_at(call.call_position()))
+    Err(super::at_call(
+        call,
+        Failure::Item(ItemFailure {
+            item,
+            summary,
+            failed,
+            error: error.into(),
+        }),
+    ))
 }
 
 fn parallel(ctx: &Ctx, call: NativeCallContext, items: Array, f: FnPtr) -> RhaiResult<Array> {

@@ -23,7 +23,7 @@ pub fn register(api: &mut Api, ctx: &Arc<Ctx>) {
     api.register(
         Spec::function("log", &[("message", "any")], "()")
             .doc("Prints a line of the recipe's own (masked, like every output).")
-            .example(r#"log(`deploying ${sha} to ${host.name}`);"#),
+            .example(r"log(`deploying ${sha} to ${host.name}`);"),
         move |message: Dynamic| c.printer.log(&message.to_string()),
     );
 

@@ -393,7 +393,7 @@ fn check_tcp(
         )?;
         return Ok(result);
     }
-    let (_, attempts) = poll(ctx, shown, &policy, || {
+    let ((), attempts) = poll(ctx, shown, &policy, || {
         let pid = guard.as_ref().map(Guard::alive).transpose()?;
         let connect = async {
             tokio::time::timeout(policy.timeout, tokio::net::TcpStream::connect(addr)).await
@@ -424,14 +424,14 @@ pub fn register(api: &mut Api, ctx: &Arc<Ctx>) {
         api.register(
             spec.without_options(),
             move |call: NativeCallContext, target: &str| {
-                check(&c, target, Map::new()).map_err(|f| at_call(&call, f.into_rhai()))
+                check(&c, target, Map::new()).map_err(|f| at_call(&call, f))
             },
         );
         let c = ctx.clone();
         api.register(
             spec,
             move |call: NativeCallContext, target: &str, opts: Map| {
-                check(&c, target, opts).map_err(|f| at_call(&call, f.into_rhai()))
+                check(&c, target, opts).map_err(|f| at_call(&call, f))
             },
         );
     }

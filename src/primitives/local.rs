@@ -25,7 +25,7 @@ const DRAIN_GRACE: Duration = Duration::from_secs(2);
 pub struct LocalTransport;
 
 impl Transport for LocalTransport {
-    fn name(&self) -> &str {
+    fn name(&self) -> &'static str {
         "local"
     }
 
@@ -52,9 +52,7 @@ impl Transport for LocalTransport {
         let err = |e| Failure::local_io("write", path, e);
         // Keep an existing file's mode unless one is given; new files get 0644, not tempfile's 0600.
         let mode = mode.unwrap_or_else(|| {
-            std::fs::metadata(target)
-                .map(|m| m.permissions().mode() & 0o7777)
-                .unwrap_or(0o644)
+            std::fs::metadata(target).map_or(0o644, |m| m.permissions().mode() & 0o7777)
         });
         let mut tmp = tempfile::Builder::new()
             .prefix(".galley-")
@@ -241,8 +239,8 @@ async fn run_command(
     }
     let end = tokio::select! {
         status = child.wait() => End::Exited(status.ok().and_then(|s| s.code())),
-        _ = tokio::time::sleep(timeout) => End::TimedOut,
-        _ = cancel.cancelled() => End::Cancelled,
+        () = tokio::time::sleep(timeout) => End::TimedOut,
+        () = cancel.cancelled() => End::Cancelled,
     };
     if !matches!(end, End::Exited(_)) {
         if let Some(pid) = pid {

@@ -26,12 +26,13 @@ use rhai::Engine;
 
 use crate::exec::Ctx;
 
-/// Gives an error from a module function (`health::http`, `yaml::parse`) the position of its
-/// call: Rhai leaves those without one.
+/// Gives an error (a `Failure` or a Rhai error) from a module function (`health::http`,
+/// `yaml::parse`) the position of its call: Rhai leaves those without one.
 pub fn at_call(
     call: &rhai::NativeCallContext,
-    mut err: Box<rhai::EvalAltResult>,
+    err: impl Into<Box<rhai::EvalAltResult>>,
 ) -> Box<rhai::EvalAltResult> {
+    let mut err = err.into();
     if err.position().is_none() {
         err.set_position(call.call_position());
     }

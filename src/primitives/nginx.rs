@@ -15,7 +15,7 @@ use crate::error::{Failure, RhaiResult};
 use crate::exec::Command;
 
 /// How long a reload may take for the old workers to finish their requests.
-const DRAIN_TIMEOUT: Duration = Duration::from_secs(60);
+const DRAIN_TIMEOUT: Duration = Duration::from_mins(1);
 const POLL: Duration = Duration::from_millis(50);
 
 /// nginx on one host.

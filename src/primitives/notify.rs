@@ -216,7 +216,7 @@ pub fn register(api: &mut Api, ctx: &Arc<Ctx>) {
             .example(r#"notify::webhook(secret("HOOK_URL"), #{ text: `deployed ${sha}` });"#)
             .options(WEBHOOK_OPTIONS),
         move |call: NativeCallContext, url: &str, opts: Map| -> RhaiResult<bool> {
-            let hook = webhook_from(url, opts).map_err(|f| super::at_call(&call, f.into_rhai()))?;
+            let hook = webhook_from(url, opts).map_err(|f| super::at_call(&call, f))?;
             Ok(post(&c, &hook))
         },
     );

@@ -178,8 +178,18 @@ impl Opts {
 /// `options::check(function, opts, table[, like])`: checks a Rhai function's options map like a
 /// native one's, against `table` plus the options of the native function `like` (its table
 /// wins for a key both have); gives the map back with the defaults of the keys it leaves out.
-fn check(function: &str, map: Map, table: &Map, like: &[OptionSpec]) -> Result<Map, Failure> {
-    let own = script_table(function, table)?;
+/// Checks a Rhai function's options `map` against its `table` (plus the options of the native
+/// function `like`, if any) and fills in the defaults. A mistake in the table or in `like` is
+/// the library's, reported at the `options::check` line; a mistake in the map is the caller's,
+/// reported at the call of the function whose options these are.
+fn check(
+    call: &NativeCallContext,
+    function: &str,
+    map: Map,
+    table: &Map,
+    like: &[OptionSpec],
+) -> RhaiResult<Map> {
+    let own = script_table(function, table).map_err(|f| super::at_call(call, f))?;
     let mut checked: Vec<(&str, Type, bool)> = own
         .iter()
         .map(|o| {
@@ -193,7 +203,9 @@ fn check(function: &str, map: Map, table: &Map, like: &[OptionSpec]) -> Result<M
             checked.push((native.key, native.ty, native.required));
         }
     }
-    let mut opts = Opts::against(function, map, &checked)?.map;
+    let mut opts = Opts::against(function, map, &checked)
+        .map_err(|f| crate::report::in_callers_options(call, f))?
+        .map;
     for (key, entry) in table {
         let default = entry
             .read_lock::<Map>()
@@ -226,7 +238,7 @@ pub fn register(api: &mut Api) {
     api.register(
         CHECK,
         |call: NativeCallContext, function: &str, opts: Map, table: Map| -> RhaiResult<Map> {
-            check(function, opts, &table, &[]).map_err(|f| super::at_call(&call, f.into_rhai()))
+            check(&call, function, opts, &table, &[])
         },
     );
     let natives = api.functions_later();
@@ -249,9 +261,9 @@ pub fn register(api: &mut Api) {
                         "the name of a native function that takes options, such as \"SwarmService.deploy\"",
                         &Dynamic::from(like.to_string()),
                     )
-                });
-            like.and_then(|like| check(function, opts, &table, like))
-                .map_err(|f| super::at_call(&call, f.into_rhai()))
+                })
+                .map_err(|f| super::at_call(&call, f))?;
+            check(&call, function, opts, &table, like)
         },
     );
 }

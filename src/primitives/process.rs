@@ -65,7 +65,7 @@ impl Service {
             }
         }
         let dir = opts.string("dir")?;
-        command.dir = dir.clone();
+        command.dir.clone_from(&dir);
         command.env = opts.string_map("env")?;
         let log_in_dir = opts.string("log")?.unwrap_or_else(|| format!("{name}.log"));
         Ok(Service {
@@ -119,7 +119,7 @@ impl Service {
         let lines: Vec<&str> = text.lines().collect();
         Ok(lines[lines.len().saturating_sub(n)..]
             .iter()
-            .map(|s| s.to_string())
+            .map(std::string::ToString::to_string)
             .collect())
     }
 
@@ -143,7 +143,7 @@ impl Service {
             .rsplit(')')
             .next()
             .and_then(|rest| rest.trim_start().chars().next());
-        !matches!(state, None | Some('Z') | Some('X'))
+        !matches!(state, None | Some('Z' | 'X'))
     }
 
     fn tracked(&self) -> Result<Tracked, Failure> {
@@ -441,7 +441,7 @@ const STOP: Spec = Spec::method("stop", &[("service", "Service"), ("opts", "map"
 
 const LOGS: Spec = Spec::method("logs", &[("service", "Service"), ("opts", "map")], "string")
     .doc("The last lines of the service's log.")
-    .example(r#"log(app.logs(#{ tail: 20 }));"#)
+    .example(r"log(app.logs(#{ tail: 20 }));")
     .options(LOGS_OPTIONS);
 
 /// Registers `host.process(...)` and the `Service` methods.
@@ -490,15 +490,15 @@ pub fn register(api: &mut Api) {
     api.register(
         Spec::method("is_running", SERVICE, "bool")
             .doc("Whether the service's process is alive (its pidfile names a live process of this service).")
-            .example(r#"if !app.is_running() { app.start(); }"#),
+            .example(r"if !app.is_running() { app.start(); }"),
         |s: &mut Service| -> RhaiResult<bool> { Ok(s.pid()?.is_some()) },
     );
     api.register(
         Spec::method("pid", SERVICE, "int | ()")
             .doc("The pid of the running service, or () when it is not running.")
-            .example(r#"log(`pid: ${app.pid()}`);"#),
+            .example(r"log(`pid: ${app.pid()}`);"),
         |s: &mut Service| -> RhaiResult<Dynamic> {
-            Ok(s.pid()?.map(Dynamic::from).unwrap_or(Dynamic::UNIT))
+            Ok(s.pid()?.map_or(Dynamic::UNIT, Dynamic::from))
         },
     );
     api.register(

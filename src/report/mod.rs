@@ -31,6 +31,8 @@ pub struct Report {
     details: Vec<String>,
     /// The call sites from the failing line back to the recipe, innermost first.
     related: Vec<Report>,
+    /// A warning (`galley check`) rather than an error.
+    warning: bool,
 }
 
 impl fmt::Display for Report {
@@ -47,7 +49,13 @@ impl Diagnostic for Report {
     }
     fn severity(&self) -> Option<miette::Severity> {
         // Call-site frames are context for the error above them, not errors of their own.
-        self.code.is_empty().then_some(miette::Severity::Advice)
+        if self.code.is_empty() {
+            Some(miette::Severity::Advice)
+        } else if self.warning {
+            Some(miette::Severity::Warning)
+        } else {
+            None
+        }
     }
     fn help<'a>(&'a self) -> Option<Box<dyn fmt::Display + 'a>> {
         self.help
@@ -87,14 +95,9 @@ impl Report {
         .with_details(failure.details())
     }
 
-    /// A call site shown under the report: no code of its own.
-    fn frame() -> Self {
-        Report::new(
-            String::new(),
-            Exit::Failed,
-            "called from here".into(),
-            String::new(),
-        )
+    /// A spot shown under the report (a call site): no code of its own.
+    fn frame(message: &str) -> Self {
+        Report::new(String::new(), Exit::Failed, message.into(), String::new())
     }
 
     fn new(code: String, exit: Exit, message: String, help: String) -> Self {
@@ -108,7 +111,14 @@ impl Report {
             location: None,
             details: Vec::new(),
             related: Vec::new(),
+            warning: false,
         }
+    }
+
+    /// The same report as a warning: `galley check` prints it and still exits 0.
+    pub fn warning(mut self) -> Self {
+        self.warning = true;
+        self
     }
 
     /// Adds lines shown after the report.
@@ -130,7 +140,8 @@ impl Report {
         }
     }
 
-    fn at(mut self, sources: &Sources, key: &str, pos: Position, label: &str) -> Self {
+    /// Points the report at `pos` in the source `key`, underlined with `label`.
+    pub fn at(mut self, sources: &Sources, key: &str, pos: Position, label: &str) -> Self {
         let (Some(source), Some(line)) = (sources.get(key), pos.line()) else {
             return self;
         };
@@ -150,6 +161,11 @@ impl Report {
         self.help = Some(help);
     }
 
+    /// The help line, if any.
+    pub fn help(&self) -> Option<&str> {
+        self.help.as_deref()
+    }
+
     /// How a command that ends with this report exits.
     pub fn exit(&self) -> Exit {
         self.exit
@@ -161,7 +177,7 @@ impl Report {
         if mode == OutputMode::Json {
             let (file, line, column) = this.location.clone().unwrap_or_default();
             let value = serde_json::json!({
-                "v": crate::exec::output::JSON_VERSION, "event": "error", "code": this.code, "message": this.message,
+                "v": crate::exec::output::JSON_VERSION, "event": if this.warning { "warning" } else { "error" }, "code": this.code, "message": this.message,
                 "help": this.help, "details": this.details, "file": file, "line": line, "column": column,
                 "called_from": this.related.iter().map(|r| {
                     let (file, line, column) = r.location.clone().unwrap_or_default();
@@ -230,7 +246,7 @@ impl Known {
     /// The distinct function names.
     pub fn names(&self) -> Vec<&str> {
         let mut names: Vec<&str> = self.signatures.iter().map(|s| Self::name_of(s)).collect();
-        names.sort();
+        names.sort_unstable();
         names.dedup();
         names
     }
@@ -243,7 +259,7 @@ impl Known {
             .filter(|s| Self::name_of(s) == name)
             .map(String::as_str)
             .collect();
-        found.sort();
+        found.sort_unstable();
         found.dedup();
         found
     }
@@ -259,12 +275,30 @@ pub struct Context<'a> {
     pub engine: &'a Engine,
 }
 
+/// The frame that `in_callers_options` puts around a failure: a real call frame, that of
+/// `options::check`.
+const CALLERS_OPTIONS: &str = "options::check";
+
+/// The error for a `failure` in the options map that a function written in Rhai was called
+/// with (found by `options::check`): its report points at the call of that function, where the
+/// map was written, with the check as a note.
+pub fn in_callers_options(call: &rhai::NativeCallContext, failure: Failure) -> Box<EvalAltResult> {
+    Box::new(EvalAltResult::ErrorInFunctionCall(
+        CALLERS_OPTIONS.into(),
+        call.call_source().unwrap_or_default().into(),
+        failure.into_rhai_at(call.call_position()),
+        call.call_position(),
+    ))
+}
+
 /// Turns an error from the engine into a report pointing at the recipe.
 pub fn from_rhai(err: &EvalAltResult, cx: &Context) -> Report {
     let walk = Walk {
         frames: Vec::new(),
         key: cx.main.to_string(),
         fanout: None,
+        in_call: false,
+        checked: None,
     };
     walk.follow(err, cx)
 }
@@ -275,6 +309,10 @@ struct Walk {
     frames: Vec<(String, Position, String)>,
     key: String,
     fanout: Option<String>,
+    /// Whether the last frame is a function call (whose options `options::check` may check).
+    in_call: bool,
+    /// Where `options::check` found a mistake in the options of the last call.
+    checked: Option<(String, Position)>,
 }
 
 impl Walk {
@@ -290,7 +328,16 @@ impl Walk {
                     let note = format!("on {}, in this fan-out", item.item);
                     self.frames.push((self.key.clone(), *pos, note));
                     self.fanout = Some(item.summary);
+                    self.in_call = false;
                     return self.follow(&item.error, cx);
+                }
+                EvalAltResult::ErrorInFunctionCall(name, _, inner, pos)
+                    if name == CALLERS_OPTIONS =>
+                {
+                    if self.in_call {
+                        self.checked = Some((self.key.clone(), *pos));
+                    }
+                    current = inner;
                 }
                 EvalAltResult::ErrorInFunctionCall(name, source, inner, pos) => {
                     if let Some(owner) = cx.sources.closure_source(name) {
@@ -304,36 +351,52 @@ impl Walk {
                         let note = format!("in this call to `{name}`");
                         self.frames.push((self.key.clone(), *pos, note));
                         if !source.is_empty() {
-                            self.key = source.clone();
+                            self.key.clone_from(source);
                         }
                     }
+                    self.in_call = true;
                     current = inner;
                 }
                 EvalAltResult::ErrorInModule(path, inner, pos) => {
                     if cx.sources.get(path).is_some() {
                         let note = format!("while loading module `{path}`");
                         self.frames.push((self.key.clone(), *pos, note));
-                        self.key = path.clone();
+                        self.key.clone_from(path);
                     }
+                    self.in_call = false;
                     current = inner;
                 }
                 _ => break,
             }
         }
         let mut report = innermost(current, cx);
-        report = report.at(cx.sources, &self.key, current.position(), "here");
+        let mut notes = Vec::new();
+        match (self.checked, self.frames.pop()) {
+            // The mistake is in the map the call passed: point there, the check is a note.
+            (Some((key, pos)), Some((call_key, call_pos, _))) => {
+                report = report.at(cx.sources, &call_key, call_pos, "here");
+                notes.push(Report::frame("checked here").at(
+                    cx.sources,
+                    &key,
+                    pos,
+                    "against this options table",
+                ));
+            }
+            (_, frame) => {
+                self.frames.extend(frame);
+                report = report.at(cx.sources, &self.key, current.position(), "here");
+            }
+        }
         if let Some(summary) = self.fanout {
             let help = report.help.take().unwrap_or_default();
             report.help = Some(format!(
                 "{summary}; this is the first failure, the table above has the others. {help}"
             ));
         }
-        report.related = self
-            .frames
-            .into_iter()
-            .rev()
-            .map(|(key, pos, note)| Report::frame().at(cx.sources, &key, pos, &note))
-            .collect();
+        notes.extend(self.frames.into_iter().rev().map(|(key, pos, note)| {
+            Report::frame("called from here").at(cx.sources, &key, pos, &note)
+        }));
+        report.related = notes;
         report
     }
 }
@@ -495,6 +558,9 @@ impl Reportable for Report {
     }
     fn location(&self) -> Option<(String, usize, usize)> {
         self.location.clone()
+    }
+    fn is_warning(&self) -> bool {
+        self.warning
     }
 }
 

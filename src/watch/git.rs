@@ -124,10 +124,10 @@ impl Poller {
     fn changed(&self, old: Option<&str>, sha: &str) -> Result<Vec<String>, String> {
         let mirror = self.mirror();
         let mirror_s = mirror.to_string_lossy().into_owned();
-        if !mirror.exists() {
-            git(&["clone", "--quiet", "--mirror", &self.remote, &mirror_s])?;
-        } else {
+        if mirror.exists() {
             git(&["-C", &mirror_s, "fetch", "--quiet", "--prune", "origin"])?;
+        } else {
+            git(&["clone", "--quiet", "--mirror", &self.remote, &mirror_s])?;
         }
         let out = match old {
             Some(old) if git(&["-C", &mirror_s, "cat-file", "-e", old]).is_ok() => {

@@ -10,7 +10,7 @@ use std::time::Duration;
 use crate::support::nginx::{Load, LoadStats, Nginx};
 use crate::support::{alive, flat, free_port, wait_until, Invocation, Reaper, Run, Sandbox};
 
-const LIMIT: Duration = Duration::from_secs(60);
+const LIMIT: Duration = Duration::from_mins(1);
 const DEMO_APP: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/recipes/demo/app.py");
 
 /// Blue/green deploys of the demo app behind the fixture's nginx. `--set version=V` (or
@@ -118,7 +118,7 @@ impl Stage {
             .stderr(Stdio::piped())
             .spawn()
             .expect("spawn galley");
-        self.reaper.track(child.id() as i64);
+        self.reaper.track(i64::from(child.id()));
         child
     }
 
@@ -127,8 +127,7 @@ impl Stage {
         let body = self.nginx.get("/").unwrap_or_default();
         body.strip_prefix("hello from the galley demo app, version ")
             .and_then(|rest| rest.split(',').next())
-            .map(str::to_string)
-            .unwrap_or_else(|| format!("<not the app: {body:?}>"))
+            .map_or_else(|| format!("<not the app: {body:?}>"), str::to_string)
     }
 
     fn lock_file(&self) -> PathBuf {

@@ -1,4 +1,4 @@
-//! Galley in GitHub Actions: `--output github` (chosen by GITHUB_ACTIONS=true), the step summary
+//! Galley in GitHub Actions: `--output github` (chosen by `GITHUB_ACTIONS=true`), the step summary
 //! and outputs files, and the workflow in recipes/github.
 
 use std::path::Path;

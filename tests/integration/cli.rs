@@ -20,7 +20,7 @@ fn undocumented() { }
 "#;
 
 #[test]
-fn list_shows_tasks_with_their_doc_comments() {
+fn list_shows_the_documented_functions_in_source_order() {
     let sb = Sandbox::new();
     sb.write(
         "tasks.rhai",
@@ -29,47 +29,48 @@ fn list_shows_tasks_with_their_doc_comments() {
     let run = sb
         .run(&["list", "tasks.rhai", "--output", "plain"])
         .expect_code(0);
-    let line = |name: &str| -> String {
-        run.stdout
-            .lines()
-            .find(|l| l.split_whitespace().next() == Some(name))
-            .unwrap_or_else(|| panic!("no line for {name} in:\n{}", run.stdout))
-            .to_string()
-    };
-    assert!(
-        line("deploy").ends_with("# Deploy the app. Then check that it answers."),
-        "{}",
-        run.stdout
+    // Helpers (undocumented functions), private functions and closures are not tasks.
+    assert_eq!(
+        run.stdout,
+        "deploy  # Deploy the app. Then check that it answers.\n\
+         down    # Stop the app.\n"
     );
-    assert!(line("down").ends_with("# Stop the app."), "{}", run.stdout);
-    assert_eq!(line("undocumented"), "undocumented");
-    assert!(
-        line("helper(x,").starts_with("helper(x, y)"),
-        "{}",
-        run.stdout
-    );
-    assert!(
-        !run.stdout.contains("hidden"),
-        "private functions are not tasks:\n{}",
-        run.stdout
-    );
-    assert_eq!(run.stdout.lines().count(), 4, "{}", run.stdout);
     assert!(
         !Path::new(&sb.join("ran.txt")).exists(),
         "list ran the recipe"
     );
 
-    sb.write("none.rhai", "log(1);");
+    sb.write(
+        "order.rhai",
+        "/// Last in the alphabet, first in the file.\nfn zeta() { let f = |x| x + 1; f.call(1) }\n\
+         /// Takes a name.\nfn alpha(name, count) { }\n",
+    );
+    let run = sb
+        .run(&["list", "order.rhai", "--output", "plain"])
+        .expect_code(0);
+    assert_eq!(
+        run.stdout,
+        "zeta                # Last in the alphabet, first in the file.\n\
+         alpha(name, count)  # Takes a name.\n"
+    );
+
+    sb.write("none.rhai", "log(1);\nfn helper() { }\n");
     let run = sb
         .run(&["list", "none.rhai", "--output", "plain"])
         .expect_code(0);
-    assert!(run.stdout.contains("no tasks"), "{}", run.stdout);
+    assert_eq!(
+        run.stdout,
+        "no tasks (a task is a top-level `fn` with a `///` doc comment)\n"
+    );
 }
 
 #[test]
 fn list_in_json_gives_one_object_per_task() {
     let sb = Sandbox::new();
-    sb.write("tasks.rhai", TASKS);
+    sb.write(
+        "tasks.rhai",
+        &format!("{TASKS}\n/// Greets.\nfn greet(name, loud) {{ }}\n"),
+    );
     let run = sb
         .run(&["list", "tasks.rhai", "--output", "json"])
         .expect_code(0);
@@ -78,16 +79,14 @@ fn list_in_json_gives_one_object_per_task() {
         .lines()
         .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l}: {e}")))
         .collect();
-    let deploy = tasks
-        .iter()
-        .find(|t| t["task"] == "deploy")
-        .expect(&run.stdout);
-    assert_eq!(deploy["doc"], "Deploy the app. Then check that it answers.");
-    let helper = tasks
-        .iter()
-        .find(|t| t["task"] == "helper")
-        .expect(&run.stdout);
-    assert_eq!(helper["params"], serde_json::json!(["x", "y"]));
+    let names: Vec<&str> = tasks.iter().map(|t| t["task"].as_str().unwrap()).collect();
+    assert_eq!(names, ["deploy", "down", "greet"], "{}", run.stdout);
+    assert_eq!(
+        tasks[0]["doc"],
+        "Deploy the app. Then check that it answers."
+    );
+    assert_eq!(tasks[0]["line"], 4);
+    assert_eq!(tasks[2]["params"], serde_json::json!(["name", "loud"]));
 }
 
 #[test]

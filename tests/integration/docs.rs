@@ -47,14 +47,14 @@ health::tcp(addr: string, opts: map) -> map
 fn methods_and_properties_are_shown_on_their_type() {
     assert_eq!(
         docs(&["Repo.dir"]),
-        r#"== Repo ==
+        r"== Repo ==
 A git working copy on a host (host.git(dir)), driven through the git CLI with argv.
 
 repo.dir -> string
     The repo's folder.
     example: log(repo.dir);
 
-"#
+"
     );
     let out = docs(&["Host.write"]);
     assert!(
@@ -161,14 +161,28 @@ fn a_typo_in_a_strategy_option_is_an_unknown_option_report_at_the_recipe_call() 
         "{}",
         run.stderr
     );
-    // The recipe's own call is named, under the check in the module.
+    // The report points at the recipe's call, where the typo is, like a native function's.
     assert!(
         run.stderr.contains(
-            " 3 | rolling::deploy(#{ app: \"web\", hosts: [], batchh: 2 });\n   :          ^^^|^^\n   :             `-- in this call to `deploy`"
+            "[recipe.rhai:3:10]\n 2 | \n 3 | rolling::deploy(#{ app: \"web\", hosts: [], batchh: 2 });\n   :          ^^^|^^\n   :             `-- here\n"
         ),
         "{}",
         run.stderr
     );
+    // The stdlib's check is a note under it, and no call frame repeats the recipe line.
+    assert!(
+        run.stderr
+            .contains("checked here\n    ,-[<stdlib>/rolling.rhai:27:25]"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr
+            .contains(" 27 |     let opts = options::check(\"rolling::deploy\", opts, #{"),
+        "{}",
+        run.stderr
+    );
+    assert!(!run.stderr.contains("called from here"), "{}", run.stderr);
 }
 
 #[test]
@@ -256,4 +270,76 @@ fn greet(opts) {
         "{}",
         run.stderr
     );
+    // A wrong value in the caller's map is reported at the caller's line.
+    assert!(
+        run.stderr.contains(
+            "[recipe.rhai:3:6]\n 2 | print(lib::greet(#{ name: \"ada\" }));\n 3 | lib::greet(#{ name: \"ada\", times: \"3\" });\n   :      ^^|^^\n   :        `-- here\n"
+        ),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains("checked here\n   ,-[lib.rhai:3:25]"),
+        "{}",
+        run.stderr
+    );
+}
+
+#[test]
+fn a_mistake_in_a_library_options_table_is_reported_at_the_table() {
+    let sb = Sandbox::new();
+    sb.write(
+        "lib.rhai",
+        "fn greet(opts) {\n    options::check(\"lib::greet\", opts, #{ name: #{ type: \"strin\" } })\n}\n",
+    );
+    let run = sb
+        .run_recipe(
+            "import \"lib\" as lib;\nlib::greet(#{ name: \"ada\" });\n",
+            &[],
+        )
+        .expect_code(1);
+    assert!(
+        run.stderr.starts_with("galley::bad_value\n"),
+        "{}",
+        run.stderr
+    );
+    // The library's author has to fix it, so the table is the spot and the call a frame.
+    assert!(run.stderr.contains("[lib.rhai:2:14]"), "{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains("called from here\n   ,-[recipe.rhai:2:6]"),
+        "{}",
+        run.stderr
+    );
+}
+
+#[test]
+fn a_strategy_option_typo_in_a_recipe_function_points_at_the_strategy_call() {
+    let sb = Sandbox::new();
+    let run = sb
+        .run_recipe(
+            "import \"galley/rolling\" as rolling;\nfn release() {\n    rolling::deploy(#{ app: \"web\", hosts: [], batchh: 2 });\n}\ntry { release(); } catch (e) { print(e.code); }\nrelease();\n",
+            &[],
+        )
+        .expect_code(1);
+    // `catch` still sees the failure itself.
+    assert!(
+        run.stdout.contains("galley::unknown_option"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stderr.contains(
+            "[recipe.rhai:3:14]\n 2 | fn release() {\n 3 |     rolling::deploy(#{ app: \"web\", hosts: [], batchh: 2 });\n"
+        ),
+        "{}",
+        run.stderr
+    );
+    // The calls around it stay frames, after the note of the check.
+    let checked = run.stderr.find("checked here").expect("the check's note");
+    let called = run
+        .stderr
+        .find("called from here\n   ,-[recipe.rhai:6:1]")
+        .expect("the call of release()");
+    assert!(checked < called, "{}", run.stderr);
 }

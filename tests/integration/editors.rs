@@ -158,7 +158,7 @@ fn regexes(value: &Value, at: &str, out: &mut Vec<(String, String)>) {
             for (key, v) in map {
                 match (key.as_str(), v) {
                     ("match" | "begin" | "end" | "while", Value::String(re)) => {
-                        out.push((format!("{at}.{key}"), re.clone()))
+                        out.push((format!("{at}.{key}"), re.clone()));
                     }
                     _ => regexes(v, &format!("{at}.{key}"), out),
                 }
@@ -357,7 +357,7 @@ fn vim_detects_recipes_highlights_galley_names_and_reads_gnu_lines() {
     let report = sb.join("vim.out");
     // In batch mode, with only the plugin on the runtime path.
     let script = format!(
-        r#"set nocompatible
+        r"set nocompatible
 let &runtimepath = '{plugin},' . &runtimepath . ',{plugin}/after'
 filetype plugin on
 syntax on
@@ -376,7 +376,7 @@ for item in getqflist()
 endfor
 call writefile(lines, '{report}')
 qall!
-"#,
+",
         plugin = editors().join("vim").display(),
     );
     sb.write("test.vim", &script);
@@ -456,7 +456,7 @@ fn man_is_roff_naming_the_commands() {
     );
 }
 
-/// A small TextMate tokenizer (the rules VS Code applies: at each point the pattern that matches
+/// A small `TextMate` tokenizer (the rules VS Code applies: at each point the pattern that matches
 /// earliest wins, the first listed on a tie; `begin`/`end` rules nest), enough to read the scope
 /// the grammar gives each piece of a line.
 struct Tokenizer<'g> {
@@ -477,7 +477,7 @@ fn rules<'g>(grammar: &'g Value, patterns: &'g Value, out: &mut Vec<&'g Value>) 
                 }
             }
             None if p.get("patterns").is_some() && p.get("begin").is_none() => {
-                rules(grammar, &p["patterns"], out)
+                rules(grammar, &p["patterns"], out);
             }
             None => out.push(p),
         }

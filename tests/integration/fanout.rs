@@ -475,10 +475,10 @@ if conf.seen.len() != 0 { throw `an item's write reached the recipe: ${conf.seen
 print(`ok ${items.len()}`);
 "#;
 
-const CAPTURING_LIB: &str = r#"
+const CAPTURING_LIB: &str = r"
 fn twice(x) { x * 2 }
 fn each(items, f) { parallel(items, |x| f.call(x)) }
-"#;
+";
 
 #[test]
 fn fan_out_never_races_at_any_max_parallel_and_batch() {

@@ -19,7 +19,7 @@ use crate::support::{
 
 /// How long a wait may take: generous, for a machine shared by many test runs (deploys there have
 /// taken minutes); a wait ends as soon as its condition holds.
-const LIMIT: Duration = Duration::from_secs(240);
+const LIMIT: Duration = Duration::from_mins(4);
 const DEMO_APP: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/recipes/demo/app.py");
 
 /// The version the demo app (or the test's httpd) answers with on `port` ("" when nothing
@@ -93,7 +93,7 @@ fn finished(child: Child) -> Run {
 
 /// One recipe for both strategies. Every host runs the demo app as the process `web` in a folder
 /// of its own, on its own port; the hosts share one state folder, as if they shared a home
-/// folder (`@STATE_DIR@` gives it to ssh::hosts, or is empty for the hosts' default one).
+/// folder (`@STATE_DIR@` gives it to `ssh::hosts`, or is empty for the hosts' default one).
 /// `--set strategy=rolling|canary`, `version=V` the new version, `old=V` the version a canary
 /// rollback restarts (no `rollback` without it); `broken=HOST,...` gives those hosts a new version that
 /// never listens; `batch` and `max_failures` go to the strategy; `retries` bounds each health
@@ -194,7 +194,7 @@ struct Hosts {
 /// Where the hosts keep Galley's state (one folder for all of them).
 #[derive(Clone, Copy, PartialEq)]
 enum HostState {
-    /// `SANDBOX/hoststate`, given to ssh::hosts as the `state_dir` option.
+    /// `SANDBOX/hoststate`, given to `ssh::hosts` as the `state_dir` option.
     Option,
     /// The hosts' default, `$XDG_STATE_HOME/galley`, with the sshd setting `XDG_STATE_HOME` to
     /// `SANDBOX/xdg` in every session.
@@ -281,7 +281,7 @@ impl Hosts {
             .stderr(Stdio::piped())
             .spawn()
             .expect("run galley");
-        self.reaper.track(child.id() as i64);
+        self.reaper.track(i64::from(child.id()));
         child
     }
 
@@ -1082,7 +1082,7 @@ fn blue_green_of_containers_on_an_ssh_host_under_load_loses_no_request() {
             .stderr(Stdio::piped())
             .spawn()
             .expect("run galley");
-        reaper.track(child.id() as i64);
+        reaper.track(i64::from(child.id()));
         finished(child)
     };
 
@@ -1204,7 +1204,7 @@ fn blue_green_of_a_process_on_an_ssh_host_under_load_loses_no_request() {
             .stderr(Stdio::piped())
             .spawn()
             .expect("run galley");
-        reaper.track(child.id() as i64);
+        reaper.track(i64::from(child.id()));
         finished(child)
     };
     let pid_of = |colour: &str| -> Option<i64> {

@@ -107,7 +107,7 @@ fn pull_fast_forwards_and_changed_lists_exactly_the_changed_paths() {
     std::fs::remove_file(origin.work.join("gone.txt")).unwrap();
     let after = origin.push(&[("edit.txt", "v2\n"), ("sub/new.txt", "new\n")], "second");
 
-    let body = r#"
+    let body = r"
         let from = g.sha();
         g.pull();
         let to = g.sha();
@@ -117,7 +117,7 @@ fn pull_fast_forwards_and_changed_lists_exactly_the_changed_paths() {
         changed.sort();
         log(`changed=${changed}`);
         log(`none=${g.changed(to, to).len()}`);
-    "#;
+    ";
     let run = sb.run_recipe(&recipe(&dir, body), &[]).expect_code(0);
     assert!(run.stdout.contains("$ run git -C"), "{}", run.stdout);
     assert!(run.stdout.contains("pull --ff-only"), "{}", run.stdout);

@@ -108,7 +108,7 @@ impl Python {
 
 impl Drop for Python {
     fn drop(&mut self) {
-        kill_group(self.child.id() as i64);
+        kill_group(i64::from(self.child.id()));
         let _ = self.child.wait();
     }
 }
@@ -327,12 +327,10 @@ fn listening_pid(port: u16) -> Option<i64> {
         }
     }
     crate::support::all_pids().into_iter().find(|pid| {
-        std::fs::read_dir(format!("/proc/{pid}/fd"))
-            .map(|fds| {
-                fds.filter_map(|fd| std::fs::read_link(fd.ok()?.path()).ok())
-                    .any(|link| inodes.iter().any(|i| link.to_string_lossy() == *i))
-            })
-            .unwrap_or(false)
+        std::fs::read_dir(format!("/proc/{pid}/fd")).is_ok_and(|fds| {
+            fds.filter_map(|fd| std::fs::read_link(fd.ok()?.path()).ok())
+                .any(|link| inodes.iter().any(|i| link.to_string_lossy() == *i))
+        })
     })
 }
 

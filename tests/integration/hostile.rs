@@ -662,7 +662,7 @@ fn sigterm_during_a_long_compile_exits_130() {
         .unwrap();
     let pid = child.id();
     // Once the whole file has been read, galley is compiling it.
-    crate::support::wait_until("galley to read the recipe", Duration::from_secs(60), || {
+    crate::support::wait_until("galley to read the recipe", Duration::from_mins(1), || {
         std::fs::read_to_string(format!("/proc/{pid}/io"))
             .ok()
             .and_then(|io| {

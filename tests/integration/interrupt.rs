@@ -52,7 +52,7 @@ impl Spawned {
     }
 
     fn pid(&self) -> i64 {
-        self.child.id() as i64
+        i64::from(self.child.id())
     }
 
     fn wait_for_line(&self, line: &str) {

@@ -1,10 +1,14 @@
 //! Integration tests: the real `galley` binary against real git, processes and HTTP servers.
 
+// A scenario test reads top to bottom: setting up real servers, running, checking.
+#![allow(clippy::too_many_lines)]
+
 #[path = "../support/mod.rs"]
 mod support;
 
 mod blue_green;
 mod cache;
+mod check;
 mod ci;
 mod cli;
 mod diff;

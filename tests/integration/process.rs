@@ -51,7 +51,7 @@ fn start_runs_detached_in_its_own_session_and_survives_galley() {
     assert_eq!(pgid, pid, "the service leads its own process group");
     assert_eq!(sid, pid, "the service leads its own session");
     assert_ne!(
-        stat_ids(std::process::id() as i64).unwrap().2,
+        stat_ids(i64::from(std::process::id())).unwrap().2,
         sid,
         "not in the test's session"
     );
@@ -378,16 +378,16 @@ fn a_stale_pidfile_naming_another_program_is_never_signalled() {
             .spawn()
             .unwrap()
     };
-    let other_pid = other.id() as i64;
+    let other_pid = i64::from(other.id());
     reaper.track(other_pid);
     let pidfile = format!("{dir}/app.pid");
     std::fs::write(&pidfile, format!("{other_pid}\n")).unwrap();
 
-    let body = r#"
+    let body = r"
         log(`running=${app.is_running()}`);
         log(`stopped=${app.stop()}`);
         log(`running_after=${app.is_running()}`);
-    "#;
+    ";
     let run = sb
         .run_recipe(&recipe(&dir, r#"cmd: ["sleep", "300"]"#, body), &[])
         .expect_code(0);
@@ -428,7 +428,7 @@ fn a_pidfile_naming_a_dead_process_does_not_block_start() {
     let dir = sb.join("svc");
     std::fs::create_dir_all(&dir).unwrap();
     let mut gone = Command::new("true").spawn().unwrap();
-    let gone_pid = gone.id() as i64;
+    let gone_pid = i64::from(gone.id());
     gone.wait().unwrap();
     std::fs::write(format!("{dir}/app.pid"), format!("{gone_pid}\n")).unwrap();
 

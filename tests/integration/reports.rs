@@ -181,7 +181,7 @@ fn throw_in_an_imported_module_shows_the_throw_and_every_call_site() {
     // `deploy`, then the top-level call of `deploy`.
     assert_report(
         &run.stderr,
-        r#"galley::throw
+        r"galley::throw
 
   x the recipe threw: too big: 5
    ,-[lib.rhai:4:9]
@@ -210,7 +210,7 @@ fn throw_in_an_imported_module_shows_the_throw_and_every_call_site() {
    :    `-- in this call to `deploy`
    `----
 
-"#,
+",
     );
 }
 
@@ -574,7 +574,7 @@ fn operations_limit() {
         .expect_code(1);
     assert_report(
         &run.stderr,
-        r#"galley::operations_limit
+        r"galley::operations_limit
 
   x the recipe ran more than 100000 operations and was stopped (an endless loop?)
    ,-[recipe.rhai:1:6]
@@ -585,7 +585,7 @@ fn operations_limit() {
   help: look for a loop that never ends; raise the limit with --max-operations N if the work is
         real
 
-"#,
+",
     );
 }
 

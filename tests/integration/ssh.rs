@@ -1,5 +1,5 @@
 //! ssh hosts against real sshd servers on loopback. Every host shares this machine's
-//! filesystem and process table, so results are checked directly with std::fs and /proc.
+//! filesystem and process table, so results are checked directly with `std::fs` and /proc.
 
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::Path;
@@ -34,7 +34,7 @@ fn galley(sb: &Sandbox, fleet: &Fleet) -> Command {
     cmd
 }
 
-/// The `ssh::connect` options map with the fleet's key and known_hosts plus `extra` entries.
+/// The `ssh::connect` options map with the fleet's key and `known_hosts` plus `extra` entries.
 fn opts(fleet: &Fleet, extra: &str) -> String {
     let mut entries = vec![
         format!("identity: {}", lit(&fleet.key.to_string_lossy())),

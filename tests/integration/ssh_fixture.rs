@@ -134,8 +134,7 @@ fn with_cmdline(text: &str) -> Vec<i64> {
         .filter(|pid| alive(*pid))
         .filter(|pid| {
             std::fs::read(format!("/proc/{pid}/cmdline"))
-                .map(|c| String::from_utf8_lossy(&c).contains(text))
-                .unwrap_or(false)
+                .is_ok_and(|c| String::from_utf8_lossy(&c).contains(text))
         })
         .collect()
 }

@@ -231,7 +231,7 @@ fn start_recipe_runs_over_ssh_with_only_the_host_line_changed() {
         out
     };
     deploy_twice(&origin, &dir, &port, deploy, |pid| {
-        reaper.pids.borrow_mut().push(pid)
+        reaper.pids.borrow_mut().push(pid);
     });
 }
 

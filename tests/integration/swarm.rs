@@ -12,7 +12,7 @@ use crate::support::sshd::{CloseMasters, Fleet};
 use crate::support::swarm::{self, images, running_ports, versions, UpstreamSync};
 use crate::support::{flat, value_of, wait_until, Run, Sandbox};
 
-const LIMIT: Duration = Duration::from_secs(60);
+const LIMIT: Duration = Duration::from_mins(1);
 
 /// True (after a note) when no Docker daemon answers here; else makes sure it is a swarm manager.
 fn skip() -> bool {

@@ -469,10 +469,10 @@ fn import_of_the_stdlib_in_place_module() {
 #[test]
 fn import_relative_to_the_recipe_not_the_working_directory() {
     let sb = Sandbox::new();
-    sb.write("lib.rhai", r#"fn greet(name) { `wrong lib for ${name}` }"#);
+    sb.write("lib.rhai", r"fn greet(name) { `wrong lib for ${name}` }");
     sb.write(
         "deploy/lib.rhai",
-        r#"fn greet(name) { `hello ${name} from the recipe's folder` }"#,
+        r"fn greet(name) { `hello ${name} from the recipe's folder` }",
     );
     sb.write("deploy/helpers/more.rhai", "fn twice(x) { x * 2 }");
     sb.write(
@@ -508,7 +508,7 @@ fn import_from_a_folder_in_galley_path() {
     sb.write("first/other.rhai", "fn x() { 1 }");
     sb.write(
         "second/shared.rhai",
-        r#"fn greet(name) { `shared hello ${name}` }"#,
+        r"fn greet(name) { `shared hello ${name}` }",
     );
     sb.write(
         "recipe.rhai",

@@ -54,7 +54,7 @@ impl Watcher {
             .stderr(Stdio::from(file))
             .spawn()
             .expect("spawn galley watch");
-        reaper.track(child.id() as i64);
+        reaper.track(i64::from(child.id()));
         Watcher { child, out }
     }
 
@@ -988,7 +988,7 @@ log("deployed=" + version);
         .stderr(Stdio::from(file))
         .spawn()
         .unwrap();
-    reaper.track(child.id() as i64);
+    reaper.track(i64::from(child.id()));
     let w = Watcher { child, out };
     w.wait_runs(1);
     for i in 1..=5 {

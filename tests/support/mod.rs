@@ -279,7 +279,7 @@ pub fn alive(pid: i64) -> bool {
             stat.rsplit(')')
                 .next()
                 .and_then(|r| r.trim_start().chars().next()),
-            Some('Z') | Some('X') | None
+            Some('Z' | 'X') | None
         ),
         Err(_) => false,
     }
@@ -332,8 +332,7 @@ impl Reaper {
             .into_iter()
             .filter(|pid| {
                 std::fs::read_link(format!("/proc/{pid}/cwd"))
-                    .map(|cwd| cwd.starts_with(&self.dir))
-                    .unwrap_or(false)
+                    .is_ok_and(|cwd| cwd.starts_with(&self.dir))
             })
             .filter(|pid| alive(*pid))
             .collect()

@@ -101,7 +101,7 @@ impl Nginx {
                 .stderr(Stdio::null())
                 .spawn()
                 .unwrap_or_else(|e| panic!("cannot run {}: {e}", nginx.bin));
-            let pid = child.id() as i64;
+            let pid = i64::from(child.id());
             nginx.child = Some(child);
             let mut exited = false;
             wait_until(
@@ -130,7 +130,7 @@ impl Nginx {
     fn config(&self) -> String {
         let p = self.prefix.display();
         format!(
-            r#"daemon off;
+            r"daemon off;
 worker_processes 2;
 pid {p}/logs/nginx.pid;
 error_log {p}/logs/error.log warn;
@@ -154,7 +154,7 @@ http {{
         }}
     }}
 }}
-"#,
+",
             conf_dir = self.conf_dir.display(),
             port = self.port,
             upstream = self.upstream,
@@ -221,7 +221,7 @@ impl Drop for Nginx {
         let Some(mut child) = self.child.take() else {
             return;
         };
-        let master = child.id() as i64;
+        let master = i64::from(child.id());
         let mut pids = self.workers();
         let _ = Command::new("kill")
             .args(["-QUIT", &master.to_string()])
@@ -365,7 +365,7 @@ fn connect(port: u16) -> std::io::Result<std::net::TcpStream> {
 fn read_retrying(stream: &mut impl std::io::Read, buf: &mut [u8]) -> std::io::Result<usize> {
     loop {
         match stream.read(buf) {
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
             other => return other,
         }
     }
@@ -422,7 +422,7 @@ fn client(
                 }
             }
             Err(Failed::NothingBack(_)) if reused => stats.reconnects += 1,
-            Err(Failed::NothingBack(e)) | Err(Failed::Other(e)) => fail(&mut stats, e),
+            Err(Failed::NothingBack(e) | Failed::Other(e)) => fail(&mut stats, e),
         }
     }
     stats

@@ -1,5 +1,5 @@
 //! Real `sshd` servers on 127.0.0.1, one per simulated host, each with its own host key, config,
-//! free port and working root folder, plus a client key and a known_hosts file that trusts them.
+//! free port and working root folder, plus a client key and a `known_hosts` file that trusts them.
 
 use std::collections::{BTreeSet, HashMap};
 use std::io::Read;
@@ -15,7 +15,7 @@ use nix::unistd::Pid;
 
 use super::{alive, all_pids, free_port, stat_ids, wait_until};
 
-/// One client key, one sshd per simulated host on 127.0.0.1, and a known_hosts file for them.
+/// One client key, one sshd per simulated host on 127.0.0.1, and a `known_hosts` file for them.
 pub struct Fleet {
     pub dir: tempfile::TempDir,
     pub key: PathBuf,
@@ -41,7 +41,7 @@ impl Fleet {
     }
 
     /// Like `start`, with `extra_config` lines (such as `SetEnv PATH=...`) added to each
-    /// host's sshd_config.
+    /// host's `sshd_config`.
     pub fn start_with(n: usize, extra_config: &[String]) -> Fleet {
         let dir = tempfile::Builder::new()
             .prefix("gs-")
@@ -97,7 +97,7 @@ impl Fleet {
         cmd
     }
 
-    /// Runs `script` on host `i` with the plain `ssh` client, trusting only the fleet's known_hosts.
+    /// Runs `script` on host `i` with the plain `ssh` client, trusting only the fleet's `known_hosts`.
     pub fn ssh(&self, i: usize, script: &str) -> Output {
         Command::new("ssh")
             .arg("-i")
@@ -116,7 +116,7 @@ impl Fleet {
             .expect("run ssh")
     }
 
-    /// The Rhai map literal a recipe passes to `ssh::connect` to use the fleet's key and known_hosts.
+    /// The Rhai map literal a recipe passes to `ssh::connect` to use the fleet's key and `known_hosts`.
     pub fn options(&self) -> String {
         format!(
             "#{{ identity: \"{}\", known_hosts_file: \"{}\" }}",
@@ -249,7 +249,7 @@ fn keygen(path: &Path) {
     );
 }
 
-/// The sshd_config text of one host.
+/// The `sshd_config` text of one host.
 fn sshd_config(port: u16, host_key: &Path, pid_file: &Path, authorized: &Path) -> String {
     format!(
         "Port {port}\n\

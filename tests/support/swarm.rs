@@ -171,7 +171,7 @@ pub fn running_ports(service: &str) -> Vec<u16> {
             (state == "running" && desired == "running").then(|| words.next()?.parse().ok())?
         })
         .collect();
-    ports.sort();
+    ports.sort_unstable();
     ports.dedup();
     ports
 }

@@ -32,7 +32,7 @@ pub struct Record {
     /// How many replicas a Swarm deploy asked for.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub replicas: Option<i64>,
-    /// "ok", "failed", "partial", "rolled_back", "interrupted" or "refused" (locked out).
+    /// "ok", "failed", "partial", "`rolled_back`", "interrupted" or "refused" (locked out).
     pub result: String,
     pub seconds: f64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -56,7 +56,7 @@ impl Record {
                 serde_json::Value::String(text) => *text = masker.mask(text),
                 serde_json::Value::Array(items) => items.iter_mut().for_each(|v| mask(v, masker)),
                 serde_json::Value::Object(fields) => {
-                    fields.values_mut().for_each(|v| mask(v, masker))
+                    fields.values_mut().for_each(|v| mask(v, masker));
                 }
                 _ => {}
             }
@@ -72,7 +72,7 @@ impl Record {
     pub fn version(&self) -> String {
         [&self.release, &self.image, &self.sha]
             .into_iter()
-            .find_map(|v| v.clone())
+            .find_map(std::clone::Clone::clone)
             .unwrap_or_default()
     }
 }
@@ -167,8 +167,7 @@ pub fn who() -> String {
 /// This machine's host name.
 pub fn machine() -> String {
     nix::unistd::gethostname()
-        .map(|h| h.to_string_lossy().into_owned())
-        .unwrap_or_else(|_| "unknown".into())
+        .map_or_else(|_| "unknown".into(), |h| h.to_string_lossy().into_owned())
 }
 
 /// Now, as RFC 3339 UTC, and a sortable id made from it.

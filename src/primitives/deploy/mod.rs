@@ -21,7 +21,10 @@ fn hosts_of(opts: &Opts) -> Result<Vec<Host>, Failure> {
         .get("hosts")
         .and_then(|h| h.clone().try_cast::<rhai::Array>());
     let values = one.or(many).unwrap_or_default();
-    let hosts: Option<Vec<Host>> = values.into_iter().map(|h| h.try_cast::<Host>()).collect();
+    let hosts: Option<Vec<Host>> = values
+        .into_iter()
+        .map(rhai::Dynamic::try_cast::<Host>)
+        .collect();
     match hosts {
         Some(hosts) if !hosts.is_empty() => Ok(hosts),
         _ => Err(Failure::Other {
@@ -29,6 +32,30 @@ fn hosts_of(opts: &Opts) -> Result<Vec<Host>, Failure> {
             help: "pass #{ app: \"web\", host: h, ... } or #{ hosts: [h1, h2], ... }".into(),
         }),
     }
+}
+
+/// The journal's result, error text and failed hosts of a deploy's body that ended with `result`.
+fn outcome_of(
+    ctx: &Ctx,
+    result: &RhaiResult<Dynamic>,
+) -> (&'static str, Option<String>, Vec<String>) {
+    let Err(err) = result else {
+        return ("ok", None, Vec::new());
+    };
+    let failure = Failure::of(err);
+    let outcome = match &failure {
+        Some(f) if f.is_rolled_back() => "rolled_back",
+        Some(Failure::Interrupted { .. }) => "interrupted",
+        _ if ctx.cancel.is_cancelled() => "interrupted",
+        Some(Failure::Partial { .. }) => "partial",
+        _ => "failed",
+    };
+    let text = match failure {
+        Some(f) => f.to_string(),
+        None => reason(err),
+    };
+    let failed = Failure::thrown(err).map(|f| f.failed_items());
+    (outcome, Some(text), failed.unwrap_or_default())
 }
 
 fn run(ctx: &Ctx, call: &NativeCallContext, opts: Map, body: FnPtr) -> RhaiResult<Dynamic> {
@@ -118,25 +145,7 @@ fn run(ctx: &Ctx, call: &NativeCallContext, opts: Map, body: FnPtr) -> RhaiResul
                 .warn(&format!("could not release the lock: {failure}"));
         }
     }
-    let (outcome, error, failed) = match &result {
-        Ok(_) => ("ok", None, Vec::new()),
-        Err(err) => {
-            let failure = Failure::of(err);
-            let outcome = match &failure {
-                Some(f) if f.is_rolled_back() => "rolled_back",
-                Some(Failure::Interrupted { .. }) => "interrupted",
-                _ if ctx.cancel.is_cancelled() => "interrupted",
-                Some(Failure::Partial { .. }) => "partial",
-                _ => "failed",
-            };
-            let text = match failure {
-                Some(f) => f.to_string(),
-                None => reason(err),
-            };
-            let failed = Failure::thrown(err).map(|f| f.failed_items());
-            (outcome, Some(text), failed.unwrap_or_default())
-        }
-    };
+    let (outcome, error, failed) = outcome_of(ctx, &result);
     let record = record(outcome, seconds, error, failed);
     if !ctx.dry_run {
         write_journal(ctx, &created, &record);
@@ -286,7 +295,7 @@ pub fn register(api: &mut Api, ctx: &Arc<Ctx>) {
             match cleared {
                 Ok(Some(holder)) => Ok(holder.into()),
                 Ok(None) => Ok(Dynamic::UNIT),
-                Err(failure) => Err(super::at_call(&call, failure.into_rhai())),
+                Err(failure) => Err(super::at_call(&call, failure)),
             }
         },
     );

@@ -92,7 +92,7 @@ pub fn context_tar(context: &Path, dockerfile: &str) -> Result<Vec<u8>, String> 
             .map_err(|e| format!("{}: {e}", dir.display()))?
             .flatten()
             .collect();
-        entries.sort_by_key(|e| e.file_name());
+        entries.sort_by_key(std::fs::DirEntry::file_name);
         for entry in entries {
             let path = entry.path();
             let relative = path.strip_prefix(context).expect("inside the context");
@@ -212,9 +212,10 @@ pub fn send(
         Failure::Docker {
             host: docker.host.name().to_string(),
             problem: DockerProblem::Build,
-            message: match step.is_empty() {
-                true => format!("the build failed: {}", error.trim()),
-                false => format!("the build failed at {step}: {}", error.trim()),
+            message: if step.is_empty() {
+                format!("the build failed: {}", error.trim())
+            } else {
+                format!("the build failed at {step}: {}", error.trim())
             },
             detail,
             help: "fix that step of the Dockerfile; the lines above are the step's own output"

@@ -56,7 +56,7 @@ pub struct DockerHost {
 }
 
 impl DockerHost {
-    /// Connects to the Engine of `host`: the local socket (or DOCKER_HOST), or the host's
+    /// Connects to the Engine of `host`: the local socket (or `DOCKER_HOST`), or the host's
     /// socket forwarded over its ssh connection.
     pub fn connect(host: &Host) -> Result<Self, Failure> {
         let (endpoint, api) = if host.is_local() {

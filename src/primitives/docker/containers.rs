@@ -449,7 +449,7 @@ pub fn send_stop(
         "stopping a container",
         docker.api.stop_container(name, Some(options)),
     )?;
-    docker.reply(&format!("stopping {name}"), result.map(|_| Reply::Done))
+    docker.reply(&format!("stopping {name}"), result.map(|()| Reply::Done))
 }
 
 /// Removes a container; a missing one is not an error.
@@ -476,7 +476,7 @@ pub fn send_remove(
         "removing a container",
         docker.api.remove_container(name, Some(options)),
     )?;
-    docker.reply(&format!("removing {name}"), result.map(|_| Reply::Done))
+    docker.reply(&format!("removing {name}"), result.map(|()| Reply::Done))
 }
 
 /// The container's state: "running", "exited", "created", ... or "missing".
@@ -492,8 +492,7 @@ pub fn status(docker: &DockerHost, name: &str) -> Result<String, Failure> {
         Ok(info) => Ok(info
             .state
             .and_then(|s| s.status)
-            .map(|s| s.to_string())
-            .unwrap_or_else(|| "unknown".into())),
+            .map_or_else(|| "unknown".into(), |s| s.to_string())),
         Err(e) if is_missing(&e) => Ok("missing".into()),
         Err(e) => Err(docker.failure(&format!("inspecting {name}"), &e)),
     }
@@ -517,7 +516,7 @@ pub fn logs(docker: &DockerHost, name: &str, tail: Option<u64>) -> Result<String
     let options = LogsOptions {
         stdout: true,
         stderr: true,
-        tail: tail.map(|n| n.to_string()).unwrap_or_else(|| "all".into()),
+        tail: tail.map_or_else(|| "all".into(), |n| n.to_string()),
         ..Default::default()
     };
     let api = docker.api.clone();

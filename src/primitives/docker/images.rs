@@ -17,7 +17,7 @@ use crate::primitives::validate;
 
 /// `repo:tag` split at the tag's colon (not a registry port's); no tag means `latest`.
 pub fn split_reference(reference: &str) -> (String, String) {
-    let name_start = reference.rfind('/').map(|i| i + 1).unwrap_or(0);
+    let name_start = reference.rfind('/').map_or(0, |i| i + 1);
     match reference[name_start..].rfind(':') {
         Some(i) => (
             reference[..name_start + i].to_string(),
@@ -85,7 +85,11 @@ impl Progress {
 
 fn credentials(auth: Option<Map>) -> Option<DockerCredentials> {
     auth.map(|auth| {
-        let get = |k: &str| auth.get(k).map(|v| v.to_string()).filter(|v| !v.is_empty());
+        let get = |k: &str| {
+            auth.get(k)
+                .map(std::string::ToString::to_string)
+                .filter(|v| !v.is_empty())
+        };
         DockerCredentials {
             username: get("username"),
             password: get("password"),
@@ -217,8 +221,7 @@ pub fn list(docker: &DockerHost, reference: Option<&str>) -> Result<Vec<ImageRow
             .wait("inspecting an image", docker.api.inspect_image(&row.id))?
             .ok()
             .and_then(|i| i.created)
-            .map(|c| fraction_nanos(&c))
-            .unwrap_or(0);
+            .map_or(0, |c| fraction_nanos(&c));
         keyed.push(((row.created, nanos), row));
     }
     keyed.sort_by(|a, b| b.0.cmp(&a.0).then(b.1.id.cmp(&a.1.id)));

@@ -30,7 +30,7 @@ use crate::primitives::options::Opts;
 use spec::{Deploy, SecretRef};
 
 /// How long `scale` and `rollback` wait for the service to converge.
-const CONVERGE_TIMEOUT: Duration = Duration::from_secs(300);
+const CONVERGE_TIMEOUT: Duration = Duration::from_mins(5);
 
 /// The swarm that a host's Engine belongs to.
 #[derive(Clone)]
@@ -515,7 +515,7 @@ impl SwarmService {
         let options = LogsOptions {
             stdout: true,
             stderr: true,
-            tail: tail.map(|n| n.to_string()).unwrap_or_else(|| "all".into()),
+            tail: tail.map_or_else(|| "all".into(), |n| n.to_string()),
             ..Default::default()
         };
         let api = self.docker.api.clone();
@@ -652,7 +652,7 @@ pub fn send_remove(docker: &DockerHost, service: &str) -> Result<Reply, Failure>
     {
         Err(e) if is_missing(&e) => Ok(Reply::Missing),
         Err(e) => Err(failure(docker, service, &what, &e)),
-        Ok(_) => Ok(Reply::Done),
+        Ok(()) => Ok(Reply::Done),
     }
 }
 
@@ -705,15 +705,15 @@ const INIT: Spec = Spec::method("init", &[("swarm", "Swarm"), ("opts", "map")], 
     .options(INIT_OPTIONS);
 const LEAVE: Spec = Spec::method("leave", &[("swarm", "Swarm"), ("opts", "map")], "()")
     .doc("Leaves the swarm; a node in no swarm is left alone.")
-    .example(r#"sw.leave(#{ force: true });"#)
+    .example(r"sw.leave(#{ force: true });")
     .options(LEAVE_OPTIONS);
 const TASKS: Spec = Spec::method("tasks", SERVICE_OPTS, "array")
     .doc("The service's tasks: #{ id, name, slot, image, state, desired_state, error, message, node, container, ports }.")
-    .example(r#"let tasks = web.tasks(#{ all: true });"#)
+    .example(r"let tasks = web.tasks(#{ all: true });")
     .options(TASKS_OPTIONS);
 const LOGS: Spec = Spec::method("logs", SERVICE_OPTS, "string")
     .doc("Every task's output.")
-    .example(r#"log(web.logs(#{ tail: 50 }));"#)
+    .example(r"log(web.logs(#{ tail: 50 }));")
     .options(LOGS_OPTIONS);
 const ROLLBACK: Spec = Spec::method("rollback", SERVICE_OPTS, "()")
     .doc("Swarm's server-side rollback to the previous spec, waited for.")
@@ -721,6 +721,8 @@ const ROLLBACK: Spec = Spec::method("rollback", SERVICE_OPTS, "()")
     .options(ROLLBACK_OPTIONS);
 
 /// Registers the `Swarm` and `SwarmService` types and `h.swarm()`.
+// One registration per function of the API: a list, not logic.
+#[allow(clippy::too_many_lines)]
 pub fn register(api: &mut Api) {
     api.register_type::<Swarm>(
         "Swarm",

@@ -295,7 +295,7 @@ pub fn register(api: &mut Api, ctx: &Arc<Ctx>) {
         move |call: NativeCallContext, target: &str| {
             Settings::from("ssh::connect", Map::new())
                 .and_then(|s| connect(&c, "ssh::connect", target, &s))
-                .map_err(|f| at_call(&call, f.into_rhai()))
+                .map_err(|f| at_call(&call, f))
         },
     );
     let c = ctx.clone();
@@ -304,21 +304,21 @@ pub fn register(api: &mut Api, ctx: &Arc<Ctx>) {
         move |call: NativeCallContext, target: &str, opts: Map| {
             Settings::from("ssh::connect", opts)
                 .and_then(|s| connect(&c, "ssh::connect", target, &s))
-                .map_err(|f| at_call(&call, f.into_rhai()))
+                .map_err(|f| at_call(&call, f))
         },
     );
     let c = ctx.clone();
     api.register(
         HOSTS.without_options(),
         move |call: NativeCallContext, targets: Array| {
-            hosts(&c, targets, Map::new()).map_err(|f| at_call(&call, f.into_rhai()))
+            hosts(&c, targets, Map::new()).map_err(|f| at_call(&call, f))
         },
     );
     let c = ctx.clone();
     api.register(
         HOSTS,
         move |call: NativeCallContext, targets: Array, opts: Map| {
-            hosts(&c, targets, opts).map_err(|f| at_call(&call, f.into_rhai()))
+            hosts(&c, targets, opts).map_err(|f| at_call(&call, f))
         },
     );
 }

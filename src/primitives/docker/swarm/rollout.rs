@@ -22,7 +22,7 @@ const POLL: Duration = Duration::from_millis(250);
 const LOG_LINES: usize = 10;
 
 /// A rollback Galley asks for after its deadline gets at least this long.
-const ROLLBACK_TIMEOUT: Duration = Duration::from_secs(60);
+const ROLLBACK_TIMEOUT: Duration = Duration::from_mins(1);
 
 /// What the change sent was.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -38,7 +38,7 @@ pub struct Plan {
     pub expect: Expect,
     /// Galley's deadline for the service to converge.
     pub timeout: Duration,
-    /// Ask Swarm to roll back when the deadline passes (failure_action "rollback").
+    /// Ask Swarm to roll back when the deadline passes (`failure_action` "rollback").
     pub rollback_on_deadline: bool,
 }
 
@@ -78,8 +78,7 @@ pub fn state_of(t: &Task) -> String {
     t.status
         .as_ref()
         .and_then(|s| s.state)
-        .map(|s| s.to_string())
-        .unwrap_or_else(|| "unknown".into())
+        .map_or_else(|| "unknown".into(), |s| s.to_string())
 }
 
 fn error_of(t: &Task) -> String {
@@ -181,8 +180,7 @@ fn failure_action(service: &Service) -> String {
         .spec
         .as_ref()
         .and_then(|s| s.update_config.as_ref()?.failure_action)
-        .map(|a| a.to_string())
-        .unwrap_or_else(|| "pause".into())
+        .map_or_else(|| "pause".into(), |a| a.to_string())
 }
 
 /// One look at the service.
@@ -309,10 +307,10 @@ pub fn watch(svc: &SwarmService, plan: &Plan, before: &Before) -> Result<(), Fai
     loop {
         let mut poll = Poll::take(svc, before)?;
         if matches!(poll.state, State::PAUSED | State::ROLLBACK_STARTED) {
-            reason = poll.message.clone();
+            reason.clone_from(&poll.message);
         }
         if !reason.is_empty() {
-            poll.reason = reason.clone();
+            poll.reason.clone_from(&reason);
         }
         progress.show(svc, &poll);
         spinner.update(&format!(

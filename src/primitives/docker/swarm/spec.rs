@@ -277,7 +277,7 @@ pub fn parse_port(text: &str) -> Option<EndpointPortConfig> {
                         "host" => EndpointPortConfigPublishModeEnum::HOST,
                         "ingress" => EndpointPortConfigPublishModeEnum::INGRESS,
                         _ => return None,
-                    })
+                    });
                 }
                 "target" => port.target_port = Some(value.parse::<u16>().ok()?.into()),
                 "published" => port.published_port = Some(value.parse::<u16>().ok()?.into()),
@@ -372,9 +372,7 @@ impl Deploy {
             rollback: policy(function, &opts, "rollback")?,
             stop_grace_period: opts.duration("stop_grace_period")?,
             force: opts.bool("force")?.unwrap_or(false),
-            timeout: opts
-                .duration("timeout")?
-                .unwrap_or(Duration::from_secs(300)),
+            timeout: opts.duration("timeout")?.unwrap_or(Duration::from_mins(5)),
         })
     }
 

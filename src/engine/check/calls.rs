@@ -1,10 +1,10 @@
-//! `galley check`: finds calls to functions that do not exist, without running anything.
+//! Calls to functions that neither the engine, the recipe nor an imported module defines.
 
 use std::collections::HashMap;
 
-use rhai::{ASTNode, Expr, Stmt, AST};
+use rhai::{ASTNode, Expr, Stmt};
 
-use super::{Galley, Recipe};
+use crate::engine::{Galley, Recipe};
 use crate::error::suggest;
 use crate::report::{Known, Report};
 
@@ -28,17 +28,20 @@ const KEYWORD_FUNCTIONS: &[&str] = &[
 pub fn unknown_calls(galley: &Galley, recipe: &Recipe) -> Vec<Report> {
     let known = Known::from(&galley.engine, Some(&recipe.ast));
     let mut names: Vec<String> = known.names().into_iter().map(str::to_string).collect();
-    names.extend(KEYWORD_FUNCTIONS.iter().map(|s| s.to_string()));
+    names.extend(
+        KEYWORD_FUNCTIONS
+            .iter()
+            .map(std::string::ToString::to_string),
+    );
     let modules = imported_functions(galley, recipe);
 
     let mut reports = Vec::new();
     let mut problems: Vec<(String, rhai::Position, Vec<String>)> = Vec::new();
     recipe.ast.walk(&mut |path: &[ASTNode]| {
         let (name, namespace, pos) = match path.last() {
-            Some(ASTNode::Expr(Expr::FnCall(call, pos)))
-            | Some(ASTNode::Stmt(Stmt::FnCall(call, pos))) => {
-                (call.name.to_string(), call.namespace.to_string(), *pos)
-            }
+            Some(
+                ASTNode::Expr(Expr::FnCall(call, pos)) | ASTNode::Stmt(Stmt::FnCall(call, pos)),
+            ) => (call.name.to_string(), call.namespace.to_string(), *pos),
             Some(ASTNode::Expr(Expr::MethodCall(call, pos))) => {
                 (call.name.to_string(), String::new(), *pos)
             }
@@ -106,28 +109,11 @@ fn imported_functions(galley: &Galley, recipe: &Recipe) -> HashMap<String, Optio
             .ok()
             .map(|module| {
                 module
-                    .gen_fn_signatures_with_mapper(|s| s.into())
+                    .gen_fn_signatures_with_mapper(std::convert::Into::into)
                     .map(|s| s.split('(').next().unwrap_or_default().trim().to_string())
                     .collect()
             });
         found.insert(alias.name.to_string(), fns);
     }
     found
-}
-
-/// Helps `check` evaluate an AST's imports, reporting modules that cannot be loaded.
-pub fn check_imports(galley: &Galley, recipe: &Recipe) -> Result<(), Report> {
-    let imports_only: Vec<Stmt> = recipe
-        .ast
-        .statements()
-        .iter()
-        .filter(|s| matches!(s, Stmt::Import(..)))
-        .cloned()
-        .collect();
-    let mut ast = AST::new(imports_only, rhai::Module::new());
-    ast.set_source(recipe.key.as_str());
-    galley
-        .engine
-        .run_ast(&ast)
-        .map_err(|e| galley.report(&e, &recipe.key, Some(&recipe.ast)))
 }
