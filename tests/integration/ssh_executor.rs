@@ -1,6 +1,6 @@
 //! The command executor on ssh hosts (docs/ssh.md): the login user's rc runs once per
 //! connection and what it exports is what commands see; it is restarted when killed; without
-//! perl (or with GALLEY_SSH_EXECUTOR=off) every command opens a channel of its own. The rest of
+//! perl (or with `GALLEY_SSH_EXECUTOR=off`) every command opens a channel of its own. The rest of
 //! the ssh suite runs through the executor by default and through channels with
 //! `GALLEY_SSH_EXECUTOR=off cargo test --test integration ssh`.
 
@@ -104,7 +104,7 @@ fn sleepers(home: &Path) -> Vec<i64> {
 
 /// The parent of `pid`.
 fn parent(pid: i64) -> i64 {
-    stat_ids(pid).map(|(ppid, _, _)| ppid).unwrap_or(0)
+    stat_ids(pid).map_or(0, |(ppid, _, _)| ppid)
 }
 
 #[test]
@@ -232,7 +232,7 @@ print(`pids=${{pids}}`);
         .trim_end_matches(']')
         .split(", ")
         .collect();
-    pids.sort();
+    pids.sort_unstable();
     pids.dedup();
     assert_eq!(pids.len(), 6, "six commands, six processes: {line}");
     assert_eq!(rc_runs(&home), 1);

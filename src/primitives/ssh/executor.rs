@@ -96,7 +96,7 @@ impl Executor {
         ];
         let argc = argv.len().to_string();
         fields.push(argc.as_bytes());
-        fields.extend(argv.iter().map(|a| a.as_bytes()));
+        fields.extend(argv.iter().map(std::string::String::as_bytes));
         for (k, v) in env {
             fields.extend([k.as_bytes(), v.as_bytes()]);
         }

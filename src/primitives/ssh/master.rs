@@ -1,5 +1,5 @@
 //! The OpenSSH master connection behind an ssh host: launched once, kept alive in a Galley-owned
-//! control directory (ControlPersist) so that later runs resume it instead of paying for a new
+//! control directory (`ControlPersist`) so that later runs resume it instead of paying for a new
 //! key exchange, and turned into a clear report when it cannot be made.
 
 use std::fs::File;
@@ -62,7 +62,7 @@ impl Destination {
         Ok(Destination { user, host, port })
     }
 
-    /// The address as ssh and known_hosts spell it: `host` or `[host]:port`.
+    /// The address as ssh and `known_hosts` spell it: `host` or `[host]:port`.
     pub fn address(&self) -> String {
         match self.port {
             Some(port) if port != 22 => format!("[{}]:{port}", self.host),
@@ -166,7 +166,7 @@ fn socket_path(dir: &Path, dest: &Destination, opts: &MasterOptions) -> PathBuf 
     }
 }
 
-/// The known_hosts files that a new connection with `opts` checks the host key against.
+/// The `known_hosts` files that a new connection with `opts` checks the host key against.
 fn known_hosts_files(opts: &MasterOptions) -> Vec<PathBuf> {
     let mut files: Vec<PathBuf> = ["/etc/ssh/ssh_known_hosts", "/etc/ssh/ssh_known_hosts2"]
         .map(PathBuf::from)
@@ -193,7 +193,7 @@ fn known_hosts_digest(opts: &MasterOptions) -> String {
     format!("{:016x}", stable_hash(&parts))
 }
 
-/// Where a kept master records the known_hosts digest it was verified against.
+/// Where a kept master records the `known_hosts` digest it was verified against.
 fn digest_path(socket: &Path) -> PathBuf {
     socket.with_extension("known")
 }
@@ -203,7 +203,7 @@ pub fn socket_for(dest: &Destination, opts: &MasterOptions) -> Result<PathBuf, F
     Ok(socket_path(&control_dir()?, dest, opts))
 }
 
-/// The ssh config for connections through jump hosts: the identity, known_hosts and checking
+/// The ssh config for connections through jump hosts: the identity, `known_hosts` and checking
 /// mode apply to the jump hosts too, and the user's and the system's own config still follow.
 fn jump_config(opts: &MasterOptions) -> String {
     let mut lines = vec![
@@ -486,7 +486,7 @@ impl<'a> Said<'a> {
         }
     }
 
-    /// The host sent another key than known_hosts has for it.
+    /// The host sent another key than `known_hosts` has for it.
     fn host_key_changed(&self) -> Option<Failure> {
         if !self.has("REMOTE HOST IDENTIFICATION HAS CHANGED")
             && !self.has("has changed and you have requested")
@@ -498,8 +498,10 @@ impl<'a> Said<'a> {
             .text
             .split_whitespace()
             .find(|w| w.starts_with("SHA256:"))
-            .map(|w| w.trim_end_matches('.').to_string())
-            .unwrap_or_else(|| "(not shown)".into());
+            .map_or_else(
+                || "(not shown)".into(),
+                |w| w.trim_end_matches('.').to_string(),
+            );
         let offending = self
             .text
             .lines()
@@ -511,8 +513,7 @@ impl<'a> Said<'a> {
             .unwrap_or_else(|| self.known_hosts.clone());
         let file = offending
             .rsplit_once(':')
-            .map(|(f, _)| f.to_string())
-            .unwrap_or_else(|| offending.clone());
+            .map_or_else(|| offending.clone(), |(f, _)| f.to_string());
         Some(self.failure(
             SshProblem::HostKeyChanged,
             format!(
@@ -528,7 +529,7 @@ impl<'a> Said<'a> {
         ))
     }
 
-    /// known_hosts has no key for the host.
+    /// `known_hosts` has no key for the host.
     fn host_key_unknown(&self) -> Option<Failure> {
         if !self.has("host key is known for") && !self.has("Host key verification failed") {
             return None;

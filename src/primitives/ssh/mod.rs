@@ -79,7 +79,7 @@ const CONNECT_OPTIONS: &[OptionSpec] = &[
 ];
 
 /// How long an idle master connection stays up for the next run, unless `persist` says otherwise.
-const DEFAULT_PERSIST: Duration = Duration::from_secs(300);
+const DEFAULT_PERSIST: Duration = Duration::from_mins(5);
 const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Connection options as the recipe gave them.
@@ -181,20 +181,19 @@ fn connect(
         .expect("connections lock")
         .get(&socket)
         .and_then(Weak::upgrade);
-    let conn = match shared {
-        Some(conn) => conn,
-        None => {
-            let master = master::open(ctx, &name, &dest, &settings.master, socket.clone())?;
-            let conn = Arc::new(Connection::new(
-                master,
-                settings.master.persist.is_some(),
-                settings.master.sudo,
-            ));
-            let mut live = live().lock().expect("connections lock");
-            live.retain(|_, c| c.strong_count() > 0);
-            live.insert(socket, Arc::downgrade(&conn));
-            conn
-        }
+    let conn = if let Some(conn) = shared {
+        conn
+    } else {
+        let master = master::open(ctx, &name, &dest, &settings.master, socket.clone())?;
+        let conn = Arc::new(Connection::new(
+            master,
+            settings.master.persist.is_some(),
+            settings.master.sudo,
+        ));
+        let mut live = live().lock().expect("connections lock");
+        live.retain(|_, c| c.strong_count() > 0);
+        live.insert(socket, Arc::downgrade(&conn));
+        conn
     };
     Ok(Host::new(
         Arc::new(SshTransport::new(name, conn, settings.state_dir.clone())),

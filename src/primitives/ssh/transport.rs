@@ -289,15 +289,14 @@ impl SshTransport {
             };
             tokio::pin!(exited);
             let end = self.ended(ctx, cmd, &mut exited).await;
-            let end = match end {
-                Some(end) => end,
-                None => {
-                    self.conn.executor.kill(pgid, "TERM").await;
-                    if tokio::time::timeout(KILL_GRACE, &mut exited).await.is_err() {
-                        self.conn.executor.kill(pgid, "KILL").await;
-                    }
-                    self.stopped(ctx)
+            let end = if let Some(end) = end {
+                end
+            } else {
+                self.conn.executor.kill(pgid, "TERM").await;
+                if tokio::time::timeout(KILL_GRACE, &mut exited).await.is_err() {
+                    self.conn.executor.kill(pgid, "KILL").await;
                 }
+                stopped(ctx)
             };
             match end {
                 End::Exited(Some(Exit::Code(code))) => Ended::Code(Some(code)),
@@ -385,23 +384,22 @@ impl SshTransport {
                     tokio::time::sleep(DRAIN_GRACE).await;
                 };
                 tokio::select! {
-                    _ = drained => {}
-                    _ = left => {}
+                    () = drained => {}
+                    () = left => {}
                 }
                 child.wait().await
             };
             tokio::pin!(exited);
-            match self.ended(ctx, cmd, &mut exited).await {
-                Some(end) => end,
-                None => {
-                    if let Some(pgid) = pgid {
-                        let _ = self.run_quiet(&format!("kill -TERM -- -{pgid}")).await;
-                        if tokio::time::timeout(KILL_GRACE, &mut exited).await.is_err() {
-                            let _ = self.run_quiet(&format!("kill -KILL -- -{pgid}")).await;
-                        }
+            if let Some(end) = self.ended(ctx, cmd, &mut exited).await {
+                end
+            } else {
+                if let Some(pgid) = pgid {
+                    let _ = self.run_quiet(&format!("kill -TERM -- -{pgid}")).await;
+                    if tokio::time::timeout(KILL_GRACE, &mut exited).await.is_err() {
+                        let _ = self.run_quiet(&format!("kill -KILL -- -{pgid}")).await;
                     }
-                    self.stopped(ctx)
                 }
+                stopped(ctx)
             }
         };
         let end = match end {
@@ -456,17 +454,8 @@ impl SshTransport {
         let timeout = cmd.timeout.unwrap_or(Duration::from_secs(u64::MAX / 4));
         tokio::select! {
             status = exited => Some(End::Exited(status)),
-            _ = tokio::time::sleep(timeout) => None,
-            _ = ctx.cancel.cancelled() => None,
-        }
-    }
-
-    /// Why a command was killed: Ctrl-C, else its timeout.
-    fn stopped<T>(&self, ctx: &Ctx) -> End<T> {
-        if ctx.cancel.is_cancelled() {
-            End::Cancelled
-        } else {
-            End::TimedOut
+            () = tokio::time::sleep(timeout) => None,
+            () = ctx.cancel.cancelled() => None,
         }
     }
 
@@ -519,6 +508,15 @@ impl SshTransport {
             duration: started.elapsed(),
             ..output
         })
+    }
+}
+
+/// Why a command was killed: Ctrl-C, else its timeout.
+fn stopped<T>(ctx: &Ctx) -> End<T> {
+    if ctx.cancel.is_cancelled() {
+        End::Cancelled
+    } else {
+        End::TimedOut
     }
 }
 
@@ -588,8 +586,7 @@ fn temp_beside(path: &str) -> String {
     };
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.subsec_nanos())
-        .unwrap_or(0);
+        .map_or(0, |d| d.subsec_nanos());
     format!("{dir}.{name}.galley-{}-{nanos}", std::process::id())
 }
 
@@ -613,8 +610,7 @@ impl SshTransport {
             None => match fs.metadata(path).await {
                 Ok(meta) => meta
                     .permissions()
-                    .map(|p| p.as_raw().bits() & 0o7777)
-                    .unwrap_or(0o644),
+                    .map_or(0o644, |p| p.as_raw().bits() & 0o7777),
                 Err(_) => 0o644,
             },
         };
