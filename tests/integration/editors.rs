@@ -412,6 +412,55 @@ qall!
 }
 
 #[test]
+fn vim_make_runs_galley_check_into_the_quickfix_list() {
+    let sb = Sandbox::new();
+    sb.write(
+        "deploy.rhai",
+        "let h = local();\nh.run([\"true\"], #{ timout: \"1s\" });\n",
+    );
+    let report = sb.join("vim.out");
+    let script = format!(
+        r"set nocompatible
+let &runtimepath = '{plugin},' . &runtimepath . ',{plugin}/after'
+filetype plugin on
+edit deploy.rhai
+silent make!
+let lines = []
+for item in getqflist()
+  call add(lines, printf('qf=%s:%d:%d:%s:%s', bufname(item.bufnr), item.lnum, item.col, item.type, item.text))
+endfor
+call writefile(lines, '{report}')
+qall!
+",
+        plugin = editors().join("vim").display(),
+    );
+    sb.write("test.vim", &script);
+    // The compiler's makeprg calls `galley` from PATH: the binary under test.
+    let bin = Path::new(env!("CARGO_BIN_EXE_galley")).parent().unwrap();
+    let path = format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let status = Command::new("vim")
+        .args([
+            "-N", "-u", "NONE", "-i", "NONE", "-n", "-es", "-S", "test.vim",
+        ])
+        .env("PATH", path)
+        .current_dir(sb.path())
+        .status()
+        .expect("vim runs (scripts/test installs it)");
+    let out = std::fs::read_to_string(&report)
+        .unwrap_or_else(|e| panic!("vim wrote no report ({status}): {e}"));
+    let errors: Vec<&str> = out.lines().filter(|l| l.contains(":e:")).collect();
+    assert_eq!(errors.len(), 1, "{out}");
+    assert!(
+        errors[0].starts_with("qf=deploy.rhai:2:") && errors[0].contains("timout"),
+        "{out}"
+    );
+}
+
+#[test]
 fn completions_for_each_shell_name_the_commands() {
     let sb = Sandbox::new();
     for shell in ["bash", "zsh", "fish", "powershell"] {
