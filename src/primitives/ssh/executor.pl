@@ -77,6 +77,9 @@ sub put {
     my $buf = pack('aN', $type, length $data) . $data;
     while (length $buf) {
         my $n = syswrite($fh, $buf);
+        # SIGCHLD (the command ending) interrupts a write that Galley's reading holds up: the
+        # frame is still to be sent, whole.
+        next if !defined $n && $!{EINTR};
         return 0 unless $n;
         substr($buf, 0, $n) = '';
     }
@@ -88,6 +91,7 @@ sub take {
     my $buf = '';
     while (length($buf) < $n) {
         my $got = sysread($fh, $buf, $n - length($buf), length($buf));
+        next if !defined $got && $!{EINTR};
         return undef unless $got;
     }
     return $buf;
@@ -101,6 +105,24 @@ sub get {
     my $data = $len ? take($fh, $len) : '';
     return () unless defined $data;
     return ($type, $data);
+}
+
+sub drain {
+    my ($c, $open) = @_;
+    for my $key (keys %$open) {
+        my $fh = $open->{$key};
+        my $left = 1 << 20;
+        while ($left > 0) {
+            my $rin = '';
+            vec($rin, fileno($fh), 1) = 1;
+            last unless select($rin, undef, undef, 0) > 0;
+            my $n = sysread($fh, my $buf, 65536);
+            next if !defined $n && $!{EINTR};
+            last unless $n;
+            put($c, $key, $buf) if $c;
+            $left -= $n;
+        }
+    }
 }
 
 sub serve {
@@ -176,7 +198,14 @@ sub serve {
             # A background process may keep the output open: read what comes for 2 s more.
             $drain_until = time + 2;
         }
-        last if defined $status && (!%open || time >= $drain_until);
+        last if defined $status && !%open;
+        if (defined $status && time >= $drain_until) {
+            # What the command wrote before it ended is in the pipes now, however slowly Galley
+            # has been reading: take it all (a pipe holds at most its capacity, so a background
+            # process that keeps writing is not waited for beyond that).
+            drain($c, \%open);
+            last;
+        }
         if (getppid() != $main) {
             # The executor is gone (the connection ended, or it was killed).
             kill('TERM', -$pid);
