@@ -9,13 +9,10 @@ use crate::support::{flat, Run, Sandbox};
 /// Writes `recipe.rhai` and runs it with plain output (plus `args`) against the fleet.
 fn run(sb: &Sandbox, fleet: &Fleet, recipe: &str, args: &[&str]) -> Run {
     sb.write("recipe.rhai", recipe);
-    let out = fleet
-        .galley(sb)
-        .args(["run", "recipe.rhai", "--output", "plain"])
+    let run = fleet
+        .invoke(sb, ["run", "recipe.rhai", "--output", "plain"])
         .args(args)
-        .output()
-        .expect("galley runs");
-    let run = Run::from(out);
+        .run();
     println!(
         "--- stdout ---\n{}\n--- stderr ---\n{}",
         run.stdout, run.stderr

@@ -18,20 +18,16 @@ const LIMIT: Duration = Duration::from_secs(20);
 /// A galley command that keeps its control sockets in the fleet's folder.
 fn run(sb: &Sandbox, fleet: &Fleet, recipe: &str) -> Run {
     sb.write("recipe.rhai", recipe);
-    let out = galley(sb, fleet).output().expect("galley runs");
-    Run::from(out)
+    fleet
+        .invoke(sb, ["run", "recipe.rhai", "--output", "plain"])
+        .run()
 }
 
 /// `galley run recipe.rhai` with the fleet's control folder, not yet started.
 fn galley(sb: &Sandbox, fleet: &Fleet) -> Command {
-    let mut cmd = sb.galley();
-    cmd.env("GALLEY_CONTROL_DIR", fleet.control_dir()).args([
-        "run",
-        "recipe.rhai",
-        "--output",
-        "plain",
-    ]);
-    cmd
+    fleet
+        .invoke(sb, ["run", "recipe.rhai", "--output", "plain"])
+        .command()
 }
 
 /// The `ssh::connect` options map with the fleet's key and `known_hosts` plus `extra` entries.

@@ -90,11 +90,20 @@ impl Fleet {
         dir
     }
 
+    /// `galley ARGS` in `sb` keeping its ssh control sockets in the fleet's folder (the
+    /// sandbox's builder: `.env(..)`, `.run()`).
+    pub fn invoke<I, S>(&self, sb: &super::Sandbox, args: I) -> super::Invocation
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<std::ffi::OsStr>,
+    {
+        sb.invoke(args)
+            .env("GALLEY_CONTROL_DIR", self.control_dir())
+    }
+
     /// A `galley` command in `sb` that keeps its ssh control sockets in the fleet's folder.
     pub fn galley(&self, sb: &super::Sandbox) -> Command {
-        let mut cmd = sb.galley();
-        cmd.env("GALLEY_CONTROL_DIR", self.control_dir());
-        cmd
+        self.invoke(sb, std::iter::empty::<&str>()).command()
     }
 
     /// Runs `script` on host `i` with the plain `ssh` client, trusting only the fleet's `known_hosts`.
