@@ -107,20 +107,33 @@ sub get {
     return ($type, $data);
 }
 
+# Moves one read of the command's pipe $key to Galley: the bytes read, -1 when a signal
+# interrupted the read, 0 at the pipe's end (it is closed and leaves %$open).
+sub pump {
+    my ($c, $open, $key) = @_;
+    my $n = sysread($open->{$key}, my $buf, 65536);
+    if ($n) {
+        put($c, $key, $buf) if $c;
+        return $n;
+    }
+    return -1 if !defined $n && $!{EINTR};
+    close $open->{$key};
+    delete $open->{$key};
+    return 0;
+}
+
+# What is in the pipes now, at most 1 MiB of each.
 sub drain {
     my ($c, $open) = @_;
     for my $key (keys %$open) {
-        my $fh = $open->{$key};
         my $left = 1 << 20;
         while ($left > 0) {
             my $rin = '';
-            vec($rin, fileno($fh), 1) = 1;
+            vec($rin, fileno($open->{$key}), 1) = 1;
             last unless select($rin, undef, undef, 0) > 0;
-            my $n = sysread($fh, my $buf, 65536);
-            next if !defined $n && $!{EINTR};
+            my $n = pump($c, $open, $key);
             last unless $n;
-            put($c, $key, $buf) if $c;
-            $left -= $n;
+            $left -= $n if $n > 0;
         }
     }
 }
@@ -218,11 +231,7 @@ sub serve {
         my $wait = defined $status ? 0.2 : 1;
         next unless select(my $rout = $rin, my $wout = $win, undef, $wait) > 0;
         for my $key (keys %open) {
-            my $fh = $open{$key};
-            next unless vec($rout, fileno($fh), 1);
-            my $n = sysread($fh, my $buf, 65536);
-            if ($n) { put($c, $key, $buf) if $c }
-            elsif (defined $n || !$!{EINTR}) { close $fh; delete $open{$key} }
+            pump($c, \%open, $key) if vec($rout, fileno($open{$key}), 1);
         }
         if ($c && vec($rout, fileno($c), 1)) {
             my ($t, $d) = get($c);
