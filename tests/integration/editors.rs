@@ -347,30 +347,20 @@ fn each_template_is_a_snippet() {
     }
 }
 
-#[test]
-fn vim_detects_recipes_highlights_galley_names_and_reads_gnu_lines() {
-    let sb = Sandbox::new();
-    sb.write(
-        "deploy.rhai",
-        "let h = ssh::connect(\"deploy@web1\");\nh.run([\"true\"]);\nimport \"galley/rolling\" as r;\nfn go() { r.code }\n",
-    );
+/// Runs `commands` in batch-mode vim, with only the plugin on the runtime path, the binary under
+/// test first on PATH (the compiler's makeprg calls `galley`) and `deploy.rhai` open; returns
+/// the lines the commands add to `lines`, then one `qf=FILE:LINE:COL:TYPE:TEXT` line per
+/// quickfix entry.
+fn vim(sb: &Sandbox, commands: &str) -> String {
     let report = sb.join("vim.out");
-    // In batch mode, with only the plugin on the runtime path.
     let script = format!(
         r"set nocompatible
 let &runtimepath = '{plugin},' . &runtimepath . ',{plugin}/after'
 filetype plugin on
 syntax on
 edit deploy.rhai
-let lines = ['ft=' . &filetype]
-call add(lines, 'connect=' . synIDattr(synID(1, 14, 1), 'name'))
-call add(lines, 'run=' . synIDattr(synID(2, 3, 1), 'name'))
-call add(lines, 'import=' . synIDattr(synID(3, 10, 1), 'name'))
-call add(lines, 'fn=' . synIDattr(synID(4, 4, 1), 'name'))
-call add(lines, 'code=' . synIDattr(synID(4, 14, 1), 'name'))
-call add(lines, 'makeprg=' . &makeprg)
-setlocal makeprg=cat\ gnu.txt
-silent make!
+let lines = []
+{commands}
 for item in getqflist()
   call add(lines, printf('qf=%s:%d:%d:%s:%s', bufname(item.bufnr), item.lnum, item.col, item.type, item.text))
 endfor
@@ -378,22 +368,51 @@ call writefile(lines, '{report}')
 qall!
 ",
         plugin = editors().join("vim").display(),
+        report = report,
     );
     sb.write("test.vim", &script);
-    // What `:make` reads: `galley check --format gnu` lines, and the line it prints for a good file.
-    sb.write(
-        "gnu.txt",
-        "deploy.rhai:2:3: error: unknown function run\nok: other.rhai\ndeploy.rhai:1:9: warning: shadowed\n",
+    let bin = Path::new(env!("CARGO_BIN_EXE_galley")).parent().unwrap();
+    let path = format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
     );
     let status = Command::new("vim")
         .args([
             "-N", "-u", "NONE", "-i", "NONE", "-n", "-es", "-S", "test.vim",
         ])
+        .env("PATH", path)
         .current_dir(sb.path())
         .status()
         .expect("vim runs (scripts/test installs it)");
-    let out = std::fs::read_to_string(&report)
-        .unwrap_or_else(|e| panic!("vim wrote no report ({status}): {e}"));
+    std::fs::read_to_string(&report)
+        .unwrap_or_else(|e| panic!("vim wrote no report ({status}): {e}"))
+}
+
+#[test]
+fn vim_detects_recipes_highlights_galley_names_and_reads_gnu_lines() {
+    let sb = Sandbox::new();
+    sb.write(
+        "deploy.rhai",
+        "let h = ssh::connect(\"deploy@web1\");\nh.run([\"true\"]);\nimport \"galley/rolling\" as r;\nfn go() { r.code }\n",
+    );
+    // What `:make` reads: `galley check --format gnu` lines, and the line it prints for a good file.
+    sb.write(
+        "gnu.txt",
+        "deploy.rhai:2:3: error: unknown function run\nok: other.rhai\ndeploy.rhai:1:9: warning: shadowed\n",
+    );
+    let out = vim(
+        &sb,
+        r"call add(lines, 'ft=' . &filetype)
+call add(lines, 'connect=' . synIDattr(synID(1, 14, 1), 'name'))
+call add(lines, 'run=' . synIDattr(synID(2, 3, 1), 'name'))
+call add(lines, 'import=' . synIDattr(synID(3, 10, 1), 'name'))
+call add(lines, 'fn=' . synIDattr(synID(4, 4, 1), 'name'))
+call add(lines, 'code=' . synIDattr(synID(4, 14, 1), 'name'))
+call add(lines, 'makeprg=' . &makeprg)
+setlocal makeprg=cat\ gnu.txt
+silent make!",
+    );
     let lines: Vec<&str> = out.lines().collect();
     assert_eq!(
         lines,
@@ -418,40 +437,7 @@ fn vim_make_runs_galley_check_into_the_quickfix_list() {
         "deploy.rhai",
         "let h = local();\nh.run([\"true\"], #{ timout: \"1s\" });\n",
     );
-    let report = sb.join("vim.out");
-    let script = format!(
-        r"set nocompatible
-let &runtimepath = '{plugin},' . &runtimepath . ',{plugin}/after'
-filetype plugin on
-edit deploy.rhai
-silent make!
-let lines = []
-for item in getqflist()
-  call add(lines, printf('qf=%s:%d:%d:%s:%s', bufname(item.bufnr), item.lnum, item.col, item.type, item.text))
-endfor
-call writefile(lines, '{report}')
-qall!
-",
-        plugin = editors().join("vim").display(),
-    );
-    sb.write("test.vim", &script);
-    // The compiler's makeprg calls `galley` from PATH: the binary under test.
-    let bin = Path::new(env!("CARGO_BIN_EXE_galley")).parent().unwrap();
-    let path = format!(
-        "{}:{}",
-        bin.display(),
-        std::env::var("PATH").unwrap_or_default()
-    );
-    let status = Command::new("vim")
-        .args([
-            "-N", "-u", "NONE", "-i", "NONE", "-n", "-es", "-S", "test.vim",
-        ])
-        .env("PATH", path)
-        .current_dir(sb.path())
-        .status()
-        .expect("vim runs (scripts/test installs it)");
-    let out = std::fs::read_to_string(&report)
-        .unwrap_or_else(|e| panic!("vim wrote no report ({status}): {e}"));
+    let out = vim(&sb, "silent make!");
     let errors: Vec<&str> = out.lines().filter(|l| l.contains(":e:")).collect();
     assert_eq!(errors.len(), 1, "{out}");
     assert!(
